@@ -1,0 +1,1 @@
+//! The service configuration: one TOML file.

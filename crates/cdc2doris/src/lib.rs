@@ -1,0 +1,18 @@
+//! cdc2doris keeps an Apache Doris table in sync with PostgreSQL, driven by Kafka CDC events.
+//!
+//! The modules follow the data path of one Kafka message to one Doris row:
+//!
+//! - [`decode`] turns a Kafka message (Debezium, Maxwell or Canal JSON) into a change event.
+//! - [`keys`] takes the keys whose merged rows must be refreshed out of a change event.
+//! - [`sink`] loads rows into Doris over HTTP Stream Load and returns a receipt.
+//! - [`offsets`] decides, per partition, which Kafka offsets may be committed.
+//! - [`config`] is the one TOML file that drives the service; [`secret`] reads passwords.
+//! - [`inspect`] is the `cdc2doris inspect` command: what the service makes of one message.
+
+pub mod config;
+pub mod decode;
+pub mod inspect;
+pub mod keys;
+pub mod offsets;
+pub mod secret;
+pub mod sink;

@@ -1,0 +1,1 @@
+//! Per-partition commit watermarks: only offsets whose batches Doris acknowledged may be committed.

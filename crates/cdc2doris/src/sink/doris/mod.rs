@@ -1,0 +1,3 @@
+//! Apache Doris Stream Load sink.
+
+pub mod config;

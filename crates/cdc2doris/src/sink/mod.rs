@@ -1,0 +1,3 @@
+//! Sinks: where merged rows are loaded.
+
+pub mod doris;

@@ -17,12 +17,21 @@ struct Cli {
 enum Command {
     /// Decode one CDC message and print the keys it refreshes.
     Inspect(cdc2doris::inspect::InspectArgs),
+    /// Print a complete, commented configuration file with every default.
+    PrintDefaultConfig,
+    /// Check a configuration file: parse and validate it; exit non-zero if any check fails.
+    Check(cdc2doris::config::check::CheckArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Inspect(args) => cdc2doris::inspect::run(&args),
+        Command::PrintDefaultConfig => {
+            print!("{}", cdc2doris::config::DEFAULT_CONFIG);
+            0
+        }
+        Command::Check(args) => cdc2doris::config::check::run(&args),
     };
     std::process::exit(code);
 }

@@ -1,1 +1,0 @@
-//! The service configuration: one TOML file.

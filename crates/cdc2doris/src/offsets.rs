@@ -513,6 +513,93 @@ mod tests {
         assert_eq!(tpl.count(), 1);
     }
 
+    /// The same convention against a (mock) broker: committing `commit_list` after acknowledging messages 0..=2
+    /// makes the group resume at message 3, the first unacknowledged one: nothing skipped, nothing acked re-read.
+    #[test]
+    fn mock_broker_resumes_at_the_first_unacknowledged_message() {
+        use rdkafka::config::ClientConfig;
+        use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+        use rdkafka::mocking::MockCluster;
+        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+        use rdkafka::Message;
+        use std::time::{Duration, Instant};
+
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic(T, 1, 1).unwrap();
+        let servers = cluster.bootstrap_servers();
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &servers)
+            .create()
+            .unwrap();
+        for i in 0..5 {
+            let payload = format!("m{i}");
+            producer
+                .send(BaseRecord::<(), str>::to(T).payload(&payload))
+                .unwrap();
+        }
+        producer.flush(Duration::from_secs(10)).unwrap();
+
+        let consumer = || -> BaseConsumer {
+            ClientConfig::new()
+                .set("bootstrap.servers", &servers)
+                .set("group.id", "offsets-test")
+                .set("enable.auto.commit", "false")
+                .set("enable.auto.offset.store", "false")
+                .set("auto.offset.reset", "earliest")
+                .create()
+                .unwrap()
+        };
+        let poll = |c: &BaseConsumer| -> Option<(i64, String)> {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Some(msg) = c.poll(Duration::from_millis(100)) {
+                    let msg = msg.unwrap();
+                    let payload =
+                        String::from_utf8_lossy(msg.payload().unwrap_or_default()).into_owned();
+                    return Some((msg.offset(), payload));
+                }
+            }
+            None
+        };
+
+        let first = consumer();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(T, 0, Offset::Beginning).unwrap();
+        first.assign(&tpl).unwrap();
+        let mut tracker = OffsetTracker::new();
+        tracker.assign(T, 0, None);
+        let loaded = tracker.open_batch();
+        let in_flight = tracker.open_batch();
+        for _ in 0..5 {
+            let (offset, _) = poll(&first).unwrap();
+            let batch = if offset < 3 { loaded } else { in_flight };
+            tracker.register(T, 0, offset, batch).unwrap();
+        }
+        tracker.ack_batch(loaded).unwrap();
+        let candidates = tracker.commit_candidates();
+        assert_eq!(candidates.len(), 1);
+        assert_eq!(candidates[0].1, 3);
+        first
+            .commit(&commit_list(&candidates).unwrap(), CommitMode::Sync)
+            .unwrap();
+        drop(first);
+
+        let second = consumer();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(T, 0);
+        let committed = second
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(
+            committed.find_partition(T, 0).unwrap().offset(),
+            Offset::Offset(3)
+        );
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(T, 0, Offset::Stored).unwrap();
+        second.assign(&tpl).unwrap();
+        assert_eq!(poll(&second), Some((3, "m3".to_string())));
+    }
+
     #[test]
     fn gaps_and_out_of_order_acks() {
         let mut t = OffsetTracker::new();

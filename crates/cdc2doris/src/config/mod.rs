@@ -77,14 +77,18 @@ pub struct KafkaConfig {
     pub topics: Vec<String>,
     /// librdkafka properties passed through as is (SASL, SSL, tuning), e.g. `"security.protocol" = "SASL_SSL"`.
     /// Values may be strings, integers or booleans. The service owns `enable.auto.commit`,
-    /// `enable.auto.offset.store`, `group.id` and `bootstrap.servers`; secrets go in `properties_from_env`.
-    /// Default: none.
+    /// `enable.auto.offset.store`, `enable.partition.eof`, `group.id` and `bootstrap.servers`; secrets go in
+    /// `properties_from_env`. Default: none.
     #[serde(default)]
     pub properties: BTreeMap<String, PropertyValue>,
     /// librdkafka properties read from environment variables, property name → variable name, e.g.
     /// `"sasl.password" = "KAFKA_PASSWORD"`. Default: none.
     #[serde(default)]
     pub properties_from_env: BTreeMap<String, String>,
+    /// On a rebalance, how long to wait for the in-flight batches of revoked partitions (to commit their offsets)
+    /// before releasing the partitions anyway. Keep it well below `max.poll.interval.ms`. Default 30 s.
+    #[serde(default = "default_revoke_timeout", with = "humantime_serde")]
+    pub revoke_timeout: Duration,
 }
 
 /// A librdkafka property value as written in TOML; librdkafka takes them all as strings.
@@ -119,6 +123,10 @@ pub const RESERVED_KAFKA_PROPERTIES: &[(&str, &str)] = &[
         "enable.auto.offset.store",
         "cdc2doris commits offsets itself, only after Doris acknowledged the batch that covers them",
     ),
+    (
+        "enable.partition.eof",
+        "the consumer loop does not expect end-of-partition events",
+    ),
     ("group.id", "set kafka.group_id instead"),
     ("bootstrap.servers", "set kafka.bootstrap_servers instead"),
 ];
@@ -126,7 +134,6 @@ pub const RESERVED_KAFKA_PROPERTIES: &[(&str, &str)] = &[
 /// librdkafka properties the service sets unless `kafka.properties` overrides them (rust-stack.md A1).
 pub const DEFAULT_KAFKA_PROPERTIES: &[(&str, &str)] = &[
     ("partition.assignment.strategy", "cooperative-sticky"),
-    ("enable.partition.eof", "false"),
     ("auto.offset.reset", "earliest"),
 ];
 
@@ -314,6 +321,9 @@ pub enum LogFormat {
     Json,
 }
 
+fn default_revoke_timeout() -> Duration {
+    Duration::from_secs(30)
+}
 fn default_pool_size() -> usize {
     4
 }
@@ -674,6 +684,7 @@ impl Config {
         props.insert("group.id".to_string(), kafka.group_id.clone());
         props.insert("enable.auto.commit".to_string(), "false".to_string());
         props.insert("enable.auto.offset.store".to_string(), "false".to_string());
+        props.insert("enable.partition.eof".to_string(), "false".to_string());
         props
     }
 }
@@ -794,6 +805,12 @@ fn validate_kafka(
                 ));
             }
         }
+    }
+    if kafka.revoke_timeout.is_zero() {
+        p.push(Problem::new(
+            "kafka.revoke_timeout",
+            "0; give a positive duration, e.g. \"30s\"",
+        ));
     }
     let mut secrets = Vec::new();
     for (name, var) in &kafka.properties_from_env {

@@ -281,6 +281,7 @@ fn kafka_properties() {
     let props = config.kafka_consumer_properties();
     assert_eq!(props["enable.auto.commit"], "false");
     assert_eq!(props["enable.auto.offset.store"], "false");
+    assert_eq!(props["enable.partition.eof"], "false");
     assert_eq!(props["group.id"], "g");
     assert_eq!(props["bootstrap.servers"], "kafka:9092");
     assert_eq!(props["session.timeout.ms"], "45000");
@@ -458,6 +459,7 @@ fn default_config_shows_the_defaults() {
     assert_eq!(file.log, LogConfig::default());
     assert!(file.kafka.properties.is_empty());
     assert!(file.kafka.properties_from_env.is_empty());
+    assert_eq!(file.kafka.revoke_timeout, default_revoke_timeout());
     let pg = &file.postgres;
     assert_eq!(pg.pool_size, default_pool_size());
     assert_eq!(pg.connect_timeout, default_connect_timeout());

@@ -110,6 +110,9 @@ pub fn check_config(path: &Path, env: EnvLookup<'_>) -> (CheckReport, Option<Con
                     file.merge.query_file.display()
                 ),
             );
+            for warning in config.warnings() {
+                report.push(Outcome::Warn, warning.path, warning.message);
+            }
             (report, Some(config))
         }
         Err(e @ (ConfigError::Read { .. } | ConfigError::Syntax { .. })) => {
@@ -169,6 +172,37 @@ mod tests {
         assert!(text.starts_with("pass  config: "), "{text}");
         assert!(
             text.contains("skip  postgres: connectivity not checked yet\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn warnings_do_not_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("merge.sql"), "SELECT $1").unwrap();
+        let path = dir.path().join("c.toml");
+        let text = super::super::DEFAULT_CONFIG
+            .replace("chunk_size = 1000", "chunk_size = 20000")
+            .replace("max_in_flight = 2", "max_in_flight = 8")
+            .replace(
+                "# \"max.poll.interval.ms\" = 600000",
+                "\"max.poll.interval.ms\" = 10000",
+            );
+        std::fs::write(&path, text).unwrap();
+        let (report, config) = check_config(&path, &no_env);
+        assert!(config.is_some());
+        assert!(!report.failed());
+        let text = report.render();
+        assert!(
+            text.contains("warn  merge.chunk_size: 20000 is above batch.max_keys (10000)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("warn  batch.max_in_flight: 8 batches in flight share 4"),
+            "{text}"
+        );
+        assert!(
+            text.contains("warn  kafka.properties.\"max.poll.interval.ms\": 10000 ms is not above"),
             "{text}"
         );
     }

@@ -689,6 +689,47 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Settings that work but deserve a look; `cdc2doris check` prints them as `warn` lines.
+    pub fn warnings(&self) -> Vec<Problem> {
+        let file = &self.file;
+        let mut w = Vec::new();
+        if let Some(v) = file.kafka.properties.get("max.poll.interval.ms") {
+            let revoke_ms = file.kafka.revoke_timeout.as_millis();
+            let ms = v.to_string().parse::<u128>().ok();
+            if let Some(ms) = ms.filter(|ms| *ms <= revoke_ms) {
+                w.push(Problem::new(
+                    "kafka.properties.\"max.poll.interval.ms\"",
+                    format!(
+                        "{ms} ms is not above kafka.revoke_timeout ({revoke_ms} ms): a slow revoke makes this member \
+                         leave the group; raise it"
+                    ),
+                ));
+            }
+        }
+        if file.merge.chunk_size > file.batch.max_keys {
+            w.push(Problem::new(
+                "merge.chunk_size",
+                format!(
+                    "{} is above batch.max_keys ({}), so a chunk never fills; lower it or raise batch.max_keys",
+                    file.merge.chunk_size, file.batch.max_keys
+                ),
+            ));
+        }
+        if file.batch.max_in_flight > file.postgres.pool_size {
+            w.push(Problem::new(
+                "batch.max_in_flight",
+                format!(
+                    "{} batches in flight share {} PostgreSQL connections (postgres.pool_size); raise the pool \
+                     size so batches do not wait for each other",
+                    file.batch.max_in_flight, file.postgres.pool_size
+                ),
+            ));
+        }
+        w
+    }
+}
+
 impl ConfigFile {
     /// Checks everything that can be checked without connecting anywhere, and reports every problem at once.
     /// Relative paths resolve against `base_dir` (the config file's directory).

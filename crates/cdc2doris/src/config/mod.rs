@@ -468,12 +468,14 @@ pub fn load_with_env(path: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigEr
         })
 }
 
-/// A parse failure before the file's path is known.
-#[derive(Debug)]
+/// A parse failure before the file's path is known ([`load`] turns it into a [`ConfigError`]).
+#[derive(Debug, thiserror::Error)]
 pub enum ParseError {
     /// Not valid TOML.
+    #[error("not valid TOML: {0}")]
     Syntax(String),
     /// Valid TOML, wrong shape: one problem per failing section.
+    #[error("{} problem(s):{}", .0.len(), list(.0))]
     Invalid(Vec<Problem>),
 }
 

@@ -196,13 +196,14 @@ pub struct KeyRule {
     /// Message format: `auto`, `debezium`, `debezium-unwrapped`, `maxwell` or `canal`. Default `auto`.
     #[serde(default)]
     pub format: Format,
-    /// Row fields whose values (from the row before and after the change) are keys to refresh. Required.
+    /// The field whose value identifies what to refresh, e.g. `["job_id"]`, read from the row after the change
+    /// and, when it differs, before it. One field for now: the merge query takes one key column. Required.
     pub fields: Vec<String>,
     /// Type of the fields' values: `integer` or `string`. Default `integer`.
     #[serde(default)]
     pub key_type: KeyType,
     /// SQL mapping the fields' values (`$1`, an array) to keys of the merged table, e.g.
-    /// `SELECT id FROM jobs WHERE client_id = ANY($1)`; needs exactly one field. Default: none (the values are the keys).
+    /// `SELECT id FROM jobs WHERE client_id = ANY($1)`. Default: none (the values are the keys).
     #[serde(default)]
     pub resolve_query: Option<String>,
 }
@@ -1015,6 +1016,16 @@ fn validate_keys(
         }
         if rule.fields.is_empty() {
             p.push(Problem::new(at("fields"), "empty; name the key field(s)"));
+        } else if rule.fields.len() > 1 {
+            // The decoder can extract composite keys, but the merge query binds one array of single keys.
+            p.push(Problem::new(
+                at("fields"),
+                format!(
+                    "{} fields; composite keys are not supported yet (the merge query takes one key column): name \
+                     one field",
+                    rule.fields.len()
+                ),
+            ));
         }
         for (k, field) in rule.fields.iter().enumerate() {
             require_nonempty(
@@ -1031,12 +1042,6 @@ fn validate_keys(
                         at("resolve_query"),
                         "does not use $1; it receives the fields' values as an array, e.g. \
                          SELECT id FROM jobs WHERE client_id = ANY($1)",
-                    ));
-                }
-                if rule.fields.len() > 1 {
-                    p.push(Problem::new(
-                        at("fields"),
-                        "a rule with resolve_query takes exactly one field",
                     ));
                 }
             }

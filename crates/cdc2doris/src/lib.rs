@@ -4,6 +4,7 @@
 //!
 //! - [`decode`] turns a Kafka message (Debezium, Maxwell or Canal JSON) into a change event.
 //! - [`keys`] takes the keys whose merged rows must be refreshed out of a change event.
+//! - [`merge`] re-reads the merged rows of a chunk of keys from PostgreSQL, with the snapshot version.
 //! - [`sink`] loads rows into Doris over HTTP Stream Load and returns a receipt.
 //! - [`offsets`] decides, per partition, which Kafka offsets may be committed.
 //! - [`config`] is the one TOML file that drives the service; [`secret`] reads passwords.
@@ -11,8 +12,10 @@
 
 pub mod config;
 pub mod decode;
+pub mod error;
 pub mod inspect;
 pub mod keys;
+pub mod merge;
 pub mod offsets;
 pub mod secret;
 pub mod sink;

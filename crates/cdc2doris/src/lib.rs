@@ -19,3 +19,4 @@ pub mod merge;
 pub mod offsets;
 pub mod secret;
 pub mod sink;
+pub mod source;

@@ -10,7 +10,9 @@
 //! - [`config`] is the one TOML file that drives the service; [`secret`] reads passwords.
 //! - [`inspect`] is the `cdc2doris inspect` command: what the service makes of one message.
 
+pub mod admin;
 pub mod config;
+pub mod dead_letter;
 pub mod decode;
 pub mod error;
 pub mod inspect;

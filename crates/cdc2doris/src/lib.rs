@@ -4,15 +4,21 @@
 //!
 //! - [`decode`] turns a Kafka message (Debezium, Maxwell or Canal JSON) into a change event.
 //! - [`keys`] takes the keys whose merged rows must be refreshed out of a change event.
+//! - [`merge`] re-reads the merged rows of a chunk of keys from PostgreSQL, with the snapshot version.
 //! - [`sink`] loads rows into Doris over HTTP Stream Load and returns a receipt.
 //! - [`offsets`] decides, per partition, which Kafka offsets may be committed.
 //! - [`config`] is the one TOML file that drives the service; [`secret`] reads passwords.
 //! - [`inspect`] is the `cdc2doris inspect` command: what the service makes of one message.
 
+pub mod admin;
 pub mod config;
+pub mod dead_letter;
 pub mod decode;
+pub mod error;
 pub mod inspect;
 pub mod keys;
+pub mod merge;
 pub mod offsets;
 pub mod secret;
 pub mod sink;
+pub mod source;

@@ -1,0 +1,515 @@
+//! The Kafka source: a consumer-group member polled on a dedicated thread.
+//!
+//! # Why a thread of its own
+//! librdkafka runs rebalance callbacks inside `poll()`, on the polling thread, and the revoke
+//! callback is the last moment to commit the offsets of the partitions being taken away. We want
+//! that callback to *block*: hand the revoked partitions to the pipeline, wait (bounded) until the
+//! batches holding their messages are acknowledged by Doris, and commit synchronously before the
+//! partitions are released. Blocking is only safe on a thread that is not a tokio worker, so a
+//! plain `BaseConsumer` is polled on a `std::thread` (the design Quickwit's Kafka source uses;
+//! research/rust-stack.md A1).
+//!
+//! # Protocol between this thread and the pipeline
+//! - Messages go out, owned, on a bounded channel in the order they were read. When the channel is
+//!   full the thread pauses every assigned partition and keeps polling (so the group does not
+//!   evict it after `max.poll.interval.ms`), then resumes once there is room again: that is how a
+//!   slow Doris slows consumption instead of growing memory.
+//! - Assignments are announced with [`SourceEvent::Assigned`], after librdkafka applied them.
+//! - Revocations are announced with [`SourceEvent::Revoked`] *before* they are applied; the
+//!   pipeline answers with the offsets to commit for those partitions, which this thread commits
+//!   with `CommitMode::Sync` before returning from the callback. A lost assignment (session timed
+//!   out) is announced the same way, but nothing is committed: the group already gave the
+//!   partitions to someone else.
+//! - Commits come in as [`SourceCommand::Commit`]; offsets are the **next** offset to read
+//!   (see `offsets.rs` on the "+1" trap) and are passed to `commit` unchanged.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+
+use crate::error::ErrorClass;
+
+/// One Kafka message, owned, as the pipeline sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceMessage {
+    /// The topic it was read from.
+    pub topic: Arc<str>,
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// The Kafka message key (Debezium puts the row's primary key there).
+    pub key: Option<Vec<u8>>,
+    /// The value; `None` is a tombstone.
+    pub payload: Option<Vec<u8>>,
+    /// The message timestamp (ms since the epoch), when the broker or producer set one.
+    pub timestamp_ms: Option<i64>,
+}
+
+/// A (topic, partition, next offset) triple to commit.
+pub type CommitOffset = (String, i32, i64);
+
+/// What the source tells the pipeline.
+#[derive(Debug)]
+pub enum SourceEvent {
+    /// A message, in read order per partition.
+    Message(SourceMessage),
+    /// These partitions were assigned to this member.
+    Assigned(Vec<(String, i32)>),
+    /// These partitions are being taken away. Reply with the offsets to commit for them (or an
+    /// empty list) as soon as the batches holding their messages are acknowledged or abandoned.
+    Revoked {
+        /// The partitions.
+        partitions: Vec<(String, i32)>,
+        /// True when the assignment was lost (nothing will be committed).
+        lost: bool,
+        /// Where to send the offsets to commit.
+        reply: std::sync::mpsc::SyncSender<Vec<CommitOffset>>,
+    },
+}
+
+/// What the pipeline tells the source.
+#[derive(Debug)]
+pub enum SourceCommand {
+    /// Commit these offsets (asynchronously; the next commit supersedes a failed one).
+    Commit(Vec<CommitOffset>),
+}
+
+/// Errors of the Kafka source.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The consumer could not be created (a bad property, an unknown option).
+    #[error("cannot create the Kafka consumer: {0}; check [kafka] and [kafka.properties]")]
+    Create(#[source] KafkaError),
+    /// Subscribing failed.
+    #[error("cannot subscribe to topics {topics:?}: {source}")]
+    Subscribe {
+        /// The topics.
+        topics: Vec<String>,
+        /// The client's error.
+        #[source]
+        source: KafkaError,
+    },
+    /// The polling thread could not be started.
+    #[error("cannot start the Kafka polling thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+impl SourceError {
+    /// Whether retrying can help.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            SourceError::Create(_) | SourceError::Subscribe { .. } => ErrorClass::Permanent,
+            SourceError::Thread(_) => ErrorClass::Transient,
+        }
+    }
+}
+
+/// Settings of the polling thread.
+#[derive(Debug, Clone)]
+pub struct SourceSettings {
+    /// Topics to subscribe to.
+    pub topics: Vec<String>,
+    /// How long a revoke waits for the pipeline's answer before releasing the partitions anyway
+    /// (their in-flight batches still load; their offsets are then committed by the next owner's
+    /// progress instead — at-least-once either way).
+    pub revoke_timeout: Duration,
+    /// Capacity of the message channel to the pipeline.
+    pub channel_capacity: usize,
+}
+
+/// Counters the admin endpoints and metrics read.
+#[derive(Debug, Default)]
+pub struct SourceStats {
+    /// Messages handed to the pipeline.
+    pub messages: AtomicU64,
+    /// Times the partitions were paused because the pipeline was behind.
+    pub pauses: AtomicU64,
+    /// Errors reported by the client (broker down, max.poll.interval exceeded, …).
+    pub errors: AtomicU64,
+    /// Commits that failed.
+    pub commit_failures: AtomicU64,
+    /// True once the member left the group after `max.poll.interval.ms` (`/readyz` turns red).
+    pub max_poll_exceeded: AtomicBool,
+}
+
+/// The running source: a handle on the polling thread.
+pub struct KafkaSource {
+    thread: Option<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    commands: mpsc::UnboundedSender<SourceCommand>,
+    stats: Arc<SourceStats>,
+}
+
+impl std::fmt::Debug for KafkaSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSource")
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The librdkafka context: logs through `tracing`, runs the revoke handshake.
+struct SourceContext {
+    events: mpsc::Sender<SourceEvent>,
+    revoke_timeout: Duration,
+    stats: Arc<SourceStats>,
+}
+
+impl ClientContext for SourceContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        if fac == "MAXPOLL" {
+            self.stats.max_poll_exceeded.store(true, Ordering::Relaxed);
+        }
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                tracing::error!(facility = fac, "librdkafka: {log_message}")
+            }
+            RDKafkaLogLevel::Warning => tracing::warn!(facility = fac, "librdkafka: {log_message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(facility = fac, "librdkafka: {log_message}")
+            }
+            RDKafkaLogLevel::Debug => tracing::debug!(facility = fac, "librdkafka: {log_message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("cdc2doris_source_errors_total").increment(1);
+        tracing::error!(error = %error, "Kafka client error: {reason}");
+    }
+}
+
+fn tpl_partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_string(), e.partition()))
+        .collect()
+}
+
+impl ConsumerContext for SourceContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(tpl) = rebalance else {
+            return;
+        };
+        let partitions = tpl_partitions(tpl);
+        if partitions.is_empty() {
+            return;
+        }
+        let lost = consumer.assignment_lost();
+        tracing::info!(
+            ?partitions,
+            lost,
+            "partitions revoked; finishing their batches"
+        );
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        if self
+            .events
+            .blocking_send(SourceEvent::Revoked {
+                partitions,
+                lost,
+                reply,
+            })
+            .is_err()
+        {
+            return; // the pipeline is gone (shutdown): nothing more can be acknowledged
+        }
+        let offsets = match answer.recv_timeout(self.revoke_timeout) {
+            Ok(offsets) => offsets,
+            Err(_) => {
+                tracing::warn!(
+                    timeout = ?self.revoke_timeout,
+                    "the pipeline did not finish the revoked partitions' batches in time; releasing them uncommitted"
+                );
+                return;
+            }
+        };
+        if lost || offsets.is_empty() {
+            return;
+        }
+        match commit_tpl(&offsets) {
+            Ok(tpl) => {
+                if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
+                    self.stats.commit_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "commit on revoke failed; the next owner re-reads from the last commit");
+                } else {
+                    tracing::info!(?offsets, "committed on revoke");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot build the commit list on revoke"),
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let partitions = tpl_partitions(tpl);
+                if partitions.is_empty() {
+                    return;
+                }
+                tracing::info!(?partitions, "partitions assigned");
+                let _ = self.events.blocking_send(SourceEvent::Assigned(partitions));
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => {
+                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, "rebalance failed");
+            }
+        }
+    }
+
+    fn commit_callback(
+        &self,
+        result: rdkafka::error::KafkaResult<()>,
+        offsets: &TopicPartitionList,
+    ) {
+        match result {
+            Ok(()) => {
+                for e in offsets.elements() {
+                    if let Offset::Offset(o) = e.offset() {
+                        metrics::gauge!("cdc2doris_source_committed_offset", "topic" => e.topic().to_string(), "partition" => e.partition().to_string())
+                            .set(o as f64);
+                    }
+                }
+            }
+            Err(e) => {
+                self.stats.commit_failures.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("cdc2doris_source_commit_failures_total").increment(1);
+                tracing::warn!(error = %e, "offset commit failed; the next commit retries it");
+            }
+        }
+    }
+}
+
+/// Builds the list for `Consumer::commit`: offsets are the next offset to read, passed unchanged.
+pub fn commit_tpl(offsets: &[CommitOffset]) -> Result<TopicPartitionList, KafkaError> {
+    let mut tpl = TopicPartitionList::with_capacity(offsets.len());
+    for (topic, partition, next) in offsets {
+        tpl.add_partition_offset(topic, *partition, Offset::Offset(*next))?;
+    }
+    Ok(tpl)
+}
+
+/// The consumer properties the service owns; a user's `[kafka.properties]` cannot override them.
+pub fn owned_properties(group_id: &str, bootstrap_servers: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("bootstrap.servers", bootstrap_servers.to_string()),
+        ("group.id", group_id.to_string()),
+        // Offsets are committed by the pipeline only after Doris acknowledged.
+        ("enable.auto.commit", "false".to_string()),
+        ("enable.auto.offset.store", "false".to_string()),
+        ("enable.partition.eof", "false".to_string()),
+    ]
+}
+
+impl KafkaSource {
+    /// Creates the consumer from `config`, subscribes and starts the polling thread. Messages and
+    /// rebalance events go to `events`.
+    pub fn start(
+        config: &ClientConfig,
+        settings: SourceSettings,
+        events: mpsc::Sender<SourceEvent>,
+    ) -> Result<KafkaSource, SourceError> {
+        let stats = Arc::new(SourceStats::default());
+        let context = SourceContext {
+            events: events.clone(),
+            revoke_timeout: settings.revoke_timeout,
+            stats: stats.clone(),
+        };
+        let consumer: BaseConsumer<SourceContext> = config
+            .create_with_context(context)
+            .map_err(SourceError::Create)?;
+        let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topics)
+            .map_err(|source| SourceError::Subscribe {
+                topics: settings.topics.clone(),
+                source,
+            })?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+        let thread = std::thread::Builder::new()
+            .name("kafka-poll".to_string())
+            .spawn({
+                let stop = stop.clone();
+                let stats = stats.clone();
+                move || poll_loop(consumer, events, commands_rx, stop, stats)
+            })
+            .map_err(SourceError::Thread)?;
+        Ok(KafkaSource {
+            thread: Some(thread),
+            stop,
+            commands: commands_tx,
+            stats,
+        })
+    }
+
+    /// Asks the polling thread to commit `offsets` (the next offsets to read).
+    pub fn commit(&self, offsets: Vec<CommitOffset>) {
+        if !offsets.is_empty() {
+            let _ = self.commands.send(SourceCommand::Commit(offsets));
+        }
+    }
+
+    /// The source's counters.
+    pub fn stats(&self) -> Arc<SourceStats> {
+        self.stats.clone()
+    }
+
+    /// Stops polling, applies the commands already sent (the final commit is synchronous), leaves
+    /// the group and waits for the thread to end. Call it after the pipeline sent its last commit
+    /// and dropped its event receiver (leaving the group revokes every partition; with the
+    /// receiver gone, the revoke callback returns at once).
+    pub async fn stop(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            if tokio::task::spawn_blocking(move || t.join()).await.is_err() {
+                tracing::warn!("the Kafka polling thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for KafkaSource {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn owned(m: &rdkafka::message::BorrowedMessage<'_>, topic: &mut Option<Arc<str>>) -> SourceMessage {
+    let name = m.topic();
+    let topic = match topic {
+        Some(t) if &**t == name => t.clone(),
+        _ => {
+            let t: Arc<str> = Arc::from(name);
+            *topic = Some(t.clone());
+            t
+        }
+    };
+    SourceMessage {
+        topic,
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m.key().map(<[u8]>::to_vec),
+        payload: m.payload().map(<[u8]>::to_vec),
+        timestamp_ms: m.timestamp().to_millis(),
+    }
+}
+
+fn apply_commands(
+    consumer: &BaseConsumer<SourceContext>,
+    commands: &mut mpsc::UnboundedReceiver<SourceCommand>,
+    mode: CommitMode,
+) {
+    while let Ok(cmd) = commands.try_recv() {
+        match cmd {
+            SourceCommand::Commit(offsets) => match commit_tpl(&offsets) {
+                Ok(tpl) => {
+                    if let Err(e) = consumer.commit(&tpl, mode) {
+                        tracing::warn!(error = %e, "offset commit failed; the next commit retries it");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot build the commit list"),
+            },
+        }
+    }
+}
+
+fn poll_loop(
+    consumer: BaseConsumer<SourceContext>,
+    events: mpsc::Sender<SourceEvent>,
+    mut commands: mpsc::UnboundedReceiver<SourceCommand>,
+    stop: Arc<AtomicBool>,
+    stats: Arc<SourceStats>,
+) {
+    const POLL: Duration = Duration::from_millis(100);
+    let mut pending: VecDeque<SourceMessage> = VecDeque::new();
+    let mut paused: Option<TopicPartitionList> = None;
+    let mut topic_cache: Option<Arc<str>> = None;
+    while !stop.load(Ordering::SeqCst) {
+        apply_commands(&consumer, &mut commands, CommitMode::Async);
+        // Hand over what is pending; pause while the pipeline has no room.
+        while let Some(m) = pending.pop_front() {
+            match events.try_send(SourceEvent::Message(m)) {
+                Ok(()) => {
+                    stats.messages.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(mpsc::error::TrySendError::Full(SourceEvent::Message(m))) => {
+                    pending.push_front(m);
+                    break;
+                }
+                Err(_) => return, // the pipeline is gone
+            }
+        }
+        if pending.is_empty() {
+            if let Some(tpl) = paused.take() {
+                if let Err(e) = consumer.resume(&tpl) {
+                    tracing::warn!(error = %e, "cannot resume partitions");
+                }
+            }
+        } else if paused.is_none() {
+            match consumer.assignment() {
+                Ok(tpl) => {
+                    if let Err(e) = consumer.pause(&tpl) {
+                        tracing::warn!(error = %e, "cannot pause partitions");
+                    }
+                    stats.pauses.fetch_add(1, Ordering::Relaxed);
+                    paused = Some(tpl);
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read the assignment"),
+            }
+        }
+        // While messages wait for room, poll briefly: only rebalances and errors are expected.
+        let timeout = if pending.is_empty() {
+            POLL
+        } else {
+            Duration::from_millis(10)
+        };
+        match consumer.poll(timeout) {
+            None => {}
+            Some(Ok(m)) => {
+                // A message fetched before a pause took effect is kept, in order.
+                pending.push_back(owned(&m, &mut topic_cache));
+            }
+            Some(Err(e)) => {
+                stats.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "Kafka poll error");
+            }
+        }
+    }
+    // Shutdown: the pipeline sent its final commit before asking us to stop.
+    apply_commands(&consumer, &mut commands, CommitMode::Sync);
+    consumer.unsubscribe();
+    drop(consumer);
+    tracing::info!("Kafka consumer closed");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_list_passes_the_next_offset_unchanged() {
+        let tpl = match commit_tpl(&[("t".to_string(), 3, 42)]) {
+            Ok(t) => t,
+            Err(e) => panic!("{e}"),
+        };
+        let e = &tpl.elements()[0];
+        assert_eq!(
+            (e.topic(), e.partition(), e.offset()),
+            ("t", 3, Offset::Offset(42))
+        );
+    }
+}

@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod decode;
+pub mod error;
 pub mod inspect;
 pub mod keys;
 pub mod offsets;

@@ -562,8 +562,11 @@ impl DorisSink {
         deadline: Instant,
     ) -> Result<LoadReceipt, SinkError> {
         let mut last_state = String::from("RUNNING");
+        info!(label = %label, txn_id, "an earlier load of this label is still running; polling its state");
         loop {
-            match self.load_state(label).await {
+            let state = self.load_state(label).await;
+            debug!(label = %label, state = ?state, "get_load_state");
+            match state {
                 Ok(LoadState::Visible | LoadState::Committed) => {
                     return Ok(already_committed(label, txn_id))
                 }

@@ -29,7 +29,7 @@ use crate::load::{label_is_valid, parse_headers, Format, GroupCommit, Plan};
 use crate::response::{
     fe_envelope, status_msg, LoadReply, FAIL, LABEL_ALREADY_EXISTS, PUBLISH_TIMEOUT, SUCCESS,
 };
-use crate::state::{BeginError, FaultKind, FaultSpec, State, TxnRef};
+use crate::state::{BeginError, FaultKind, FaultSpec, NewKeys, State, TxnRef};
 use crate::value::write_json_string;
 
 /// Listener-independent settings shared by all handlers.
@@ -811,12 +811,22 @@ async fn be_stream_load(
         Some(GroupCommit::Async) => Some(ctx.group_commit_interval),
         _ => None,
     };
+    let new_keys = match (
+        params.partial_columns,
+        params.partial_new_key_error,
+        params.strict_mode,
+    ) {
+        (true, true, _) => NewKeys::Error("partial_update_new_key_behavior is ERROR"),
+        (true, false, true) => NewKeys::Error("strict mode is on"),
+        _ => NewKeys::Append,
+    };
     if let Err(msg) = ctx.state.commit_with_visibility(
         txn_id,
         prepared.ops,
         params.two_phase_commit,
         publish_delay,
         delayed_visibility,
+        new_keys,
     ) {
         r.loaded_rows = 0;
         r.message = msg;

@@ -243,12 +243,13 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     })
 }
 
-/// Percent-encodes userinfo characters that a URI would quote (Java's multi-argument `URI` constructor does this
-/// for the FE's `Location`).
+/// Percent-encodes what Java's multi-argument `URI` constructor quotes in userinfo when the FE builds `Location`:
+/// everything but RFC 2396 unreserved characters and `;:&=+$,` (so a `:` inside the password stays literal and a
+/// client must split userinfo at the first `:`).
 fn encode_userinfo(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b) {
+        if b.is_ascii_alphanumeric() || b"-_.!~*'();:&=+$,".contains(&b) {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));

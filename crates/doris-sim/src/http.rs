@@ -29,7 +29,7 @@ use crate::load::{label_is_valid, parse_headers, Format, GroupCommit, Plan};
 use crate::response::{
     fe_envelope, status_msg, LoadReply, FAIL, LABEL_ALREADY_EXISTS, PUBLISH_TIMEOUT, SUCCESS,
 };
-use crate::state::{BeginError, FaultKind, FaultSpec, State, TxnRef};
+use crate::state::{BeginError, FaultKind, FaultSpec, NewKeys, State, TxnRef};
 use crate::value::write_json_string;
 
 /// Listener-independent settings shared by all handlers.
@@ -243,12 +243,13 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     })
 }
 
-/// Percent-encodes userinfo characters that a URI would quote (Java's multi-argument `URI` constructor does this
-/// for the FE's `Location`).
+/// Percent-encodes what Java's multi-argument `URI` constructor quotes in userinfo when the FE builds `Location`:
+/// everything but RFC 2396 unreserved characters and `;:&=+$,` (so a `:` inside the password stays literal and a
+/// client must split userinfo at the first `:`).
 fn encode_userinfo(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b) {
+        if b.is_ascii_alphanumeric() || b"-_.!~*'();:&=+$,".contains(&b) {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -811,12 +812,22 @@ async fn be_stream_load(
         Some(GroupCommit::Async) => Some(ctx.group_commit_interval),
         _ => None,
     };
+    let new_keys = match (
+        params.partial_columns,
+        params.partial_new_key_error,
+        params.strict_mode,
+    ) {
+        (true, true, _) => NewKeys::Error("partial_update_new_key_behavior is ERROR"),
+        (true, false, true) => NewKeys::Error("strict mode is on"),
+        _ => NewKeys::Append,
+    };
     if let Err(msg) = ctx.state.commit_with_visibility(
         txn_id,
         prepared.ops,
         params.two_phase_commit,
         publish_delay,
         delayed_visibility,
+        new_keys,
     ) {
         r.loaded_rows = 0;
         r.message = msg;

@@ -690,16 +690,12 @@ impl Plan<'_> {
                         had,
                     )
                 }
-                Target::Absent => {
-                    if self.params.partial_columns {
-                        (Ok(Value::Null), false)
-                    } else {
-                        match &c.default {
-                            Some(d) => (parse_text(&c.ty, d, self.params.tz), true),
-                            None => (Ok(Value::Null), false),
-                        }
-                    }
-                }
+                // Not mentioned: DEFAULT or NULL; in a partial update this only matters for new keys, existing
+                // rows keep their stored value (the `present` mask).
+                Target::Absent => match &c.default {
+                    Some(d) => (parse_text(&c.ty, d, self.params.tz), true),
+                    None => (Ok(Value::Null), false),
+                },
             };
             let v = match converted {
                 (Ok(v), _) => v,

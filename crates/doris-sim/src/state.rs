@@ -333,6 +333,7 @@ impl State {
         precommit: bool,
         publish_delay: Option<Duration>,
         delayed_visibility: Option<Duration>,
+        new_keys: NewKeys,
     ) -> Result<(), String> {
         let mut g = self.lock();
         let inner = &mut *g;
@@ -340,7 +341,28 @@ impl State {
             return Err(format!("[INTERNAL_ERROR]transaction [{txn_id}] not found"));
         };
         let table = t.table;
-        if let Some(msg) = self.version_pressure(inner, table) {
+        let def = self.table_def(table);
+        let missing_key = match new_keys {
+            NewKeys::Append => None,
+            NewKeys::Error(why) => ops
+                .iter()
+                .find(|op| {
+                    !op.delete && !inner.tables[table].data.has_key(&op.values[..def.key_len])
+                })
+                .map(|op| (why, op)),
+        };
+        let rejected = missing_key.map(|(why, op)| {
+            let key: Vec<String> = op.values[..def.key_len]
+                .iter()
+                .zip(&def.columns)
+                .map(|(v, c)| v.to_text(&c.ty).unwrap_or_else(|| "NULL".into()))
+                .collect();
+            format!(
+                "[E-7003]Can't append new rows in partial update when {why}. Row with key=[{}] is not in table.",
+                key.join(", ")
+            )
+        });
+        if let Some(msg) = rejected.or_else(|| self.version_pressure(inner, table)) {
             if let Some(t) = inner.txns.get_mut(&txn_id) {
                 t.state = TxnState::Aborted;
                 t.finished_ms = now_ms();
@@ -734,6 +756,14 @@ impl State {
         inner.log = Some(file);
         Ok(())
     }
+}
+
+/// What a partial update does with keys that are not in the table yet (spec §6 Partial update).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewKeys {
+    Append,
+    /// Reject the load; the text says why (`strict mode is on` / `partial_update_new_key_behavior is ERROR`).
+    Error(&'static str),
 }
 
 /// Names a 2PC transaction by id or label.

@@ -1,15 +1,199 @@
 //! `cdc2doris inspect`: decode one message and print what the service makes of it.
+//!
+//! ```text
+//! cdc2doris inspect [--format auto|debezium|debezium-unwrapped|maxwell|canal] [--topic NAME]
+//!                   [--message-key FILE] [--key FIELD[,FIELD...]] [FILE|-]
+//! ```
+//!
+//! prints one JSON line, e.g. `{"format":"debezium","schema":"public","table":"jobs","op":"update","keys":[[42]]}`:
+//! the format (detected with `auto`), the source schema (or MySQL database) and table, the operation (`ignore` for a
+//! message without rows), and with `--key` the distinct key tuples, each value exactly as written in the message.
+//! Malformed input, or a key that cannot be found, exits with code 2 and one line on stderr.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use crate::decode::{self, DecodeError, Decoded, Format, MessageContext};
+use crate::keys::{self, KeyError, KeyRuleError};
 
 /// Arguments of `cdc2doris inspect`.
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
+    /// The wire format of the message; `auto` detects it.
+    #[arg(long, value_enum, default_value_t = Format::Auto)]
+    pub format: Format,
+    /// The topic the message came from. Unwrapped records and tombstones take their schema and table from a topic
+    /// named `<prefix>.<schema>.<table>`.
+    #[arg(long, value_name = "NAME")]
+    pub topic: Option<String>,
+    /// A file holding the message's Kafka key (a tombstone's only content).
+    #[arg(long, value_name = "FILE")]
+    pub message_key: Option<PathBuf>,
+    /// The key field, or comma-separated fields of a composite key, whose values to print.
+    #[arg(long, value_name = "FIELD[,FIELD...]", value_delimiter = ',')]
+    pub key: Option<Vec<String>>,
     /// The message value: a file, or `-` for standard input. An empty input is a tombstone.
-    #[arg(default_value = "-")]
+    #[arg(default_value = "-", value_name = "FILE|-")]
     pub input: String,
 }
 
-/// Runs `inspect`; returns the process exit code.
-pub fn run(_args: &InspectArgs) -> i32 {
-    eprintln!("cdc2doris inspect: not implemented yet");
-    2
+/// Why `inspect` could not describe a message.
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    /// The message value could not be decoded.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The key fields could not be found or read.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// `--key` is not a usable list of fields.
+    #[error("--key: {0}")]
+    KeyRule(#[from] KeyRuleError),
+    /// An input file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What `inspect` prints for one message (without the newline): see the module documentation.
+pub fn describe(
+    format: Format,
+    topic: &str,
+    key_fields: Option<&[String]>,
+    value: &[u8],
+    message_key: Option<&[u8]>,
+) -> Result<String, InspectError> {
+    let ctx = MessageContext::detached(topic);
+    let decoded = decode::decode(format, &ctx, message_key, Some(value))?;
+    let op = match &decoded {
+        Decoded::Change(change) => change.op.as_str(),
+        Decoded::Ignore(_) => "ignore",
+    };
+    let table = decoded.table();
+    let mut line = String::with_capacity(128);
+    line.push_str("{\"format\":");
+    push_json_string(&mut line, decoded.format().as_str());
+    line.push_str(",\"schema\":");
+    push_optional(&mut line, table.schema.as_deref());
+    line.push_str(",\"table\":");
+    push_optional(&mut line, table.table.as_deref());
+    line.push_str(",\"op\":");
+    push_json_string(&mut line, op);
+    if let Some(fields) = key_fields {
+        keys::KeyRule::new(fields.iter().map(String::as_str), keys::KeyType::String)?;
+        let tuples = keys::exact_tuples(fields, &decoded, message_key, &ctx)?;
+        line.push_str(",\"keys\":[");
+        for (i, tuple) in tuples.iter().enumerate() {
+            line.push_str(if i == 0 { "[" } else { ",[" });
+            line.push_str(&tuple.join(","));
+            line.push(']');
+        }
+        line.push(']');
+    }
+    line.push('}');
+    Ok(line)
+}
+
+fn push_json_string(line: &mut String, s: &str) {
+    line.push_str(&serde_json::Value::from(s).to_string());
+}
+
+fn push_optional(line: &mut String, s: Option<&str>) {
+    match s {
+        Some(s) => push_json_string(line, s),
+        None => line.push_str("null"),
+    }
+}
+
+fn read_input(path: &str) -> Result<Vec<u8>, InspectError> {
+    let mut bytes = Vec::new();
+    let result = if path == "-" {
+        std::io::stdin().lock().read_to_end(&mut bytes).map(|_| ())
+    } else {
+        std::fs::read(path).map(|b| bytes = b)
+    };
+    result.map(|()| bytes).map_err(|source| InspectError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Runs `inspect`; returns the process exit code: 0, or 2 after one line on stderr.
+pub fn run(args: &InspectArgs) -> i32 {
+    let result = (|| {
+        let value = read_input(&args.input)?;
+        let message_key = match &args.message_key {
+            Some(path) => Some(read_input(&path.to_string_lossy())?),
+            None => None,
+        };
+        describe(
+            args.format,
+            args.topic.as_deref().unwrap_or(""),
+            args.key.as_deref(),
+            &value,
+            message_key.as_deref(),
+        )
+    })();
+    match result {
+        Ok(line) => {
+            println!("{line}");
+            0
+        }
+        Err(err) => {
+            let text = err.to_string().replace(['\n', '\r'], " ");
+            eprintln!("cdc2doris inspect: {text}");
+            2
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describes_a_debezium_update() {
+        let value = br#"{"op":"u","source":{"schema":"public","table":"jobs"},"before":null,"after":{"id":42}}"#;
+        let line = describe(Format::Auto, "", Some(&["id".to_owned()]), value, None).unwrap();
+        assert_eq!(
+            line,
+            r#"{"format":"debezium","schema":"public","table":"jobs","op":"update","keys":[[42]]}"#
+        );
+        let line = describe(Format::Auto, "", None, value, None).unwrap();
+        assert_eq!(
+            line,
+            r#"{"format":"debezium","schema":"public","table":"jobs","op":"update"}"#
+        );
+    }
+
+    #[test]
+    fn ignored_messages_have_no_keys() {
+        let line = describe(
+            Format::Auto,
+            "srv.transaction",
+            Some(&["id".to_owned()]),
+            br#"{"status":"BEGIN"}"#,
+            None,
+        );
+        assert_eq!(
+            line.unwrap(),
+            r#"{"format":"debezium","schema":null,"table":null,"op":"ignore","keys":[]}"#
+        );
+    }
+
+    #[test]
+    fn bad_key_list() {
+        let err = describe(
+            Format::Auto,
+            "",
+            Some(&["a".to_owned(), "a".to_owned()]),
+            b"{\"id\":1}",
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "--key: key field `a` is listed twice");
+    }
 }

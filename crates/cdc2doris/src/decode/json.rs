@@ -1,0 +1,412 @@
+//! Small JSON pieces the decoders share: borrowed strings, lenient position numbers, and a member scanner that reads
+//! a few top-level members out of an already validated object without parsing the rest.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// A JSON string borrowed from the message when it has no escapes, owned otherwise.
+///
+/// serde's own `Cow<str>` impl always allocates, and `#[serde(borrow)]` does not reach through `Option`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Text<'a>(pub Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
+    }
+}
+
+/// A position number (LSN, transaction id, timestamp) that is kept only when it is a non-negative integer or a
+/// string holding one. Connectors disagree on these types (SQL Server's LSN is a string, Oracle's SCN too), and a
+/// position is informational: an odd one must not make a message undecodable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lenient(pub Option<u64>);
+
+impl<'de> Deserialize<'de> for Lenient {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LenientVisitor;
+        impl<'de> Visitor<'de> for LenientVisitor {
+            type Value = Lenient;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Lenient, E> {
+                Ok(Lenient(Some(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Lenient, E> {
+                Ok(Lenient(u64::try_from(v).ok()))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Lenient, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Lenient, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Lenient, E> {
+                Ok(Lenient(v.parse().ok()))
+            }
+            fn visit_unit<E>(self) -> Result<Lenient, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_none<E>(self) -> Result<Lenient, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Lenient, D::Error> {
+                d.deserialize_any(self)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Lenient, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Lenient(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Lenient, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Lenient(None))
+            }
+        }
+        deserializer.deserialize_any(LenientVisitor)
+    }
+}
+
+/// For `#[serde(deserialize_with)]`: a member that is present keeps its raw text, `null` included, so that
+/// `"payload": null` can be told apart from a missing `payload`.
+pub fn present<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<&'de RawValue>, D::Error> {
+    <&'de RawValue>::deserialize(deserializer).map(Some)
+}
+
+/// The first byte of a raw JSON value, which tells its kind.
+pub fn first_byte(raw: &RawValue) -> u8 {
+    raw.get().as_bytes().first().copied().unwrap_or(b' ')
+}
+
+/// Whether a raw JSON value is an object.
+pub fn is_object(raw: &RawValue) -> bool {
+    first_byte(raw) == b'{'
+}
+
+/// Whether a raw JSON value is `null`.
+pub fn is_null(raw: &RawValue) -> bool {
+    raw.get() == "null"
+}
+
+/// The kind of a JSON value, for error messages.
+pub fn kind_of(text: &str) -> &'static str {
+    match text.as_bytes().first() {
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        Some(b'-' | b'0'..=b'9') => "a number",
+        _ => "empty",
+    }
+}
+
+/// The scanner met something that is not a JSON object. Its input is validated JSON, so apart from "not an object"
+/// this means a bug, which is still reported as an error rather than a panic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanError {
+    /// The value is not an object; the kind it is instead.
+    NotAnObject(&'static str),
+    /// The text is not well-formed JSON at this byte offset.
+    Malformed(usize),
+}
+
+/// Finds top-level members of the JSON object `object` (validated JSON text) whose names are `prefix` + one of
+/// `names`, storing the raw text of each member's value in `found` at the name's index. Stops reading as soon as every
+/// name is found, so a key column at the start of a large row costs almost nothing. The first occurrence of a
+/// duplicated name wins. `found` must be at least as long as `names`.
+pub fn find_members<'a, N: AsRef<str>>(
+    object: &'a str,
+    names: &[N],
+    prefix: &str,
+    found: &mut [Option<&'a str>],
+) -> Result<(), ScanError> {
+    let mut scan = Scanner {
+        text: object,
+        bytes: object.as_bytes(),
+        at: 0,
+    };
+    scan.skip_ws();
+    if scan.peek() != Some(b'{') {
+        return Err(ScanError::NotAnObject(kind_of(
+            object.get(scan.at..).unwrap_or(""),
+        )));
+    }
+    scan.at += 1;
+    let wanted = names.len().min(found.len());
+    let mut missing = (0..wanted)
+        .filter(|&i| found.get(i).is_some_and(|f| f.is_none()))
+        .count();
+    if missing == 0 {
+        return Ok(());
+    }
+    loop {
+        scan.skip_ws();
+        match scan.peek() {
+            Some(b'}') => return Ok(()),
+            Some(b',') => {
+                scan.at += 1;
+                continue;
+            }
+            Some(b'"') => {}
+            _ => return Err(ScanError::Malformed(scan.at)),
+        }
+        let (name, escaped) = scan.string()?;
+        scan.skip_ws();
+        if scan.peek() != Some(b':') {
+            return Err(ScanError::Malformed(scan.at));
+        }
+        scan.at += 1;
+        scan.skip_ws();
+        let value = scan.value()?;
+        if let Some(index) = match_name(name, escaped, names, prefix) {
+            if let Some(slot @ None) = found.get_mut(index) {
+                *slot = Some(value);
+                missing -= 1;
+                if missing == 0 {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// The number of members of the JSON object `object` (validated JSON text).
+pub fn count_members(object: &str) -> Result<usize, ScanError> {
+    let mut scan = Scanner {
+        text: object,
+        bytes: object.as_bytes(),
+        at: 0,
+    };
+    scan.skip_ws();
+    if scan.peek() != Some(b'{') {
+        return Err(ScanError::NotAnObject(kind_of(
+            object.get(scan.at..).unwrap_or(""),
+        )));
+    }
+    scan.at += 1;
+    let mut count = 0;
+    loop {
+        scan.skip_ws();
+        match scan.peek() {
+            Some(b'}') => return Ok(count),
+            Some(b',') => scan.at += 1,
+            Some(b'"') => {
+                scan.string()?;
+                scan.skip_ws();
+                if scan.peek() != Some(b':') {
+                    return Err(ScanError::Malformed(scan.at));
+                }
+                scan.at += 1;
+                scan.skip_ws();
+                scan.value()?;
+                count += 1;
+            }
+            _ => return Err(ScanError::Malformed(scan.at)),
+        }
+    }
+}
+
+/// Which of `names` (after `prefix`) the raw member name token `name` (with its quotes) is.
+fn match_name<N: AsRef<str>>(
+    name: &str,
+    escaped: bool,
+    names: &[N],
+    prefix: &str,
+) -> Option<usize> {
+    let unescaped: Cow<str> = if escaped {
+        Cow::Owned(serde_json::from_str::<String>(name).ok()?)
+    } else {
+        Cow::Borrowed(name.get(1..name.len().saturating_sub(1))?)
+    };
+    let bare = unescaped.strip_prefix(prefix)?;
+    names.iter().position(|n| n.as_ref() == bare)
+}
+
+struct Scanner<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    fn slice(&self, start: usize) -> Result<&'a str, ScanError> {
+        self.text
+            .get(start..self.at)
+            .ok_or(ScanError::Malformed(start))
+    }
+
+    /// A string token starting at the current `"`: its text with quotes, and whether it has escapes.
+    fn string(&mut self) -> Result<(&'a str, bool), ScanError> {
+        let start = self.at;
+        self.at += 1;
+        let mut escaped = false;
+        loop {
+            match self.peek() {
+                Some(b'"') => {
+                    self.at += 1;
+                    return Ok((self.slice(start)?, escaped));
+                }
+                Some(b'\\') => {
+                    escaped = true;
+                    self.at += 2;
+                }
+                Some(_) => self.at += 1,
+                None => return Err(ScanError::Malformed(start)),
+            }
+        }
+    }
+
+    /// Skips one value starting at the current byte and returns its text.
+    fn value(&mut self) -> Result<&'a str, ScanError> {
+        let start = self.at;
+        match self.peek() {
+            Some(b'"') => {
+                self.string()?;
+            }
+            Some(b'{' | b'[') => {
+                let mut depth = 0usize;
+                loop {
+                    match self.peek() {
+                        Some(b'"') => {
+                            self.string()?;
+                            continue;
+                        }
+                        Some(b'{' | b'[') => depth += 1,
+                        Some(b'}' | b']') => {
+                            depth = depth.saturating_sub(1);
+                            if depth == 0 {
+                                self.at += 1;
+                                break;
+                            }
+                        }
+                        Some(_) => {}
+                        None => return Err(ScanError::Malformed(start)),
+                    }
+                    self.at += 1;
+                }
+            }
+            Some(_) => {
+                while let Some(c) = self.peek() {
+                    if matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
+                        break;
+                    }
+                    self.at += 1;
+                }
+                if self.at == start {
+                    return Err(ScanError::Malformed(start));
+                }
+            }
+            None => return Err(ScanError::Malformed(start)),
+        }
+        self.slice(start)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn find<'a>(
+        object: &'a str,
+        names: &[&str],
+        prefix: &str,
+    ) -> Result<Vec<Option<&'a str>>, ScanError> {
+        let mut found = vec![None; names.len()];
+        find_members(object, names, prefix, &mut found)?;
+        Ok(found)
+    }
+
+    #[test]
+    fn finds_members_and_keeps_their_exact_text() {
+        let object = r#" { "a" : {"x":[1,"}"]}, "id":1152921504606846977 ,"s":"q\"}","n":null} "#;
+        assert_eq!(
+            find(object, &["id", "s", "n", "zz"], "").unwrap(),
+            vec![
+                Some("1152921504606846977"),
+                Some(r#""q\"}""#),
+                Some("null"),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn escaped_names_and_prefixes() {
+        let object = r#"{"\u0069d":7,"pk.text":"t"}"#;
+        assert_eq!(find(object, &["id"], "").unwrap(), vec![Some("7")]);
+        assert_eq!(
+            find(object, &["text"], "pk.").unwrap(),
+            vec![Some(r#""t""#)]
+        );
+    }
+
+    #[test]
+    fn first_duplicate_wins_and_non_objects_are_reported() {
+        assert_eq!(
+            find(r#"{"id":1,"id":2}"#, &["id"], "").unwrap(),
+            vec![Some("1")]
+        );
+        assert_eq!(
+            find("[1]", &["id"], ""),
+            Err(ScanError::NotAnObject("an array"))
+        );
+        assert_eq!(
+            find("null", &["id"], ""),
+            Err(ScanError::NotAnObject("null"))
+        );
+    }
+
+    #[test]
+    fn counts_members() {
+        assert_eq!(count_members(r#" {"a":{"b":1},"c":[{}],"d":"}"} "#), Ok(3));
+        assert_eq!(count_members("{}"), Ok(0));
+        assert!(count_members("{\"a\":").is_err());
+    }
+
+    #[test]
+    fn truncated_text_is_an_error_not_a_panic() {
+        for text in [
+            r#"{"id":"#,
+            r#"{"id"#,
+            r#"{"a":{"b":[1,2"#,
+            r#"{"a":"\"#,
+            "{",
+            r#"{"a" 1}"#,
+        ] {
+            assert!(find(text, &["id"], "").is_err(), "{text}");
+        }
+    }
+}

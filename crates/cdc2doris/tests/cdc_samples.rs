@@ -1,0 +1,272 @@
+//! Every message in `shared/cdc-samples` against `expected.json`: first through `inspect`'s logic with the declared
+//! format and with `auto`, then through the `cdc2doris inspect` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use cdc2doris::decode::Format;
+use cdc2doris::inspect::describe;
+use serde_json::{json, Value};
+
+/// `shared/cdc-samples` beside the repository (or `$CDC_SAMPLES_DIR`).
+fn samples_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CDC_SAMPLES_DIR") {
+        return PathBuf::from(dir);
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .map(|dir| dir.join("shared/cdc-samples"))
+        .find(|dir| dir.join("expected.json").is_file())
+        .expect("shared/cdc-samples/expected.json beside the repository (or set CDC_SAMPLES_DIR)")
+}
+
+struct Case {
+    path: String,
+    format: Format,
+    topic: String,
+    value: Vec<u8>,
+    message_key_path: Option<PathBuf>,
+    message_key: Option<Vec<u8>>,
+    key_fields: Vec<String>,
+    expected: Value,
+}
+
+fn cases() -> Vec<Case> {
+    let dir = samples_dir();
+    let text = std::fs::read_to_string(dir.join("expected.json")).unwrap();
+    let expected: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
+    assert_eq!(expected.len(), 52, "expected.json lists 52 messages");
+    expected
+        .into_iter()
+        .map(|(path, entry)| {
+            let format: Format = serde_json::from_value(entry["format"].clone()).unwrap();
+            let message_key_path = entry["message_key"].as_str().map(|k| dir.join(k));
+            let key_fields: Vec<String> =
+                serde_json::from_value(entry["key_fields"].clone()).unwrap();
+            let mut expected = json!({
+                "format": entry["format"],
+                "schema": entry["schema"],
+                "table": entry["table"],
+                "op": entry["op"],
+            });
+            if !key_fields.is_empty() {
+                expected["keys"] = entry["keys"].clone();
+            }
+            Case {
+                value: std::fs::read(dir.join(&path)).unwrap(),
+                message_key: message_key_path.as_ref().map(|p| std::fs::read(p).unwrap()),
+                message_key_path,
+                topic: entry["topic"].as_str().unwrap().to_owned(),
+                path,
+                format,
+                key_fields,
+                expected,
+            }
+        })
+        .collect()
+}
+
+impl Case {
+    fn run(&self, format: Format, key_fields: Option<&[String]>) -> Value {
+        let line = describe(
+            format,
+            &self.topic,
+            key_fields,
+            &self.value,
+            self.message_key.as_deref(),
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", self.path));
+        assert!(!line.contains('\n'));
+        serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("{}: not JSON ({e}): {line}", self.path))
+    }
+
+    fn key_fields(&self) -> Option<&[String]> {
+        (!self.key_fields.is_empty()).then_some(self.key_fields.as_slice())
+    }
+}
+
+#[test]
+fn every_sample_with_its_declared_format() {
+    let cases = cases();
+    let mut failures = Vec::new();
+    for case in &cases {
+        let got = case.run(case.format, case.key_fields());
+        if got != case.expected {
+            failures.push(format!(
+                "{}:\n  got      {got}\n  expected {}",
+                case.path, case.expected
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} samples differ:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn every_sample_with_auto_detection() {
+    let cases = cases();
+    let mut failures = Vec::new();
+    for case in &cases {
+        let mut expected = case.expected.clone();
+        if case.value.is_empty() {
+            // A tombstone has no content to tell an unwrapped topic from an enveloped one.
+            expected["format"] = json!("debezium");
+        }
+        let got = case.run(Format::Auto, case.key_fields());
+        if got != expected {
+            failures.push(format!(
+                "{}:\n  got      {got}\n  expected {expected}",
+                case.path
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} samples differ:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn messages_without_keys_print_an_empty_key_list() {
+    for case in cases()
+        .iter()
+        .filter(|c| matches!(c.expected["op"].as_str(), Some("ignore" | "truncate")))
+    {
+        let got = case.run(case.format, Some(&["id".to_owned()]));
+        assert_eq!(got["keys"], json!([]), "{}", case.path);
+    }
+}
+
+#[test]
+fn key_numbers_keep_every_digit() {
+    let case = cases()
+        .into_iter()
+        .find(|c| c.path == "debezium-postgres/bigint-id-create.schema.json")
+        .unwrap();
+    let line = describe(
+        case.format,
+        &case.topic,
+        case.key_fields(),
+        &case.value,
+        case.message_key.as_deref(),
+    )
+    .unwrap();
+    assert!(
+        line.ends_with(r#""keys":[[1152921504606846977]]}"#),
+        "{line}"
+    );
+}
+
+fn binary(args: &[&str], stdin: &[u8]) -> (i32, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cdc2doris"))
+        .arg("inspect")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn the_binary_prints_one_line_per_sample() {
+    let dir = samples_dir();
+    for case in cases() {
+        let value_path = dir.join(&case.path);
+        let mut args = vec![
+            "--format".to_owned(),
+            case.format.as_str().to_owned(),
+            "--topic".to_owned(),
+            case.topic.clone(),
+        ];
+        if let Some(key) = &case.message_key_path {
+            args.extend(["--message-key".to_owned(), key.display().to_string()]);
+        }
+        if !case.key_fields.is_empty() {
+            args.extend(["--key".to_owned(), case.key_fields.join(",")]);
+        }
+        args.push(value_path.display().to_string());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, stdout, stderr) = binary(&args, b"");
+        assert_eq!((code, stderr.as_str()), (0, ""), "{}", case.path);
+        assert_eq!(stdout.lines().count(), 1, "{}: {stdout}", case.path);
+        let got: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(got, case.expected, "{}", case.path);
+    }
+}
+
+#[test]
+fn the_binary_reads_stdin_and_fails_with_code_2() {
+    let (code, stdout, _) = binary(
+        &["--key", "id"],
+        br#"{"op":"c","source":{"schema":"s","table":"t"},"after":{"id":7}}"#,
+    );
+    assert_eq!((code, stdout.as_str()), (0, "{\"format\":\"debezium\",\"schema\":\"s\",\"table\":\"t\",\"op\":\"insert\",\"keys\":[[7]]}\n"));
+
+    let (code, stdout, _) = binary(&["--topic", "a.b.c", "--key", "id", "-"], b"");
+    assert_eq!((code, stdout.as_str()), (0, "{\"format\":\"debezium\",\"schema\":\"b\",\"table\":\"c\",\"op\":\"ignore\",\"keys\":[]}\n"));
+
+    for (args, input, want) in [
+        (
+            &[][..],
+            &br#"{"op":"c","source":{"#[..],
+            "EOF while parsing",
+        ),
+        (&[], b"[1,2]", "`value` is an array"),
+        (
+            &["--format", "maxwell"],
+            br#"{"type":"frob","data":{}}"#,
+            "unknown operation type `frob`",
+        ),
+        (
+            &["--key", "job_id"],
+            br#"{"op":"c","source":{},"after":{"id":1}}"#,
+            "key field `job_id` is missing",
+        ),
+        (
+            &["--key", "id", "--topic", "t"],
+            br#"{"op":"d","source":{},"before":null}"#,
+            "key field `id` is missing",
+        ),
+        (
+            &["--message-key", "/nonexistent/key.json"],
+            b"{}",
+            "cannot read /nonexistent/key.json",
+        ),
+        (
+            &["/nonexistent/value.json"],
+            b"",
+            "cannot read /nonexistent/value.json",
+        ),
+    ] {
+        let (code, stdout, stderr) = binary(args, input);
+        assert_eq!(code, 2, "{args:?}: {stdout}{stderr}");
+        assert_eq!(stdout, "", "{args:?}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("cdc2doris inspect: ") && stderr.contains(want),
+            "{args:?}: {stderr}"
+        );
+    }
+}

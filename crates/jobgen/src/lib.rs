@@ -13,6 +13,7 @@
 pub mod debezium;
 pub mod model;
 pub mod pg;
+pub mod verify;
 
 pub use model::{Change, Model, ModelConfig};
 pub use pg::{apply, seed_schema, RowEvent, RowOp};

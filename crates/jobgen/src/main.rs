@@ -77,7 +77,10 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(conn);
     // Each change is a transaction; waiting for its WAL flush would cap the rate at the disk's
     // fsync rate, and a generator's changes need no durability guarantee.
-    client.batch_execute("SET synchronous_commit TO off").await.context("configuring the session")?;
+    client
+        .batch_execute("SET synchronous_commit TO off")
+        .await
+        .context("configuring the session")?;
     if let Some(schema) = &args.create_schema {
         let sql = std::fs::read_to_string(schema)
             .with_context(|| format!("cannot read {}", schema.display()))?;

@@ -153,6 +153,9 @@ const LOCATIONS: &[&str] = &[
     "Nairobi",
 ];
 const STATUSES: &[&str] = &["open", "paused", "closed", "filled"];
+const WORDS: &[&str] = &[
+    "kotlin", "rust", "sql", "kafka", "doris", "flink", "spark", "etl", "dbt", "airflow", "go",
+];
 const ACTIVITY: &[&str] = &["view", "view", "view", "view", "click", "click", "apply"];
 
 /// The generator's view of the database: which ids exist.
@@ -228,9 +231,16 @@ impl Model {
         let category = self.pick(CATEGORIES).to_string();
         let location = self.pick(LOCATIONS).to_string();
         let base = self.rng.random_range(30..150) * 1000;
-        // One job in 20 has a title long enough to be TOASTed (> 2 kB).
+        // One job in 20 has a title long enough to be TOASTed out of line (> 2 kB even compressed).
         let title = if self.rng.random_range(0..20) == 0 {
-            format!("Senior {category} lead #{id} ").repeat(120)
+            let mut t = format!("Senior {category} lead #{id}:");
+            while t.len() < 3000 {
+                let w = self.rng.random_range(0..WORDS.len());
+                t.push(' ');
+                t.push_str(WORDS[w]);
+                t.push_str(&self.rng.random_range(0..1000u32).to_string());
+            }
+            t
         } else {
             format!(
                 "{} {category} specialist #{id}",

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, GenericClient, Transaction};
+use tokio_postgres::{Client, Transaction};
 
 use crate::model::Change;
 
@@ -269,17 +269,4 @@ pub async fn apply(
     let out = ev.out;
     tx.commit().await?;
     Ok(out)
-}
-
-/// Reads the merged rows of every job id in `ids` with `merge_sql` (taking `$1 bigint[]`), as
-/// `to_jsonb` objects keyed by `job_id` — what Doris must hold once the pipeline caught up.
-pub async fn expected_rows(
-    client: &impl GenericClient,
-    merge_sql: &str,
-    ids: &[i64],
-) -> Result<Vec<Value>, tokio_postgres::Error> {
-    let body = merge_sql.trim_end().trim_end_matches(';');
-    let sql = format!("SELECT to_jsonb(m) FROM (\n{body}\n) AS m ORDER BY 1");
-    let rows = client.query(&sql, &[&ids]).await?;
-    rows.iter().map(|r| r.try_get::<_, Value>(0)).collect()
 }

@@ -870,19 +870,20 @@ impl Plan<'_> {
     }
 
     fn prepare_json(&self, body: &[u8], out: &mut Prepared) {
+        let mut slots = Vec::with_capacity(self.sources.len());
         if self.params.read_json_by_line {
             for line in split_bytes(body, &self.params.line_delimiter) {
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                self.json_document(line, out);
+                self.json_document(line, out, &mut slots);
             }
         } else if !body.iter().all(u8::is_ascii_whitespace) {
-            self.json_document(body, out);
+            self.json_document(body, out, &mut slots);
         }
     }
 
-    fn json_document(&self, doc: &[u8], out: &mut Prepared) {
+    fn json_document<'b>(&self, doc: &'b [u8], out: &mut Prepared, slots: &mut Vec<Slot<'b>>) {
         let text = match std::str::from_utf8(doc) {
             Ok(t) => t,
             Err(_) => {
@@ -894,6 +895,15 @@ impl Plan<'_> {
                 return;
             }
         };
+        let trimmed = text.trim_start();
+        // Fast path (one parse per row): a plain object line without json_root.
+        if self.params.json_root.is_none()
+            && trimmed.starts_with('{')
+            && !self.params.strip_outer_array
+        {
+            self.json_object(text, out, slots);
+            return;
+        }
         let raw: &RawValue = match serde_json::from_str(text) {
             Ok(r) => r,
             Err(e) => {
@@ -938,7 +948,7 @@ impl Plan<'_> {
                 }
             };
             for item in items {
-                self.json_object(item, out);
+                self.json_object(item.get(), out, slots);
             }
         } else if is_array {
             out.total += 1;
@@ -947,31 +957,21 @@ impl Plan<'_> {
                 text,
             );
         } else {
-            self.json_object(root, out);
+            self.json_object(root.get(), out, slots);
         }
     }
 
-    fn json_object(&self, raw: &RawValue, out: &mut Prepared) {
-        let text = raw.get();
-        if !text.starts_with('{') {
+    fn json_object<'b>(&self, text: &'b str, out: &mut Prepared, slots: &mut Vec<Slot<'b>>) {
+        if !text.trim_start().starts_with('{') {
             out.total += 1;
             out.reject("Expected value is an object, but got another type.", text);
             return;
         }
-        let mut slots: Vec<Slot<'_>> = vec![Slot::Missing; self.sources.len()];
-        let mut matched = false;
-        if let Some(paths) = &self.params.jsonpaths {
-            for (i, path) in paths.iter().enumerate().take(slots.len()) {
-                if let Some(v) = navigate(raw, path) {
-                    slots[i] = Slot::Json(cell(v.get()));
-                    matched = true;
-                } else {
-                    slots[i] = Slot::Json(JsonCell::Null);
-                }
-            }
-        } else {
-            let entries = match Entries::parse(text) {
-                Ok(e) => e,
+        slots.clear();
+        slots.resize(self.sources.len(), Slot::Missing);
+        let matched = if let Some(paths) = &self.params.jsonpaths {
+            let raw: &RawValue = match serde_json::from_str(text) {
+                Ok(r) => r,
                 Err(e) => {
                     out.total += 1;
                     out.reject(
@@ -981,27 +981,78 @@ impl Plan<'_> {
                     return;
                 }
             };
-            for (k, v) in entries.0 {
-                // Keys match column names exactly (spec §6); the index is lower-cased for the `columns` header, so
-                // check the case too.
-                if let Some(&i) = self
-                    .index
-                    .get(k.as_ref())
-                    .or_else(|| self.index.get(&k.to_ascii_lowercase()))
-                {
-                    if self.sources[i] == k.as_ref() {
-                        slots[i] = Slot::Json(cell(v.get()));
-                        matched = true;
-                    }
+            let mut matched = false;
+            for (i, path) in paths.iter().enumerate().take(slots.len()) {
+                if let Some(v) = navigate(raw, path) {
+                    slots[i] = Slot::Json(cell(v.get()));
+                    matched = true;
+                } else {
+                    slots[i] = Slot::Json(JsonCell::Null);
                 }
             }
-        }
+            matched
+        } else {
+            let mut de = serde_json::Deserializer::from_str(text);
+            let filled = de
+                .deserialize_map(SlotFiller { plan: self, slots })
+                .and_then(|m| de.end().map(|_| m));
+            match filled {
+                Ok(m) => m,
+                Err(e) => {
+                    out.total += 1;
+                    out.reject(
+                        &format!("Parse json data for JsonDoc failed. error: {e}"),
+                        text,
+                    );
+                    return;
+                }
+            }
+        };
         if !matched {
             out.total += 1;
             out.reject("All fields is null, this is a invalid row.", text);
             return;
         }
-        self.push(out, &slots, &|| text.to_string());
+        self.push(out, slots, &|| text.to_string());
+    }
+
+    /// The source slot of a JSON key. Keys match source names exactly (spec §6); keys usually arrive in the same
+    /// order as the sources, so the slot after the previous one is tried before hashing.
+    fn slot_of(&self, key: &str, hint: usize) -> Option<usize> {
+        if self.sources.get(hint).is_some_and(|s| s == key) {
+            return Some(hint);
+        }
+        let i = *self
+            .index
+            .get(key)
+            .or_else(|| self.index.get(&key.to_ascii_lowercase()))?;
+        (self.sources[i] == key).then_some(i)
+    }
+}
+
+/// Deserializes one JSON object straight into the row's source slots; returns whether any key matched.
+struct SlotFiller<'p, 'b> {
+    plan: &'p Plan<'p>,
+    slots: &'p mut Vec<Slot<'b>>,
+}
+
+impl<'de, 'p> Visitor<'de> for SlotFiller<'p, 'de> {
+    type Value = bool;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        let mut matched = false;
+        let mut hint = 0;
+        while let Some(k) = map.next_key::<Key<'de>>()? {
+            let raw: &'de RawValue = map.next_value()?;
+            if let Some(i) = self.plan.slot_of(&k.0, hint) {
+                self.slots[i] = Slot::Json(cell(raw.get()));
+                matched = true;
+                hint = i + 1;
+            }
+        }
+        Ok(matched)
     }
 }
 
@@ -1128,7 +1179,7 @@ fn split_bytes<'a>(data: &'a [u8], delim: &'a [u8]) -> impl Iterator<Item = &'a 
 }
 
 fn memchr(b: u8, s: &[u8]) -> Option<usize> {
-    s.iter().position(|&x| x == b)
+    memchr::memchr(b, s)
 }
 
 #[cfg(test)]

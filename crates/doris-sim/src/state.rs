@@ -371,7 +371,7 @@ impl State {
             return Err(msg);
         }
         let now = now_ms();
-        if let Some(t) = inner.txns.get(&txn_id) {
+        if let (Some(t), true) = (inner.txns.get(&txn_id), inner.log.is_some()) {
             let rec = LogRecord {
                 t: if precommit { "precommit" } else { "commit" }.into(),
                 txn: txn_id,
@@ -399,7 +399,7 @@ impl State {
             t.state = TxnState::Visible;
             t.visible_at = publish_delay.map(|d| Instant::now() + d);
             let rt = &mut inner.tables[table];
-            rt.data.apply(&self.catalog.tables[table], &ops);
+            rt.data.apply(&self.catalog.tables[table], ops);
             rt.loads += 1;
             rt.pending_versions += 1.0;
         }
@@ -485,7 +485,7 @@ impl State {
             t.state = TxnState::Visible;
             let table = t.table;
             let rt = &mut inner.tables[table];
-            rt.data.apply(&self.catalog.tables[table], &ops);
+            rt.data.apply(&self.catalog.tables[table], ops);
             rt.loads += 1;
             rt.pending_versions += 1.0;
         } else {
@@ -557,7 +557,7 @@ impl State {
         inner.delayed = keep;
         for (_, txn, table, ops) in due {
             let rt = &mut inner.tables[table];
-            rt.data.apply(&self.catalog.tables[table], &ops);
+            rt.data.apply(&self.catalog.tables[table], ops);
             rt.loads += 1;
             rt.pending_versions += 1.0;
             if let Some(t) = inner.txns.get_mut(&txn) {
@@ -739,7 +739,7 @@ impl State {
                             }
                         } else {
                             let rt = &mut inner.tables[table];
-                            rt.data.apply(&self.catalog.tables[table], &ops);
+                            rt.data.apply(&self.catalog.tables[table], ops);
                             rt.loads += 1;
                         }
                     }

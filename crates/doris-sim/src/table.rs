@@ -74,28 +74,29 @@ impl TableData {
         }
     }
 
-    /// Applies one committed load, rows in order (within a batch the later row wins on ties).
-    pub fn apply(&mut self, def: &TableDef, ops: &[RowOp]) {
+    /// Applies one committed load, rows in order (within a batch the later row wins on ties). Takes the rows by
+    /// value so stored values are moved, not copied.
+    pub fn apply(&mut self, def: &TableDef, ops: Vec<RowOp>) {
         let k = def.key_len;
         let has_seq = def.sequence != Sequence::None;
         for op in ops {
             match def.model {
                 KeyModel::Duplicate => {
                     if !op.delete {
-                        self.duplicate.push(op.values.clone());
+                        self.duplicate.push(op.values);
                         self.visible += 1;
                     }
                 }
                 KeyModel::Aggregate => {
-                    let (key, vals) = op.values.split_at(k);
-                    match self.aggregate.get_mut(key) {
+                    let (key, vals) = split_row(op.values, k);
+                    match self.aggregate.get_mut(&key) {
                         Some(stored) => {
                             for (i, v) in vals.iter().enumerate() {
                                 aggregate(def.columns[k + i].agg, &mut stored[i], v);
                             }
                         }
                         None => {
-                            self.aggregate.insert(key.into(), vals.into());
+                            self.aggregate.insert(key, vals);
                             self.visible += 1;
                         }
                     }
@@ -105,12 +106,12 @@ impl TableData {
         }
     }
 
-    fn apply_unique(&mut self, def: &TableDef, op: &RowOp, has_seq: bool) {
+    fn apply_unique(&mut self, def: &TableDef, op: RowOp, has_seq: bool) {
         let k = def.key_len;
         let key = &op.values[..k];
         let existing = self.unique.get_mut(key);
         if let Some(stored) = existing {
-            let mut seq = op.seq.clone();
+            let mut seq = op.seq;
             if let (Some(mask), Sequence::Column(_) | Sequence::Typed(_)) =
                 (&op.present, &def.sequence)
             {
@@ -164,21 +165,29 @@ impl TableData {
                     key.into(),
                     UniqueRow {
                         values: None,
-                        seq: op.seq.clone(),
+                        seq: op.seq,
                     },
                 );
             }
         } else {
+            let (key, vals) = split_row(op.values, k);
             self.unique.insert(
-                key.into(),
+                key,
                 UniqueRow {
-                    values: Some(op.values[k..].into()),
-                    seq: op.seq.clone(),
+                    values: Some(vals),
+                    seq: op.seq,
                 },
             );
             self.visible += 1;
         }
     }
+}
+
+/// Splits a row into its key and value columns, moving the values.
+fn split_row(values: Box<[Value]>, k: usize) -> (Box<[Value]>, Box<[Value]>) {
+    let mut v = values.into_vec();
+    let rest = v.split_off(k);
+    (v.into_boxed_slice(), rest.into_boxed_slice())
 }
 
 fn aggregate(f: Option<AggFn>, stored: &mut Value, new: &Value) {

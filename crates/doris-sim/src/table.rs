@@ -25,6 +25,8 @@ pub struct RowOp {
 /// smaller sequence cannot resurrect a deleted key (spec §6 "Deletes follow the same rule").
 #[derive(Debug, Clone)]
 struct UniqueRow {
+    /// The whole row, key columns included (the map key is a copy of them: moving the load's row in is cheaper than
+    /// splitting it).
     values: Option<Box<[Value]>>,
     seq: Value,
 }
@@ -55,11 +57,7 @@ impl TableData {
             KeyModel::Unique => self
                 .unique
                 .iter()
-                .filter_map(|(k, r)| {
-                    r.values
-                        .as_ref()
-                        .map(|v| k.iter().chain(v.iter()).cloned().collect::<Box<[Value]>>())
-                })
+                .filter_map(|(_, r)| r.values.clone())
                 .collect(),
             KeyModel::Aggregate => self
                 .aggregate
@@ -141,18 +139,13 @@ impl TableData {
                 return;
             }
             let new_vals: Box<[Value]> = match (&op.present, &stored.values) {
-                (Some(mask), Some(old)) => op.values[k..]
+                (Some(mask), Some(old)) => op
+                    .values
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| {
-                        if mask[k + i] {
-                            v.clone()
-                        } else {
-                            old[i].clone()
-                        }
-                    })
+                    .map(|(i, v)| if mask[i] { v.clone() } else { old[i].clone() })
                     .collect(),
-                _ => op.values[k..].into(),
+                _ => op.values,
             };
             if !was_visible {
                 self.visible += 1;
@@ -170,11 +163,11 @@ impl TableData {
                 );
             }
         } else {
-            let (key, vals) = split_row(op.values, k);
+            let key: Box<[Value]> = key.into();
             self.unique.insert(
                 key,
                 UniqueRow {
-                    values: Some(vals),
+                    values: Some(op.values),
                     seq: op.seq,
                 },
             );

@@ -56,8 +56,8 @@ impl TableData {
         match def.model {
             KeyModel::Unique => self
                 .unique
-                .iter()
-                .filter_map(|(_, r)| r.values.clone())
+                .values()
+                .filter_map(|r| r.values.clone())
                 .collect(),
             KeyModel::Aggregate => self
                 .aggregate

@@ -677,6 +677,9 @@ async fn be_stream_load(
         return reply(fail(too_big(n)));
     }
     let fault = ctx.state.take_fault(false, &db, &table);
+    if fault.as_ref().is_some_and(|f| f.kind == FaultKind::Panic) {
+        panic!("doris-sim fault: handler panic requested");
+    }
     let begin = Instant::now();
     let txn_id = match ctx.state.begin(&db, table_idx, &label) {
         Ok(id) => id,
@@ -896,8 +899,11 @@ async fn sim_api(ctx: &Ctx, method: &Method, seg: &[&str], req: Request<Incoming
                     )
                 }
             };
-            let faults: Result<Vec<FaultSpec>, _> = serde_json::from_slice::<Vec<FaultSpec>>(&body)
-                .or_else(|_| serde_json::from_slice::<FaultSpec>(&body).map(|f| vec![f]));
+            let faults: Result<Vec<FaultSpec>, _> = if body.trim_ascii_start().starts_with(b"[") {
+                serde_json::from_slice::<Vec<FaultSpec>>(&body)
+            } else {
+                serde_json::from_slice::<FaultSpec>(&body).map(|f| vec![f])
+            };
             match faults {
                 Ok(f) => {
                     let n = f.len();

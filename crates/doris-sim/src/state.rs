@@ -113,6 +113,7 @@ pub enum FaultKind {
     /// Committed, `Status: Publish Timeout`.
     PublishTimeout,
     /// HTTP 500 from the BE; nothing committed.
+    #[serde(rename = "http_500")]
     Http500,
     /// The BE resets the connection after reading the body; nothing committed.
     ResetBeforeCommit,
@@ -122,6 +123,9 @@ pub enum FaultKind {
     Delay,
     /// The FE redirects to a BE address nobody listens on.
     RedirectUnreachable,
+    /// The BE handler panics before the transaction begins: shows that a panic becomes HTTP 500 and the sim keeps
+    /// serving.
+    Panic,
 }
 
 impl FaultKind {
@@ -540,6 +544,38 @@ impl State {
                     }
                 }
             }
+        }
+    }
+
+    /// Aborts pre-committed transactions older than `ttl_ms` (the emulator's stand-in for Doris's pre-commit
+    /// timeout, spec §5); the abort is logged so a restart does not bring them back.
+    pub fn expire_precommitted(&self, ttl_ms: u64) {
+        let now = now_ms();
+        let mut g = self.lock();
+        let inner = &mut *g;
+        let expired: Vec<i64> = inner
+            .txns
+            .values()
+            .filter(|t| {
+                t.state == TxnState::Precommitted && now.saturating_sub(t.finished_ms) > ttl_ms
+            })
+            .map(|t| t.id)
+            .collect();
+        for id in expired {
+            let rec = LogRecord {
+                t: "abort2pc".into(),
+                txn: id,
+                db: String::new(),
+                table: String::new(),
+                label: String::new(),
+                ts: now,
+                ops: Vec::new(),
+            };
+            if let Err(e) = write_log(&mut inner.log, &rec) {
+                tracing::error!(txn = id, error = %e, "doris-sim: cannot log the expiry of a pre-committed txn");
+                continue;
+            }
+            self.apply_2pc(inner, id, false, now);
         }
     }
 

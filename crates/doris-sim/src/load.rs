@@ -66,6 +66,12 @@ pub struct LoadParams {
     pub format: Format,
     pub column_separator: Vec<u8>,
     pub line_delimiter: Vec<u8>,
+    /// CSV `enclose` byte (fields may contain separators), with optional `escape` byte.
+    pub enclose: Option<u8>,
+    pub escape: Option<u8>,
+    pub trim_double_quotes: bool,
+    /// CSV `skip_lines`: leading lines ignored.
+    pub skip_lines: usize,
     pub columns: Option<Vec<ColumnSpec>>,
     pub where_: Option<Expr>,
     pub max_filter_ratio: f64,
@@ -201,6 +207,23 @@ pub fn parse_headers(h: &HeaderMap, default_tz: LoadTz) -> Result<LoadParams, St
     let line_delimiter = match header(h, "line_delimiter") {
         Some(s) => separator(s)?,
         None => b"\n".to_vec(),
+    };
+    let single_byte = |name: &str| -> Result<Option<u8>, String> {
+        match header(h, name).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) if v.len() == 1 => Ok(Some(v.as_bytes()[0])),
+            Some(v) => Err(format!(
+                "[INVALID_ARGUMENT]{name} only support single char, got {v}"
+            )),
+        }
+    };
+    let enclose = single_byte("enclose")?;
+    let escape = single_byte("escape")?;
+    let skip_lines = match header(h, "skip_lines") {
+        None => 0,
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| format!("[INVALID_ARGUMENT]Invalid skip_lines format, {v}"))?,
     };
     let columns = match header(h, "columns").filter(|c| !c.is_empty()) {
         None => None,
@@ -360,6 +383,10 @@ pub fn parse_headers(h: &HeaderMap, default_tz: LoadTz) -> Result<LoadParams, St
         format,
         column_separator,
         line_delimiter,
+        enclose,
+        escape,
+        trim_double_quotes: bool_header(h, "trim_double_quotes"),
+        skip_lines,
         columns,
         where_,
         max_filter_ratio,
@@ -827,10 +854,13 @@ impl Plan<'_> {
     }
 
     fn prepare_csv(&self, body: &[u8], header_lines: usize, out: &mut Prepared) {
+        if self.params.enclose.is_some() {
+            return self.prepare_csv_enclosed(body, header_lines, out);
+        }
         let sep = &self.params.column_separator;
-        let n = self.sources.len();
-        let mut slots: Vec<Slot<'_>> = Vec::with_capacity(n);
-        for line in split_bytes(body, &self.params.line_delimiter).skip(header_lines) {
+        let mut slots: Vec<Slot<'_>> = Vec::with_capacity(self.sources.len());
+        let skip = header_lines + self.params.skip_lines;
+        for line in split_bytes(body, &self.params.line_delimiter).skip(skip) {
             let line = if self.params.line_delimiter == b"\n" {
                 line.strip_suffix(b"\r").unwrap_or(line)
             } else {
@@ -848,24 +878,121 @@ impl Plan<'_> {
             for f in split_bytes(line, sep) {
                 // Fields split on ASCII/UTF-8 separators stay valid UTF-8 when the line is.
                 let f = std::str::from_utf8(f).unwrap_or_default();
-                slots.push(if f == "\\N" {
-                    Slot::Text(None)
-                } else {
-                    Slot::Text(Some(Cow::Borrowed(f)))
-                });
+                slots.push(self.csv_field(Cow::Borrowed(f), false));
             }
-            if slots.len() != n {
-                out.total += 1;
-                let reason = format!(
-                    "actual column number in csv file is {} than schema column number.actual number: {}, schema column number: {}",
-                    if slots.len() > n { "more" } else { "less" },
-                    slots.len(),
-                    n
-                );
-                out.reject(&reason, text);
+            self.csv_record(&slots, text, out);
+        }
+    }
+
+    fn csv_field<'b>(&self, f: Cow<'b, str>, enclosed: bool) -> Slot<'b> {
+        if !enclosed && f == "\\N" {
+            return Slot::Text(None);
+        }
+        if self.params.trim_double_quotes && f.len() >= 2 && f.starts_with('"') && f.ends_with('"')
+        {
+            return Slot::Text(Some(match f {
+                Cow::Borrowed(b) => Cow::Borrowed(&b[1..b.len() - 1]),
+                Cow::Owned(o) => Cow::Owned(o[1..o.len() - 1].to_string()),
+            }));
+        }
+        Slot::Text(Some(f))
+    }
+
+    fn csv_record(&self, slots: &[Slot<'_>], text: &str, out: &mut Prepared) {
+        let n = self.sources.len();
+        if slots.len() != n {
+            out.total += 1;
+            let reason = format!(
+                "actual column number in csv file is {} than schema column number.actual number: {}, schema column number: {}",
+                if slots.len() > n { "more" } else { "less" },
+                slots.len(),
+                n
+            );
+            out.reject(&reason, text);
+            return;
+        }
+        self.push(out, slots, &|| text.to_string());
+    }
+
+    /// CSV with `enclose` (and `escape`): an enclosed field may contain the separator and the line delimiter; the
+    /// escape byte (or a doubled enclose byte) makes the next byte literal.
+    fn prepare_csv_enclosed(&self, body: &[u8], header_lines: usize, out: &mut Prepared) {
+        let text = String::from_utf8_lossy(body);
+        let text: &str = &text;
+        let b = text.as_bytes();
+        let enc = self.params.enclose.unwrap_or(b'"');
+        let esc = self.params.escape;
+        let sep = self.params.column_separator.as_slice();
+        let ld = self.params.line_delimiter.as_slice();
+        let mut i = 0;
+        let mut record_no = 0;
+        let skip = header_lines + self.params.skip_lines;
+        let mut slots: Vec<Slot<'_>> = Vec::new();
+        while i < b.len() {
+            let rec_start = i;
+            slots.clear();
+            loop {
+                let (field, enclosed) = if b[i..].first() == Some(&enc) {
+                    i += 1;
+                    let mut buf = String::new();
+                    let mut seg = i;
+                    loop {
+                        let Some(&c) = b.get(i) else { break };
+                        if Some(c) == esc && i + 1 < b.len() {
+                            buf.push_str(&text[seg..i]);
+                            let ch = text[i + 1..].chars().next().unwrap_or_default();
+                            buf.push(ch);
+                            i += 1 + ch.len_utf8();
+                            seg = i;
+                        } else if c == enc && b.get(i + 1) == Some(&enc) {
+                            buf.push_str(&text[seg..=i]);
+                            i += 2;
+                            seg = i;
+                        } else if c == enc {
+                            buf.push_str(&text[seg..i]);
+                            i += 1;
+                            break;
+                        } else {
+                            i += 1;
+                        }
+                    }
+                    if seg < i && b.get(i.saturating_sub(1)) != Some(&enc) {
+                        buf.push_str(&text[seg..i]); // unterminated: keep the rest
+                    }
+                    // Bytes between the closing enclose and the next separator are kept, as a CSV reader would.
+                    let tail_start = i;
+                    while i < b.len() && !b[i..].starts_with(sep) && !b[i..].starts_with(ld) {
+                        i += 1;
+                    }
+                    buf.push_str(&text[tail_start..i]);
+                    (Cow::Owned(buf), true)
+                } else {
+                    let start = i;
+                    while i < b.len() && !b[i..].starts_with(sep) && !b[i..].starts_with(ld) {
+                        i += 1;
+                    }
+                    let mut f = &text[start..i];
+                    if ld == b"\n" && b[i..].starts_with(ld) {
+                        f = f.strip_suffix('\r').unwrap_or(f);
+                    }
+                    (Cow::Borrowed(f), false)
+                };
+                slots.push(self.csv_field(field, enclosed));
+                if b[i..].starts_with(sep) {
+                    i += sep.len();
+                    continue;
+                }
+                if b[i..].starts_with(ld) {
+                    i += ld.len();
+                }
+                break;
+            }
+            record_no += 1;
+            let raw = text[rec_start..i].trim_end_matches(['\r', '\n']);
+            if record_no <= skip || raw.is_empty() {
                 continue;
             }
-            self.push(out, &slots, &|| text.to_string());
+            self.csv_record(&slots, raw, out);
         }
     }
 

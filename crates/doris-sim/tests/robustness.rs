@@ -563,3 +563,37 @@ async fn jsonpaths_json_root_csv_with_names_derived_columns_and_backends() {
     .json();
     assert_eq!(j["data"]["backends"][0]["http_port"], sim.be_addr().port());
 }
+
+#[tokio::test]
+async fn csv_enclose_escape_trim_double_quotes_and_skip_lines() {
+    let sim = sim().await;
+    let h = [
+        ("column_separator", ","),
+        ("enclose", "\""),
+        ("escape", "\\"),
+        ("skip_lines", "1"),
+    ];
+    let body = "ignored,line,0\n1,\"a,b\",1\n2,\"x\ny\",2\n3,\"q\\\"q\",3\n4,\"dd\"\"\",4\n";
+    let j = be_load(&sim, "d1", "u", &h, body).await.json();
+    assert_eq!(j["NumberLoadedRows"], 4, "{j}");
+    let vs: Vec<String> = rows(&sim, "d1", "u")
+        .await
+        .iter()
+        .map(|r| r["v"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(vs, ["a,b", "x\ny", "q\"q", "dd\""]);
+    let h = [("column_separator", ","), ("trim_double_quotes", "true")];
+    let j = be_load(&sim, "d1", "u", &h, "5,\"t\",5\n").await.json();
+    assert_eq!(j["NumberLoadedRows"], 1, "{j}");
+    assert_eq!(rows(&sim, "d1", "u").await[4]["v"], "t");
+    let j = be_load(&sim, "d1", "u", &[("enclose", "ab")], "")
+        .await
+        .json();
+    assert!(
+        j["Message"]
+            .as_str()
+            .unwrap()
+            .contains("enclose only support single char"),
+        "{j}"
+    );
+}

@@ -936,8 +936,7 @@ impl Plan<'_> {
                     i += 1;
                     let mut buf = String::new();
                     let mut seg = i;
-                    loop {
-                        let Some(&c) = b.get(i) else { break };
+                    while let Some(&c) = b.get(i) {
                         if Some(c) == esc && i + 1 < b.len() {
                             buf.push_str(&text[seg..i]);
                             let ch = text[i + 1..].chars().next().unwrap_or_default();

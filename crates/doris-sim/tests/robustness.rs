@@ -597,3 +597,28 @@ async fn csv_enclose_escape_trim_double_quotes_and_skip_lines() {
         "{j}"
     );
 }
+
+#[tokio::test]
+async fn fe_answers_307_even_when_the_client_streams_the_body_without_waiting() {
+    use tokio::io::AsyncWriteExt;
+    let sim = sim().await;
+    let auth = basic("root", "");
+    for size in [10_000usize, 3_000_000] {
+        let mut s = tokio::net::TcpStream::connect(sim.fe_addr()).await.unwrap();
+        let head = format!(
+            "PUT /api/d1/u/_stream_load HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nExpect: 100-continue\r\nContent-Length: {size}\r\n\r\n"
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let (mut rd, mut wr) = s.into_split();
+        let writer = tokio::spawn(async move {
+            let body = vec![b'x'; size];
+            wr.write_all(&body).await
+        });
+        let mut rd_stream = tokio::io::BufReader::new(&mut rd);
+        let mut line = String::new();
+        use tokio::io::AsyncBufReadExt;
+        rd_stream.read_line(&mut line).await.unwrap();
+        assert!(line.starts_with("HTTP/1.1 307"), "size {size}: {line:?}");
+        let _ = writer.await;
+    }
+}

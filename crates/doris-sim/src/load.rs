@@ -938,17 +938,17 @@ impl Plan<'_> {
                     let mut seg = i;
                     while let Some(&c) = b.get(i) {
                         if Some(c) == esc && i + 1 < b.len() {
-                            buf.push_str(&text[seg..i]);
-                            let ch = text[i + 1..].chars().next().unwrap_or_default();
+                            buf.push_str(sub(text, seg, i));
+                            let ch = sub(text, i + 1, b.len()).chars().next().unwrap_or_default();
                             buf.push(ch);
                             i += 1 + ch.len_utf8();
                             seg = i;
                         } else if c == enc && b.get(i + 1) == Some(&enc) {
-                            buf.push_str(&text[seg..=i]);
+                            buf.push_str(sub(text, seg, i + 1));
                             i += 2;
                             seg = i;
                         } else if c == enc {
-                            buf.push_str(&text[seg..i]);
+                            buf.push_str(sub(text, seg, i));
                             i += 1;
                             break;
                         } else {
@@ -956,21 +956,21 @@ impl Plan<'_> {
                         }
                     }
                     if seg < i && b.get(i.saturating_sub(1)) != Some(&enc) {
-                        buf.push_str(&text[seg..i]); // unterminated: keep the rest
+                        buf.push_str(sub(text, seg, i)); // unterminated: keep the rest
                     }
                     // Bytes between the closing enclose and the next separator are kept, as a CSV reader would.
                     let tail_start = i;
                     while i < b.len() && !b[i..].starts_with(sep) && !b[i..].starts_with(ld) {
                         i += 1;
                     }
-                    buf.push_str(&text[tail_start..i]);
+                    buf.push_str(sub(text, tail_start, i));
                     (Cow::Owned(buf), true)
                 } else {
                     let start = i;
                     while i < b.len() && !b[i..].starts_with(sep) && !b[i..].starts_with(ld) {
                         i += 1;
                     }
-                    let mut f = &text[start..i];
+                    let mut f = sub(text, start, i);
                     if ld == b"\n" && b[i..].starts_with(ld) {
                         f = f.strip_suffix('\r').unwrap_or(f);
                     }
@@ -987,7 +987,7 @@ impl Plan<'_> {
                 break;
             }
             record_no += 1;
-            let raw = text[rec_start..i].trim_end_matches(['\r', '\n']);
+            let raw = sub(text, rec_start, i).trim_end_matches(['\r', '\n']);
             if record_no <= skip || raw.is_empty() {
                 continue;
             }
@@ -1180,6 +1180,11 @@ impl<'de, 'p> Visitor<'de> for SlotFiller<'p, 'de> {
         }
         Ok(matched)
     }
+}
+
+/// `&text[a..b]`, or "" when a hostile separator byte made the bounds fall inside a UTF-8 character.
+fn sub(text: &str, a: usize, b: usize) -> &str {
+    text.get(a..b).unwrap_or_default()
 }
 
 fn navigate<'a>(raw: &'a RawValue, path: &[String]) -> Option<&'a RawValue> {

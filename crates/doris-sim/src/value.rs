@@ -172,6 +172,9 @@ pub fn parse_tz(s: &str) -> Option<i32> {
         b'-' => (-1, &s[1..]),
         _ => return None,
     };
+    if !rest.is_ascii() {
+        return None;
+    }
     let (h, m) = if let Some((h, m)) = rest.split_once(':') {
         (h, m)
     } else if rest.len() == 4 {
@@ -299,6 +302,12 @@ const POW10: [i128; 39] = {
 
 /// Rewrites `1.5e3` / `15E-2` as plain decimal text (JSON numbers may use exponents).
 fn expand_exponent(s: &str) -> Option<String> {
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
+    {
+        return None;
+    }
     let (mant, exp) = s.split_once(['e', 'E'])?;
     let exp: i32 = exp.parse().ok()?;
     if exp.abs() > 60 {
@@ -655,6 +664,8 @@ mod tests {
         assert_eq!(Value::Decimal(-5).to_text(&ty).as_deref(), Some("-0.05"));
         assert_eq!(parse_text(&ty, "1.5e3", UTC), Ok(Value::Decimal(150_000)));
         assert_eq!(parse_text(&ty, "125E-4", UTC), Ok(Value::Decimal(1)));
+        assert_eq!(parse_text(&ty, "aé1e-1", UTC), Err(ConvError::Invalid));
+        assert_eq!(parse_tz("+a€"), None);
     }
 
     #[test]

@@ -1372,4 +1372,43 @@ not json
         );
         assert!(separator("\\x0102").unwrap() == vec![1, 2]);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+        /// Any body under any common header set is parsed without panicking, and the counters add up.
+        #[test]
+        fn arbitrary_bodies_never_panic(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            json in proptest::prelude::any::<bool>(),
+            by_line in proptest::prelude::any::<bool>(),
+            strip in proptest::prelude::any::<bool>(),
+            enclose in proptest::prelude::any::<bool>(),
+            sep in proptest::sample::select(vec!["\\t", ",", "||", "\\x01", "\\xa9", "é"]),
+        ) {
+            let def = table();
+            let mut pairs = vec![("column_separator", sep)];
+            if json { pairs.push(("format", "json")); }
+            if by_line { pairs.push(("read_json_by_line", "true")); }
+            if strip { pairs.push(("strip_outer_array", "true")); }
+            if enclose { pairs.push(("enclose", "\"")); pairs.push(("escape", "\\")); }
+            let p = params(&pairs);
+            let plan = Plan::new(&def, &p).unwrap();
+            let r = plan.prepare(&body);
+            proptest::prop_assert_eq!(r.total, r.ops.len() as u64 + r.filtered + r.unselected);
+        }
+
+        /// Arbitrary header values are validated without panicking.
+        #[test]
+        fn arbitrary_header_values_never_panic(
+            name in proptest::sample::select(vec!["format", "columns", "where", "delete", "merge_type", "timeout",
+                "timezone", "jsonpaths", "json_root", "column_separator", "max_filter_ratio", "enclose", "skip_lines"]),
+            value in "[ -~é€]{0,40}",
+        ) {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = value.parse() {
+                h.insert(name, v);
+            }
+            let _ = parse_headers(&h, LoadTz::default());
+        }
+    }
 }

@@ -622,3 +622,23 @@ async fn fe_answers_307_even_when_the_client_streams_the_body_without_waiting() 
         let _ = writer.await;
     }
 }
+
+#[tokio::test]
+async fn stats_count_loads_rows_versions_and_labels_per_table() {
+    let sim = sim().await;
+    json_load(&sim, "d1", "u", "s1", "{\"k\": 1}\n{\"k\": 2}").await;
+    json_load(&sim, "d1", "u", "s2", "{\"k\": 2}").await;
+    json_load(&sim, "d1", "u", "s3", "{\"v\": 1}").await; // fails
+    let stats = sim.client().stats().await.unwrap();
+    let t = stats["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["db"] == "d1" && t["table"] == "u")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        t,
+        json!({"db": "d1", "table": "u", "loads": 2, "failed_loads": 1, "rows": 2, "versions": 2, "labels": 2})
+    );
+}

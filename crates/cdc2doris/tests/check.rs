@@ -1,0 +1,483 @@
+//! `cdc2doris check` against the real services of `dev/stack up`: each test gets its own PostgreSQL database (the
+//! job-analytics schema) and its own Kafka topics, so the tests run in parallel.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cdc2doris::config::check::{check_config, check_connectivity, CheckLine, CheckReport, Outcome};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use tokio_postgres::NoTls;
+
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/job-analytics");
+/// The tables the job-analytics topics capture, in `kafka.topics` order.
+const TABLES: [&str; 4] = [
+    "jobs",
+    "job_activity",
+    "clients_to_exclude",
+    "standard_revenue",
+];
+/// An address nothing listens on: connections are refused at once.
+const UNREACHABLE_FE: &str = "http://127.0.0.1:1";
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn bootstrap() -> String {
+    std::env::var("CDC2DORIS_KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".to_string())
+}
+
+fn pg_url() -> String {
+    std::env::var("CDC2DORIS_PG_URL")
+        .unwrap_or_else(|_| "postgres://cdc2doris@127.0.0.1:5432/postgres".to_string())
+}
+
+fn pg_password() -> String {
+    std::env::var("CDC2DORIS_PG_PASSWORD").unwrap_or_else(|_| "cdc2doris".to_string())
+}
+
+/// `CDC2DORIS_PG_URL` pointing at another database.
+fn pg_url_for(dbname: &str) -> String {
+    let mut url = reqwest::Url::parse(&pg_url()).expect("CDC2DORIS_PG_URL is a URL");
+    url.set_path(&format!("/{dbname}"));
+    url.to_string()
+}
+
+async fn connect(dbname: &str) -> tokio_postgres::Client {
+    let mut cfg: tokio_postgres::Config = pg_url().parse().expect("CDC2DORIS_PG_URL");
+    cfg.password(pg_password());
+    cfg.dbname(dbname);
+    let (client, conn) = cfg
+        .connect(NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL ({e}); run `dev/stack up` first"));
+    tokio::spawn(conn);
+    client
+}
+
+fn admin() -> AdminClient<DefaultClientContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .expect("admin client")
+}
+
+/// One test's world: a database holding the job-analytics schema, Debezium-named topics
+/// `<prefix>.public.<table>`, and a config directory with `merge.sql`.
+struct World {
+    database: String,
+    prefix: String,
+    created_topics: Vec<String>,
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    /// Creates the database with `examples/job-analytics/postgres.sql` and the topics of `tables` (2 partitions
+    /// each).
+    async fn create(tables: &[&str]) -> World {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let database = format!("t_check_{id}");
+        connect("postgres")
+            .await
+            .batch_execute(&format!("CREATE DATABASE {database}"))
+            .await
+            .expect("create database");
+        let schema =
+            std::fs::read_to_string(format!("{EXAMPLE}/postgres.sql")).expect("postgres.sql");
+        connect(&database)
+            .await
+            .batch_execute(&schema)
+            .await
+            .expect("job-analytics schema");
+        let prefix = format!("chk_{id}");
+        let created_topics: Vec<String> = tables
+            .iter()
+            .map(|t| format!("{prefix}.public.{t}"))
+            .collect();
+        let new: Vec<NewTopic<'_>> = created_topics
+            .iter()
+            .map(|t| NewTopic::new(t, 2, TopicReplication::Fixed(1)))
+            .collect();
+        let results = admin()
+            .create_topics(
+                &new,
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+            )
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot reach Kafka at {} ({e}); run `dev/stack up` first",
+                    bootstrap()
+                )
+            });
+        for r in results {
+            r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::copy(format!("{EXAMPLE}/merge.sql"), dir.path().join("merge.sql"))
+            .expect("merge.sql");
+        World {
+            database,
+            prefix,
+            created_topics,
+            dir,
+        }
+    }
+
+    fn topic(&self, table: &str) -> String {
+        format!("{}.public.{table}", self.prefix)
+    }
+
+    /// A config for the job-analytics pipeline over this world, with the given merge key column and Doris FE.
+    fn config(&self, key_column: &str, doris: &Doris) -> PathBuf {
+        let topics: Vec<String> = TABLES
+            .iter()
+            .map(|t| format!("{:?}", self.topic(t)))
+            .collect();
+        let text = format!(
+            r#"
+[kafka]
+bootstrap_servers = ["{bootstrap}"]
+group_id = "check-{prefix}"
+topics = [{topics}]
+
+[postgres]
+url = "{url}"
+password_env = "CHECK_PG_PASSWORD"
+connect_timeout = "5s"
+tls_mode = "disable"
+
+[[keys.rules]]
+topic = "{jobs}"
+format = "debezium"
+fields = ["id"]
+
+[[keys.rules]]
+topic = "{job_activity}"
+format = "debezium"
+fields = ["job_id"]
+
+[[keys.rules]]
+topic = "{clients_to_exclude}"
+format = "debezium"
+fields = ["client_id"]
+resolve_query = "SELECT id FROM jobs WHERE client_id = ANY($1)"
+
+[[keys.rules]]
+topic = "{standard_revenue}"
+format = "debezium"
+fields = ["job_id"]
+
+[merge]
+query_file = "merge.sql"
+key_column = "{key_column}"
+
+[doris]
+fe_urls = ["{fe}"]
+database = "{doris_db}"
+table = "merged_job_data"
+user = "root"
+password_env = "CHECK_DORIS_PASSWORD"
+sequence_column = "source_version"
+
+[dead_letter]
+path = "dead-letter.jsonl"
+"#,
+            bootstrap = bootstrap(),
+            prefix = self.prefix,
+            topics = topics.join(", "),
+            url = pg_url_for(&self.database),
+            jobs = self.topic("jobs"),
+            job_activity = self.topic("job_activity"),
+            clients_to_exclude = self.topic("clients_to_exclude"),
+            standard_revenue = self.topic("standard_revenue"),
+            fe = doris.fe_url,
+            doris_db = doris.database,
+        );
+        let path = self.dir.path().join("check.toml");
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+
+    async fn drop_all(self) {
+        connect("postgres")
+            .await
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.database
+            ))
+            .await
+            .expect("drop database");
+        let names: Vec<&str> = self.created_topics.iter().map(String::as_str).collect();
+        let _ = admin().delete_topics(&names, &AdminOptions::new()).await;
+    }
+}
+
+/// Where the config's `[doris]` section points, and the password its environment variable holds.
+struct Doris {
+    fe_url: String,
+    database: String,
+    password: String,
+}
+
+impl Doris {
+    fn unreachable() -> Doris {
+        Doris {
+            fe_url: UNREACHABLE_FE.to_string(),
+            database: "job_analytics".to_string(),
+            password: "doris-secret".to_string(),
+        }
+    }
+}
+
+/// Runs `check` in process: validation, then connectivity.
+async fn run_check(path: &Path, doris: &Doris) -> CheckReport {
+    let doris_password = doris.password.clone();
+    let env = move |name: &str| match name {
+        "CHECK_PG_PASSWORD" => Ok(pg_password()),
+        "CHECK_DORIS_PASSWORD" => Ok(doris_password.clone()),
+        _ => Err(std::env::VarError::NotPresent),
+    };
+    let (mut report, config) = check_config(path, &env);
+    let config = config.unwrap_or_else(|| panic!("config invalid:\n{}", report.render()));
+    check_connectivity(&config, TIMEOUT, &mut report).await;
+    report
+}
+
+/// The lines about `subject`.
+fn about<'r>(report: &'r CheckReport, subject: &str) -> Vec<&'r CheckLine> {
+    report
+        .lines
+        .iter()
+        .filter(|l| l.subject == subject)
+        .collect()
+}
+
+/// The one line about `subject`.
+fn one<'r>(report: &'r CheckReport, subject: &str) -> &'r CheckLine {
+    match about(report, subject).as_slice() {
+        [line] => line,
+        other => panic!(
+            "expected one line about {subject}, got {}:\n{}",
+            other.len(),
+            report.render()
+        ),
+    }
+}
+
+/// Asserts every line outside `[doris]` passes (or is a config warning).
+fn assert_kafka_and_postgres_pass(report: &CheckReport) {
+    let text = report.render();
+    for l in &report.lines {
+        if l.subject.starts_with("doris") {
+            continue;
+        }
+        assert_eq!(
+            l.outcome,
+            Outcome::Pass,
+            "{}: {}\n{text}",
+            l.subject,
+            l.detail
+        );
+    }
+}
+
+#[tokio::test]
+async fn kafka_and_postgres_checks_pass_on_the_example_pipeline() {
+    let world = World::create(&TABLES).await;
+    let doris = Doris::unreachable();
+    let report = run_check(&world.config("job_id", &doris), &doris).await;
+    let text = report.render();
+    assert_kafka_and_postgres_pass(&report);
+    assert!(
+        one(&report, "kafka.bootstrap_servers")
+            .detail
+            .contains("answered"),
+        "{text}"
+    );
+    for (i, table) in TABLES.iter().enumerate() {
+        let topic = one(&report, &format!("kafka.topics[{i}]"));
+        assert_eq!(
+            topic.detail,
+            format!("{:?} exists, 2 partition(s)", world.topic(table)),
+            "{text}"
+        );
+        let identity = one(&report, &format!("keys.rules[{i}]"));
+        assert!(identity.detail.contains("REPLICA IDENTITY FULL"), "{text}");
+    }
+    assert!(
+        one(&report, "postgres.url")
+            .detail
+            .starts_with("connected to "),
+        "{text}"
+    );
+    assert!(
+        one(&report, "merge.query_file")
+            .detail
+            .contains("prepares with $1 as integer (bigint[]); 19 output column(s)"),
+        "{text}"
+    );
+    assert!(
+        one(&report, "merge.key_column")
+            .detail
+            .contains("\"job_id\" is an output column (int8)"),
+        "{text}"
+    );
+    assert!(
+        one(&report, "keys.rules[2].resolve_query")
+            .detail
+            .contains("returns \"id\" (int8)"),
+        "{text}"
+    );
+    world.drop_all().await;
+}
+
+#[tokio::test]
+async fn a_missing_topic_fails_naming_it() {
+    // The standard_revenue topic is not created.
+    let world = World::create(&TABLES[..3]).await;
+    let doris = Doris::unreachable();
+    let report = run_check(&world.config("job_id", &doris), &doris).await;
+    let text = report.render();
+    assert!(report.failed());
+    assert_eq!(
+        one(&report, "kafka.topics[2]").outcome,
+        Outcome::Pass,
+        "{text}"
+    );
+    let missing = one(&report, "kafka.topics[3]");
+    assert_eq!(missing.outcome, Outcome::Fail, "{text}");
+    assert_eq!(
+        missing.detail,
+        format!(
+            "{:?} does not exist; create it, or fix kafka.topics",
+            world.topic("standard_revenue")
+        )
+    );
+    world.drop_all().await;
+}
+
+#[tokio::test]
+async fn a_wrong_merge_key_column_fails_naming_the_field() {
+    let world = World::create(&TABLES).await;
+    let doris = Doris::unreachable();
+    let report = run_check(&world.config("jobid", &doris), &doris).await;
+    let text = report.render();
+    let line = one(&report, "merge.key_column");
+    assert_eq!(line.outcome, Outcome::Fail, "{text}");
+    assert!(
+        line.detail
+            .starts_with("\"jobid\" is not an output column of the merge query"),
+        "{text}"
+    );
+    assert!(line.detail.contains("job_id, client_id, title"), "{text}");
+    assert!(line.detail.contains("set merge.key_column"), "{text}");
+    world.drop_all().await;
+}
+
+#[tokio::test]
+async fn replica_identity_default_without_the_key_in_the_primary_key_warns() {
+    let world = World::create(&TABLES).await;
+    connect(&world.database)
+        .await
+        .batch_execute(
+            "ALTER TABLE job_activity REPLICA IDENTITY DEFAULT;
+             ALTER TABLE jobs REPLICA IDENTITY DEFAULT;
+             ALTER TABLE standard_revenue REPLICA IDENTITY NOTHING;",
+        )
+        .await
+        .expect("alter replica identity");
+    let doris = Doris::unreachable();
+    let report = run_check(&world.config("job_id", &doris), &doris).await;
+    let text = report.render();
+    // jobs is keyed by its primary key: a delete's before image holds it.
+    let jobs = one(&report, "keys.rules[0]");
+    assert_eq!(jobs.outcome, Outcome::Pass, "{text}");
+    assert!(
+        jobs.detail
+            .contains("REPLICA IDENTITY DEFAULT: a delete's old row holds the primary key (id)"),
+        "{text}"
+    );
+    // job_activity is keyed by job_id, not its primary key.
+    let activity = one(&report, "keys.rules[1]");
+    assert_eq!(activity.outcome, Outcome::Warn, "{text}");
+    assert!(
+        activity
+            .detail
+            .contains("holds only the primary key (id), not the key field job_id"),
+        "{text}"
+    );
+    assert!(
+        activity
+            .detail
+            .ends_with("run ALTER TABLE public.job_activity REPLICA IDENTITY FULL"),
+        "{text}"
+    );
+    let revenue = one(&report, "keys.rules[3]");
+    assert_eq!(revenue.outcome, Outcome::Fail, "{text}");
+    assert!(
+        revenue.detail.contains("REPLICA IDENTITY NOTHING"),
+        "{text}"
+    );
+    world.drop_all().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_doris_fe_fails() {
+    let world = World::create(&TABLES).await;
+    let doris = Doris::unreachable();
+    let report = run_check(&world.config("job_id", &doris), &doris).await;
+    let text = report.render();
+    assert!(report.failed());
+    let fe = one(&report, "doris.fe_urls[0]");
+    assert_eq!(fe.outcome, Outcome::Fail, "{text}");
+    assert!(
+        fe.detail.starts_with("http://127.0.0.1:1 unreachable ("),
+        "{text}"
+    );
+    assert!(fe.detail.contains("check the URL"), "{text}");
+    assert!(!text.contains("doris-secret"), "{text}");
+    world.drop_all().await;
+}
+
+#[test]
+fn the_binary_prints_one_line_per_check_and_exits_1_on_failure() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let world = runtime.block_on(World::create(&TABLES[..3]));
+    let doris = Doris::unreachable();
+    let config = world.config("job_id", &doris);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cdc2doris"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .args(["--timeout", "5s"])
+        .env("CHECK_PG_PASSWORD", pg_password())
+        .env("CHECK_DORIS_PASSWORD", &doris.password)
+        .output()
+        .expect("run cdc2doris");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("pass  config: "), "{stdout}");
+    for l in &lines {
+        assert!(
+            ["pass  ", "warn  ", "fail  ", "skip  "]
+                .iter()
+                .any(|p| l.starts_with(p)),
+            "{l}"
+        );
+    }
+    assert!(
+        stdout.contains("\npass  kafka.bootstrap_servers: "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "\nfail  kafka.topics[3]: {:?} does not exist",
+            world.topic("standard_revenue")
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\npass  merge.query_file: "), "{stdout}");
+    assert!(stdout.contains("\nfail  doris.fe_urls[0]: "), "{stdout}");
+    assert!(!stdout.contains(&doris.password), "{stdout}");
+    runtime.block_on(world.drop_all());
+}

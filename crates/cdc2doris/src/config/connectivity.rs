@@ -356,8 +356,7 @@ async fn connect_postgres(
                 Outcome::Warn,
                 "postgres.tls_mode",
                 "\"require\": TLS to PostgreSQL is not implemented in this build yet, so the PostgreSQL checks \
-                 were not run (the service cannot connect either); use \"prefer\" or \"disable\" on a trusted \
-                 network, or wait for TLS support",
+                 were not run; on a trusted network use \"prefer\" or \"disable\"",
             ));
             return None;
         }

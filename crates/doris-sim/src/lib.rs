@@ -1,1 +1,290 @@
-//! doris-sim: an Apache Doris Stream Load emulator (see `README.md` in this crate).
+//! doris-sim: an Apache Doris Stream Load emulator for tests and demos (not part of Doris). See `README.md`.
+//!
+//! Reading order, following one load:
+//! - `http.rs` — the FE listener (auth, `Expect`, 307) and the BE listener (the load, 2PC, error logs, `/api/_sim/`).
+//! - `load.rs` — request headers → parameters; body (JSON / CSV) → typed row operations, counters, rejected rows.
+//! - `value.rs` — column types and value casts (DECIMAL, DATETIME(p), VARCHAR(n) …).
+//! - `expr.rs` — the `where` / `delete` / `columns` expression subset.
+//! - `state.rs` — labels, transactions, faults, version pressure, the commit log of `--data-dir`.
+//! - `table.rs` — stored rows and the Unique / Duplicate / Aggregate merge rules.
+//! - `ddl.rs` — the Doris DDL subset that defines the tables.
+//! - `response.rs` — the reply JSON, field by field in Doris's order.
+//! - `client.rs` — a tiny typed client of the sim-only endpoints, for tests.
+//!
+//! In-process use (one sim per test, ephemeral ports):
+//! ```no_run
+//! # async fn demo() -> Result<(), doris_sim::SimError> {
+//! let sim = doris_sim::Sim::start(doris_sim::SimOptions {
+//!     ddl: vec!["CREATE DATABASE d; CREATE TABLE d.t (k BIGINT NOT NULL, v STRING) UNIQUE KEY(k) \
+//!                DISTRIBUTED BY HASH(k) BUCKETS 1;".into()],
+//!     ..Default::default()
+//! })
+//! .await?;
+//! let fe = sim.fe_url(); // http://127.0.0.1:<port>
+//! let rows = sim.client().rows("d", "t").await;
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod client;
+pub mod ddl;
+pub mod expr;
+mod http;
+pub mod load;
+pub mod response;
+pub mod state;
+pub mod table;
+pub mod value;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use client::SimClient;
+pub use state::{FaultKind, FaultSpec};
+
+/// How to start a sim. `Default` gives ephemeral ports, user `root` with an empty password, memory only.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// FE `http_port` (Doris default 8030); 0 = ephemeral.
+    pub fe_port: u16,
+    /// BE `webserver_port` (Doris default 8040); 0 = ephemeral.
+    pub be_port: u16,
+    /// DDL sources: an entry containing `;` or a newline is DDL text, anything else is a file path.
+    pub ddl: Vec<String>,
+    /// The one Doris user that may load.
+    pub user: String,
+    pub password: String,
+    /// Directory of the commit log; data and labels survive a restart. `None` = memory only.
+    pub data_dir: Option<PathBuf>,
+    /// `max_tablet_version_num`: loads fail with `[E-235]` while more versions than this are uncompacted.
+    /// `None` = no limit.
+    pub max_versions: Option<u64>,
+    /// Background compaction speed, in versions drained per second per table (default 10).
+    pub compaction_versions_per_sec: f64,
+    /// `streaming_label_keep_max_second`: how long finished labels stay (default 43200 s = 12 h).
+    pub label_keep_max_secs: u64,
+    /// `streaming_load_max_mb` in bytes (default 10240 MiB).
+    pub max_body_bytes: u64,
+    /// `streaming_load_json_max_mb` in bytes, for JSON without `read_json_by_line` (default 100 MiB).
+    pub max_json_body_bytes: u64,
+    /// Interface both listeners bind (default 127.0.0.1).
+    pub bind_host: String,
+    /// Host written into `Location` and `ErrorURL` (default 127.0.0.1).
+    pub be_host: String,
+    /// `group_commit_interval_ms`: when group-commit loads become visible (default 10000 ms).
+    pub group_commit_interval_ms: u64,
+    /// Session time zone loads default to when they send no `timezone` header (default `+00:00`).
+    pub timezone: String,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            fe_port: 0,
+            be_port: 0,
+            ddl: Vec::new(),
+            user: "root".into(),
+            password: String::new(),
+            data_dir: None,
+            max_versions: None,
+            compaction_versions_per_sec: 10.0,
+            label_keep_max_secs: 43_200,
+            max_body_bytes: 10_240 << 20,
+            max_json_body_bytes: 100 << 20,
+            bind_host: "127.0.0.1".into(),
+            be_host: "127.0.0.1".into(),
+            group_commit_interval_ms: 10_000,
+            timezone: "+00:00".into(),
+        }
+    }
+}
+
+/// Why a sim could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("cannot read DDL file {path}: {source}")]
+    ReadDdl {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("DDL refused: {0}")]
+    Ddl(#[from] ddl::DdlError),
+    #[error(transparent)]
+    Persist(#[from] state::PersistError),
+    #[error("cannot bind the {listener} listener on {addr}: {source}")]
+    Bind {
+        listener: &'static str,
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("unknown time zone {0:?}: use +HH:MM, UTC or a fixed-offset name")]
+    TimeZone(String),
+}
+
+/// A running emulator. Dropping it stops the listeners; `shutdown` also waits for them.
+pub struct Sim {
+    fe_addr: SocketAddr,
+    be_addr: SocketAddr,
+    state: Arc<state::State>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+}
+
+/// Reads every DDL source into one catalog.
+pub fn load_ddl(sources: &[String]) -> Result<ddl::Catalog, SimError> {
+    let mut catalog = ddl::Catalog::default();
+    for (i, src) in sources.iter().enumerate() {
+        if src.contains(';') || src.contains('\n') {
+            ddl::parse_into(&mut catalog, &format!("<ddl #{}>", i + 1), src)?;
+        } else {
+            let text = std::fs::read_to_string(src).map_err(|source| SimError::ReadDdl {
+                path: src.clone(),
+                source,
+            })?;
+            ddl::parse_into(&mut catalog, src, &text)?;
+        }
+    }
+    Ok(catalog)
+}
+
+impl Sim {
+    /// Parses the DDL, replays `data_dir`, binds both listeners and starts serving.
+    pub async fn start(opts: SimOptions) -> Result<Sim, SimError> {
+        let catalog = load_ddl(&opts.ddl)?;
+        let offset_secs = value::parse_tz(&opts.timezone)
+            .ok_or_else(|| SimError::TimeZone(opts.timezone.clone()))?;
+        let knobs = state::Knobs {
+            max_versions: opts.max_versions,
+            label_keep_max_ms: opts.label_keep_max_secs.saturating_mul(1000),
+            default_tz: value::LoadTz { offset_secs },
+        };
+        let state = Arc::new(state::State::new(catalog, knobs, opts.data_dir.as_deref())?);
+        let bind = |listener: &'static str, port: u16| {
+            let addr = format!("{}:{port}", opts.bind_host);
+            async move {
+                TcpListener::bind(&addr)
+                    .await
+                    .map_err(|source| SimError::Bind {
+                        listener,
+                        addr,
+                        source,
+                    })
+            }
+        };
+        let fe = bind("FE", opts.fe_port).await?;
+        let be = bind("BE", opts.be_port).await?;
+        let local = |l: &TcpListener, listener: &'static str| {
+            l.local_addr().map_err(|source| SimError::Bind {
+                listener,
+                addr: opts.bind_host.clone(),
+                source,
+            })
+        };
+        let fe_addr = local(&fe, "FE")?;
+        let be_addr = local(&be, "BE")?;
+        let ctx = Arc::new(http::Ctx {
+            state: state.clone(),
+            user: opts.user.clone(),
+            password: opts.password.clone(),
+            be_host: opts.be_host.clone(),
+            be_port: be_addr.port(),
+            max_body_bytes: opts.max_body_bytes,
+            max_json_body_bytes: opts.max_json_body_bytes,
+            group_commit_interval: Duration::from_millis(opts.group_commit_interval_ms),
+        });
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        tracker.spawn(http::serve(
+            fe,
+            http::Role::Fe,
+            ctx.clone(),
+            cancel.clone(),
+            tracker.clone(),
+        ));
+        tracker.spawn(http::serve(
+            be,
+            http::Role::Be,
+            ctx,
+            cancel.clone(),
+            tracker.clone(),
+        ));
+        tracker.spawn(housekeeping(
+            state.clone(),
+            opts.compaction_versions_per_sec,
+            cancel.clone(),
+        ));
+        Ok(Sim {
+            fe_addr,
+            be_addr,
+            state,
+            cancel,
+            tracker,
+        })
+    }
+
+    /// `http://127.0.0.1:<fe port>`.
+    pub fn fe_url(&self) -> String {
+        format!("http://{}", self.fe_addr)
+    }
+
+    /// `http://127.0.0.1:<be port>`.
+    pub fn be_url(&self) -> String {
+        format!("http://{}", self.be_addr)
+    }
+
+    pub fn fe_addr(&self) -> SocketAddr {
+        self.fe_addr
+    }
+
+    pub fn be_addr(&self) -> SocketAddr {
+        self.be_addr
+    }
+
+    /// A client of the sim-only endpoints of this sim's FE.
+    pub fn client(&self) -> SimClient {
+        SimClient::new(self.fe_addr)
+    }
+
+    /// Visible row count of a table, without HTTP (benchmarks).
+    pub fn visible_rows(&self, db: &str, table: &str) -> Option<usize> {
+        let idx = self.state.catalog.table(db, table)?;
+        Some(self.state.lock().tables[idx].data.visible_rows())
+    }
+
+    /// Stops the listeners and waits (at most 5 s) for in-flight requests.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        self.tracker.close();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.tracker.wait()).await;
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Compaction (drains versions), group-commit visibility and the label cleaner.
+async fn housekeeping(state: Arc<state::State>, versions_per_sec: f64, cancel: CancellationToken) {
+    let tick = Duration::from_millis(100);
+    let mut ticks: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(tick) => {}
+        }
+        ticks += 1;
+        state.compact(versions_per_sec * tick.as_secs_f64());
+        state.flush_due();
+        if ticks.is_multiple_of(600) {
+            state.clean_labels();
+        }
+    }
+}

@@ -1,4 +1,90 @@
-fn main() {
-    eprintln!("doris-sim: not implemented yet");
-    std::process::exit(2);
+//! `doris-sim` binary: parses the command line and runs the emulator until Ctrl-C / SIGTERM.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// An Apache Doris Stream Load emulator (not part of Doris). Readiness: `GET /api/_sim/stats` on the FE port → 200.
+#[derive(Parser, Debug)]
+#[command(name = "doris-sim", version, about)]
+struct Args {
+    /// FE http_port (redirects loads to the BE).
+    #[arg(long, default_value_t = 8030)]
+    fe_port: u16,
+    /// BE webserver_port (executes loads).
+    #[arg(long, default_value_t = 8040)]
+    be_port: u16,
+    /// DDL file with CREATE DATABASE / CREATE TABLE statements; repeatable.
+    #[arg(long, required = true)]
+    ddl: Vec<PathBuf>,
+    /// The user allowed to load.
+    #[arg(long, default_value = "root")]
+    user: String,
+    /// Name of the environment variable holding the password (empty password if unset).
+    #[arg(long)]
+    password_env: Option<String>,
+    /// Directory for the commit log: data and labels survive a restart.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// max_tablet_version_num: loads fail with [E-235] while more versions are uncompacted.
+    #[arg(long)]
+    max_versions: Option<u64>,
+    /// Compaction speed in versions per second per table.
+    #[arg(long, default_value_t = 10.0)]
+    compaction_rate: f64,
+    /// streaming_label_keep_max_second: lifetime of finished labels.
+    #[arg(long, default_value_t = 43_200)]
+    label_keep_secs: u64,
+    /// group_commit_interval_ms.
+    #[arg(long, default_value_t = 10_000)]
+    group_commit_interval_ms: u64,
+    /// Interface to bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: String,
+    /// Host advertised in Location / ErrorURL.
+    #[arg(long, default_value = "127.0.0.1")]
+    be_host: String,
+    /// Default load time zone.
+    #[arg(long, default_value = "+00:00")]
+    timezone: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "doris_sim=info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let password = match &args.password_env {
+        Some(var) => std::env::var(var).unwrap_or_default(),
+        None => String::new(),
+    };
+    let sim = doris_sim::Sim::start(doris_sim::SimOptions {
+        fe_port: args.fe_port,
+        be_port: args.be_port,
+        ddl: args.ddl.iter().map(|p| p.display().to_string()).collect(),
+        user: args.user,
+        password,
+        data_dir: args.data_dir,
+        max_versions: args.max_versions,
+        compaction_versions_per_sec: args.compaction_rate,
+        label_keep_max_secs: args.label_keep_secs,
+        bind_host: args.bind,
+        be_host: args.be_host,
+        group_commit_interval_ms: args.group_commit_interval_ms,
+        timezone: args.timezone,
+        ..Default::default()
+    })
+    .await?;
+    tracing::info!(fe = %sim.fe_url(), be = %sim.be_url(), "doris-sim ready");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    sim.shutdown().await;
+    Ok(())
 }

@@ -1,3 +1,19 @@
-//! Apache Doris Stream Load sink.
+//! Apache Doris Stream Load sink (spec: `shared/specs/doris-stream-load.md`).
+//!
+//! Read in this order:
+//! - [`label`]: the idempotency key of a batch, derived from its offset ranges;
+//! - [`client`]: [`DorisSink`], one Stream Load per batch, retried under the same label until Doris says it is
+//!   committed, permanently refused, or the deadline passes;
+//! - [`redirect`]: the hand-made FE → BE redirect and who may receive the credentials;
+//! - [`response`]: Doris' JSON answers and their classification;
+//! - [`config`]: the `[doris]` configuration section.
 
+pub mod client;
 pub mod config;
+pub mod label;
+pub mod redirect;
+pub mod response;
+
+pub use client::{BuildError, DorisSink};
+pub use config::{ConfigProblem, DorisConfig, GroupCommitMode};
+pub use label::build_label;

@@ -1,0 +1,212 @@
+//! Stored rows of one table and how a committed load changes them (spec §6 data-model semantics).
+//!
+//! Applying a prepared load cannot fail, which is what makes loads atomic: all checks happen while the load is
+//! prepared (`load.rs`), and `apply` only mutates.
+
+use std::collections::BTreeMap;
+
+use crate::ddl::{AggFn, KeyModel, Sequence, TableDef};
+use crate::value::Value;
+
+/// One row of a prepared load.
+#[derive(Debug, Clone)]
+pub struct RowOp {
+    /// All table columns in schema order (absent columns of a partial update are `Null` and masked out).
+    pub values: Box<[Value]>,
+    /// `__DORIS_DELETE_SIGN__` = 1.
+    pub delete: bool,
+    /// `__DORIS_SEQUENCE_COL__` (Null when the table has no sequence).
+    pub seq: Value,
+    /// Partial update: which columns the load supplied; `None` = whole row.
+    pub present: Option<Box<[bool]>>,
+}
+
+/// A stored Unique-model row: `None` values is a delete tombstone kept for its sequence value, so a late row with a
+/// smaller sequence cannot resurrect a deleted key (spec §6 "Deletes follow the same rule").
+#[derive(Debug, Clone)]
+struct UniqueRow {
+    values: Option<Box<[Value]>>,
+    seq: Value,
+}
+
+#[derive(Debug, Default)]
+pub struct TableData {
+    unique: BTreeMap<Box<[Value]>, UniqueRow>,
+    aggregate: BTreeMap<Box<[Value]>, Box<[Value]>>,
+    duplicate: Vec<Box<[Value]>>,
+    /// Visible rows (tombstones excluded).
+    visible: usize,
+}
+
+impl TableData {
+    pub fn visible_rows(&self) -> usize {
+        self.visible
+    }
+
+    /// Whether `key` (the key columns) currently has a visible row; used by partial updates with
+    /// `partial_update_new_key_behavior: ERROR`.
+    pub fn has_key(&self, key: &[Value]) -> bool {
+        self.unique.get(key).is_some_and(|r| r.values.is_some())
+    }
+
+    /// Visible rows sorted by key (Duplicate rows with equal keys keep load order).
+    pub fn rows(&self, def: &TableDef) -> Vec<Box<[Value]>> {
+        match def.model {
+            KeyModel::Unique => self
+                .unique
+                .iter()
+                .filter_map(|(k, r)| {
+                    r.values
+                        .as_ref()
+                        .map(|v| k.iter().chain(v.iter()).cloned().collect::<Box<[Value]>>())
+                })
+                .collect(),
+            KeyModel::Aggregate => self
+                .aggregate
+                .iter()
+                .map(|(k, v)| k.iter().chain(v.iter()).cloned().collect())
+                .collect(),
+            KeyModel::Duplicate => {
+                let mut rows = self.duplicate.clone();
+                rows.sort_by(|a, b| a[..def.key_len].cmp(&b[..def.key_len]));
+                rows
+            }
+        }
+    }
+
+    /// Applies one committed load, rows in order (within a batch the later row wins on ties).
+    pub fn apply(&mut self, def: &TableDef, ops: &[RowOp]) {
+        let k = def.key_len;
+        let has_seq = def.sequence != Sequence::None;
+        for op in ops {
+            match def.model {
+                KeyModel::Duplicate => {
+                    if !op.delete {
+                        self.duplicate.push(op.values.clone());
+                        self.visible += 1;
+                    }
+                }
+                KeyModel::Aggregate => {
+                    let (key, vals) = op.values.split_at(k);
+                    match self.aggregate.get_mut(key) {
+                        Some(stored) => {
+                            for (i, v) in vals.iter().enumerate() {
+                                aggregate(def.columns[k + i].agg, &mut stored[i], v);
+                            }
+                        }
+                        None => {
+                            self.aggregate.insert(key.into(), vals.into());
+                            self.visible += 1;
+                        }
+                    }
+                }
+                KeyModel::Unique => self.apply_unique(def, op, has_seq),
+            }
+        }
+    }
+
+    fn apply_unique(&mut self, def: &TableDef, op: &RowOp, has_seq: bool) {
+        let k = def.key_len;
+        let key = &op.values[..k];
+        let existing = self.unique.get_mut(key);
+        if let Some(stored) = existing {
+            let mut seq = op.seq.clone();
+            if let (Some(mask), Sequence::Column(_) | Sequence::Typed(_)) =
+                (&op.present, &def.sequence)
+            {
+                // Partial update without the sequence column inherits the stored sequence value.
+                let seq_supplied = match def.sequence {
+                    Sequence::Column(i) => mask[i],
+                    _ => !seq.is_null(),
+                };
+                if !seq_supplied {
+                    seq = stored.seq.clone();
+                }
+            }
+            if has_seq && seq < stored.seq {
+                return; // strictly smaller sequence: ignored (MoW drops it), deletes too.
+            }
+            let was_visible = stored.values.is_some();
+            if op.delete {
+                if was_visible {
+                    self.visible -= 1;
+                }
+                if has_seq {
+                    stored.values = None;
+                    stored.seq = seq;
+                } else {
+                    self.unique.remove(key);
+                }
+                return;
+            }
+            let new_vals: Box<[Value]> = match (&op.present, &stored.values) {
+                (Some(mask), Some(old)) => op.values[k..]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        if mask[k + i] {
+                            v.clone()
+                        } else {
+                            old[i].clone()
+                        }
+                    })
+                    .collect(),
+                _ => op.values[k..].into(),
+            };
+            if !was_visible {
+                self.visible += 1;
+            }
+            stored.values = Some(new_vals);
+            stored.seq = seq;
+        } else if op.delete {
+            if has_seq {
+                self.unique.insert(
+                    key.into(),
+                    UniqueRow {
+                        values: None,
+                        seq: op.seq.clone(),
+                    },
+                );
+            }
+        } else {
+            self.unique.insert(
+                key.into(),
+                UniqueRow {
+                    values: Some(op.values[k..].into()),
+                    seq: op.seq.clone(),
+                },
+            );
+            self.visible += 1;
+        }
+    }
+}
+
+fn aggregate(f: Option<AggFn>, stored: &mut Value, new: &Value) {
+    match f {
+        Some(AggFn::Replace) | None => *stored = new.clone(),
+        Some(AggFn::ReplaceIfNotNull) => {
+            if !new.is_null() {
+                *stored = new.clone()
+            }
+        }
+        Some(AggFn::Max) => {
+            if stored.is_null() || (!new.is_null() && new > stored) {
+                *stored = new.clone()
+            }
+        }
+        Some(AggFn::Min) => {
+            if stored.is_null() || (!new.is_null() && new < stored) {
+                *stored = new.clone()
+            }
+        }
+        Some(AggFn::Sum) => {
+            *stored = match (&*stored, new) {
+                (Value::Null, v) | (v, Value::Null) => v.clone(),
+                (Value::Int(a), Value::Int(b)) => Value::Int(a.saturating_add(*b)),
+                (Value::Decimal(a), Value::Decimal(b)) => Value::Decimal(a.saturating_add(*b)),
+                (Value::Float(a), Value::Float(b)) => Value::Float(crate::value::F64(a.0 + b.0)),
+                (_, v) => v.clone(),
+            }
+        }
+    }
+}

@@ -1,0 +1,416 @@
+//! Bad requests never crash the sim and get the spec's replies; data types; table models; DDL refusal;
+//! persistence across restarts (including `kill -9` of the binary); the command line.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn garbage_and_malformed_requests_get_replies_and_the_sim_keeps_serving() {
+    let sim = sim().await;
+    let bodies: [&[u8]; 4] = [
+        b"\xff\xfe\x00garbage",
+        b"{\"k\": ",
+        b"[1, 2, 3]",
+        b"\"just a string\"",
+    ];
+    for b in bodies {
+        let auth = basic("root", "");
+        let r = send(
+            sim.be_addr(),
+            "PUT",
+            "/api/d1/u/_stream_load",
+            &[("Authorization", &auth), ("format", "json")],
+            b,
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()["Status"], "Fail", "{}", r.body);
+    }
+    let r = send(
+        sim.be_addr(),
+        "PUT",
+        "/api/d1/u/_stream_load",
+        &[("Authorization", &basic("root", ""))],
+        b"\xff\xfe\t1\t2\n",
+    )
+    .await;
+    assert_eq!(r.json()["NumberFilteredRows"], 1);
+    // Not HTTP at all.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(sim.be_addr()).await.unwrap();
+        s.write_all(b"\x00\x01\x02 NOT HTTP\r\n\r\n").await.unwrap();
+        let mut buf = Vec::new();
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(2), s.read_to_end(&mut buf)).await;
+    }
+    let r = send(sim.be_addr(), "GET", "/api/d1/u/_stream_load", &[], b"").await;
+    assert_eq!(r.status, 405);
+    let r = send(
+        sim.be_addr(),
+        "PUT",
+        "/api/d1/u/_stream_load",
+        &[("Authorization", "Basic !!!")],
+        b"",
+    )
+    .await;
+    assert_eq!(
+        r.json()["Message"],
+        "[INTERNAL_ERROR]no valid Basic authorization"
+    );
+    let r = send(sim.be_addr(), "PUT", "/api/d1/u/_stream_load", &[], b"").await;
+    assert_eq!(
+        r.json()["Message"],
+        "[INTERNAL_ERROR]no valid Basic authorization"
+    );
+    let bad = basic("root", "x");
+    let j = send(
+        sim.be_addr(),
+        "PUT",
+        "/api/d1/u/_stream_load",
+        &[("Authorization", &bad)],
+        b"",
+    )
+    .await
+    .json();
+    assert!(
+        j["Message"].as_str().unwrap().contains("Access denied"),
+        "{j}"
+    );
+    let j = be_load(&sim, "d1", "u", &[("columns", "k,v,n=upper(v)")], "")
+        .await
+        .json();
+    assert!(
+        j["Message"].as_str().unwrap().contains("not supported"),
+        "{j}"
+    );
+    let j = be_load(
+        &sim,
+        "d1",
+        "u",
+        &[("format", "json"), ("jsonpaths", "not json")],
+        "",
+    )
+    .await
+    .json();
+    assert_eq!(j["Status"], "Fail");
+    // Still alive and loading.
+    assert_eq!(
+        be_load(&sim, "d1", "u", &[], "1\ta\t1\n").await.json()["Status"],
+        "Success"
+    );
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_the_size_cap_messages() {
+    let sim = sim_opts(doris_sim::SimOptions {
+        max_body_bytes: 64,
+        max_json_body_bytes: 32,
+        ..Default::default()
+    })
+    .await;
+    let big = "1\ta\t1\n".repeat(20);
+    let j = be_load(&sim, "d1", "u", &[], &big).await.json();
+    assert_eq!(
+        j["Message"],
+        format!(
+            "[INTERNAL_ERROR]body exceed max size: 64, data: {}",
+            big.len()
+        )
+    );
+    assert_eq!(j["TxnId"], -1);
+    let body = r#"[{"k": 1}, {"k": 2}, {"k": 3}, {"k": 4}]"#;
+    let j = be_load(
+        &sim,
+        "d1",
+        "u",
+        &[("format", "json"), ("strip_outer_array", "true")],
+        body,
+    )
+    .await
+    .json();
+    let m = j["Message"].as_str().unwrap();
+    assert!(m.contains("The size of this batch exceed the max size [32]  of json type data  data [ 40 ]. Split the file, or use 'read_json_by_line'"), "{m}");
+    // Chunked bodies are capped while reading.
+    let auth = basic("root", "");
+    let chunk = format!("{:x}\r\n{big}\r\n0\r\n\r\n", big.len());
+    let r = send(
+        sim.be_addr(),
+        "PUT",
+        "/api/d1/u/_stream_load",
+        &[("Authorization", &auth), ("Transfer-Encoding", "chunked")],
+        chunk.as_bytes(),
+    )
+    .await;
+    assert!(
+        r.json()["Message"]
+            .as_str()
+            .unwrap()
+            .contains("body exceed max size: 64"),
+        "{}",
+        r.body
+    );
+    assert!(rows(&sim, "d1", "u").await.is_empty());
+}
+
+#[tokio::test]
+async fn typed_values_are_checked_per_column_type() {
+    let sim = sim().await;
+    let body = concat!(
+        r#"{"k": 1, "li": "170141183460469231731687303715884105727", "d": "20240102", "dt": "2024-01-01 00:00:00.9996", "dec": 1.005, "b": 1, "j": {"a": [1, 2]}, "s": "abcd"}"#,
+        "\n",
+        r#"{"k": 2, "dec": "1000.00", "s": "x"}"#,
+        "\n",
+        r#"{"k": 3, "s": "toolong"}"#,
+        "\n",
+        r#"{"k": 4, "d": "2024-02-30", "dt": "2024-01-01T10:00:00+02:00", "b": "false", "s": "y"}"#,
+    );
+    let h = [
+        ("format", "json"),
+        ("read_json_by_line", "true"),
+        ("max_filter_ratio", "1"),
+    ];
+    let j = be_load(&sim, "d1", "typed", &h, body).await.json();
+    assert_eq!(
+        (
+            j["NumberLoadedRows"].as_u64(),
+            j["NumberFilteredRows"].as_u64()
+        ),
+        (Some(2), Some(2)),
+        "{j}"
+    );
+    let r = rows(&sim, "d1", "typed").await;
+    assert_eq!(
+        r[0],
+        json!({"k": 1, "li": "170141183460469231731687303715884105727", "d": "2024-01-02", "dt": "2024-01-01 00:00:01.000",
+               "dec": "1.01", "b": true, "j": {"a": [1, 2]}, "s": "abcd"})
+    );
+    // Invalid DATE → NULL when strict mode is off; offsets convert into the load time zone (UTC here).
+    assert_eq!(
+        r[1],
+        json!({"k": 4, "li": null, "d": null, "dt": "2024-01-01 08:00:00.000", "dec": null, "b": false, "j": null, "s": "y"})
+    );
+    // A column not in `columns` gets its DEFAULT.
+    let j = be_load(&sim, "d1", "typed", &[("columns", "k")], "9\n")
+        .await
+        .json();
+    assert_eq!(j["Status"], "Success", "{j}");
+    assert_eq!(rows(&sim, "d1", "typed").await[2]["s"], "x");
+}
+
+#[tokio::test]
+async fn duplicate_and_aggregate_models() {
+    let sim = sim().await;
+    be_load(&sim, "d1", "dup", &[], "2\tb\n1\ta\n1\ta\n").await;
+    assert_eq!(
+        rows(&sim, "d1", "dup").await,
+        vec![
+            json!({"k": 1, "v": "a"}),
+            json!({"k": 1, "v": "a"}),
+            json!({"k": 2, "v": "b"})
+        ]
+    );
+    be_load(&sim, "d1", "agg", &[], "1\t5\t3\tx\n1\t7\t2\ty\n").await;
+    be_load(&sim, "d1", "agg", &[], "1\t1\t9\tz\n").await;
+    assert_eq!(
+        rows(&sim, "d1", "agg").await,
+        vec![json!({"k": 1, "s": 13, "m": 9, "r": "z"})]
+    );
+}
+
+#[tokio::test]
+async fn ddl_refusals_name_the_source_line_and_reason() {
+    let err = doris_sim::Sim::start(doris_sim::SimOptions {
+        ddl: vec!["CREATE DATABASE d;\nCREATE TABLE d.t (k INT)\nDUPLICATE KEY(k)\nPARTITION BY RANGE(k) ();".into()],
+        ..Default::default()
+    })
+    .await
+    .err()
+    .expect("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("<ddl #1>:4") && text.contains("PARTITION BY"),
+        "{text}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.sql");
+    std::fs::write(&path, MERGED_JOB_DATA).unwrap();
+    let sim = doris_sim::Sim::start(doris_sim::SimOptions {
+        ddl: vec![path.display().to_string()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        sim.visible_rows("job_analytics", "merged_job_data"),
+        Some(0)
+    );
+}
+
+#[tokio::test]
+async fn data_and_labels_survive_a_restart_with_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = || doris_sim::SimOptions {
+        data_dir: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    };
+    let sim = sim_opts(opts()).await;
+    assert_eq!(
+        json_load(
+            &sim,
+            "d1",
+            "u",
+            "p1",
+            "{\"k\": 1, \"v\": \"a\"}\n{\"k\": 2}"
+        )
+        .await["Status"],
+        "Success"
+    );
+    let txn = be_load(
+        &sim,
+        "d1",
+        "u",
+        &[("label", "p2"), ("two_phase_commit", "true")],
+        "3\tc\t3\n",
+    )
+    .await
+    .json()["TxnId"]
+        .as_i64()
+        .unwrap();
+    json_load(&sim, "job_analytics", "merged_job_data", "m1", r#"{"job_id": 1, "created_at": "2024-01-01 00:00:00.5", "salary_min": "1.5", "client_excluded": false, "source_version": 9}"#).await;
+    let before = rows(&sim, "job_analytics", "merged_job_data").await;
+    sim.shutdown().await;
+    // A torn last line (crash mid-write) is cut off at replay.
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path().join("commits.log"))
+        .unwrap()
+        .write_all(b"{\"t\":\"commit\",\"txn\":")
+        .unwrap();
+    let sim = sim_opts(opts()).await;
+    assert_eq!(rows(&sim, "d1", "u").await.len(), 2);
+    assert_eq!(rows(&sim, "job_analytics", "merged_job_data").await, before);
+    assert_eq!(
+        json_load(&sim, "d1", "u", "p1", r#"{"k": 9}"#).await["ExistingJobStatus"],
+        "FINISHED"
+    );
+    assert_eq!(load_state(&sim, "d1", "p2").await["data"], "PRECOMMITTED");
+    let r = two_pc(
+        sim.be_addr(),
+        "d1",
+        &[("txn_id", &txn.to_string()), ("txn_operation", "commit")],
+    )
+    .await;
+    assert_eq!(r.json()["status"], "Success", "{}", r.body);
+    let next = json_load(&sim, "d1", "u", "p3", r#"{"k": 4}"#).await["TxnId"]
+        .as_i64()
+        .unwrap();
+    assert!(next > txn, "txn ids keep increasing across restarts");
+    sim.shutdown().await;
+    let sim = sim_opts(opts()).await;
+    assert_eq!(rows(&sim, "d1", "u").await.len(), 4);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_ready(port: u16) {
+    for _ in 0..100 {
+        if let Ok(r) = try_send(
+            ([127, 0, 0, 1], port).into(),
+            "GET",
+            "/api/_sim/stats",
+            &[],
+            b"",
+        )
+        .await
+        {
+            if r.status == 200 {
+                return;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("doris-sim did not become ready on {port}");
+}
+
+#[tokio::test]
+async fn cli_version_and_an_acknowledged_load_survives_kill_9() {
+    let bin = env!("CARGO_BIN_EXE_doris-sim");
+    let out = std::process::Command::new(bin)
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("doris-sim "));
+    let dir = tempfile::tempdir().unwrap();
+    let ddl = dir.path().join("schema.sql");
+    std::fs::write(&ddl, MERGED_JOB_DATA).unwrap();
+    let data = dir.path().join("data");
+    let (fe, be) = (free_port(), free_port());
+    let spawn = || {
+        std::process::Command::new(bin)
+            .args([
+                "--fe-port",
+                &fe.to_string(),
+                "--be-port",
+                &be.to_string(),
+                "--ddl",
+            ])
+            .arg(&ddl)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--password-env", "DORIS_SIM_TEST_PW"])
+            .env("DORIS_SIM_TEST_PW", "s3cret:x")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = spawn();
+    wait_ready(fe).await;
+    let auth = basic("root", "s3cret:x");
+    let r = send(
+        ([127, 0, 0, 1], fe).into(),
+        "PUT",
+        "/api/job_analytics/merged_job_data/_stream_load",
+        &[("Authorization", &auth), ("Expect", "100-continue")],
+        b"",
+    )
+    .await;
+    assert_eq!(
+        r.header("Location"),
+        Some(format!("http://root:s3cret:x@127.0.0.1:{be}/api/job_analytics/merged_job_data/_stream_load?").as_str())
+    );
+    let r = send(
+        ([127, 0, 0, 1], be).into(),
+        "PUT",
+        "/api/job_analytics/merged_job_data/_stream_load",
+        &[
+            ("Authorization", &auth),
+            ("label", "k9"),
+            ("format", "json"),
+        ],
+        br#"{"job_id": 5, "source_version": 1}"#,
+    )
+    .await;
+    assert_eq!(r.json()["Status"], "Success", "{}", r.body);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let mut child = spawn();
+    wait_ready(fe).await;
+    let c = doris_sim::SimClient::new(([127, 0, 0, 1], fe).into());
+    let rows = c.rows("job_analytics", "merged_job_data").await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["job_id"], 5);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

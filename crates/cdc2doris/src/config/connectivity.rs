@@ -970,7 +970,7 @@ async fn check_doris(config: &Config, timeout: Duration) -> Vec<CheckLine> {
     // another host.
     let http = match reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(timeout)
+        .connect_timeout(doris.connect_timeout.min(timeout))
         .timeout(timeout)
         .build()
     {
@@ -1018,7 +1018,47 @@ async fn check_doris(config: &Config, timeout: Duration) -> Vec<CheckLine> {
             FeAnswer::Refused(l) => l,
         });
     }
+    if doris.fe_urls.is_empty() {
+        lines.push(line(
+            Outcome::Skip,
+            "doris.fe_urls",
+            "none: loads go straight to doris.be_urls, and a BE cannot check credentials without a load, so the \
+             user, password and database are not checked",
+        ));
+    }
+    for (i, be) in doris.be_urls.iter().enumerate() {
+        lines.push(check_be(&http, be, format!("doris.be_urls[{i}]")).await);
+    }
     lines
+}
+
+/// A BE is reachable if it answers HTTP at all; `/api/health` needs no credentials, so none are sent.
+async fn check_be(http: &reqwest::Client, be: &str, subject: String) -> CheckLine {
+    let url = match reqwest::Url::parse(be) {
+        Ok(mut u) => {
+            if let Ok(mut segments) = u.path_segments_mut() {
+                segments.pop_if_empty().extend(["api", "health"]);
+            }
+            u
+        }
+        Err(e) => return line(Outcome::Fail, subject, format!("{be} is not a URL: {e}")),
+    };
+    match http.get(url).send().await {
+        Ok(r) => line(
+            Outcome::Pass,
+            subject,
+            format!("{be} answered (HTTP {} on /api/health)", r.status()),
+        ),
+        Err(e) => line(
+            Outcome::Fail,
+            subject,
+            format!(
+                "{be} unreachable ({}); check the URL (the BE webserver port, 8040 by default) and that the BE is \
+                 up and reachable from here",
+                error_chain(&e.without_url())
+            ),
+        ),
+    }
 }
 
 async fn ask_fe(http: &reqwest::Client, config: &Config, fe: &str) -> FeAnswer {

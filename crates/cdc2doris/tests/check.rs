@@ -428,6 +428,56 @@ async fn a_wrong_doris_password_fails_naming_the_user_not_the_password() {
     world.drop_all().await;
 }
 
+/// A follower FE: answers every request with a 307 to `target` (path and query kept), with credentials as userinfo,
+/// as Doris does (here a made-up password, so the test shows the check strips it rather than masks it).
+async fn follower_fe(target: String) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind follower");
+    let addr = listener.local_addr().expect("follower address");
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 8192];
+            let n = socket.read(&mut buf).await.unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..n]).to_string();
+            let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
+            let target = target.replacen("http://", "http://root:echoed-by-follower@", 1);
+            let reply = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: {target}{path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = socket.write_all(reply.as_bytes()).await;
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_follower_fe_redirect_to_the_master_is_followed() {
+    let world = World::create(&TABLES).await;
+    let sim = doris_sim("doris-secret").await;
+    let doris = Doris {
+        fe_url: follower_fe(sim.fe_url()).await,
+        ..Doris::sim(&sim, "doris-secret")
+    };
+    let report = run_check(&world.config("job_id", &doris), &doris).await;
+    let text = report.render();
+    let fe = one(&report, "doris.fe_urls[0]");
+    assert_eq!(fe.outcome, Outcome::Pass, "{text}");
+    assert!(
+        fe.detail.starts_with(&format!(
+            "{} answered (through a redirect to {}); user \"root\" accepted",
+            doris.fe_url,
+            sim.fe_url()
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("doris-secret"), "{text}");
+    assert!(!text.contains("echoed-by-follower"), "{text}");
+    sim.shutdown().await;
+    world.drop_all().await;
+}
+
 #[tokio::test]
 async fn an_unknown_doris_database_fails_naming_the_field() {
     let world = World::create(&TABLES).await;

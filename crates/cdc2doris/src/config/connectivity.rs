@@ -29,6 +29,7 @@ use super::{Config, DeadLetterTarget, TlsMode};
 use crate::decode::Format;
 use crate::keys::KeyType;
 use crate::merge::{MergeError, MergeQuery};
+use crate::sink::doris::redirect::RedirectPolicy;
 
 /// The label asked about in the Doris check. `get_load_state` answers `UNKNOWN` for a label never used.
 pub const DORIS_CHECK_LABEL: &str = "cdc2doris-check";
@@ -948,8 +949,9 @@ fn replica_identity_line(
 
 /// What one FE said.
 enum FeAnswer {
-    /// Credentials accepted, database known.
-    Accepted,
+    /// Credentials accepted, database known; `via` is the URL that answered when the FE redirected (a follower FE
+    /// sends `get_load_state` to the master).
+    Accepted { via: Option<String> },
     /// No HTTP answer at all.
     Unreachable(String),
     /// An answer that fails the check: the line to print.
@@ -966,8 +968,8 @@ struct FeReply {
 
 async fn check_doris(config: &Config, timeout: Duration) -> Vec<CheckLine> {
     let doris = &config.file.doris;
-    // Redirects are not followed: an FE answers this request itself, and a redirect would carry the credentials to
-    // another host.
+    // Redirects are followed by hand, under the sink's own credential policy (see sink::doris::redirect): reqwest
+    // would drop the Authorization header on a change of port, and must not send it to a host the service would not.
     let http = match reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(doris.connect_timeout.min(timeout))
@@ -983,9 +985,23 @@ async fn check_doris(config: &Config, timeout: Duration) -> Vec<CheckLine> {
             )]
         }
     };
+    let parse_all = |urls: &[String]| -> Vec<reqwest::Url> {
+        urls.iter()
+            .filter_map(|u| reqwest::Url::parse(u).ok())
+            .collect()
+    };
+    let policy = RedirectPolicy::new(
+        &parse_all(&doris.fe_urls),
+        &parse_all(&doris.be_urls),
+        &doris.trusted_hosts,
+        &doris.be_host_rewrite,
+        doris.allow_https_downgrade,
+        doris.max_redirects,
+    );
     let mut answers = Vec::with_capacity(doris.fe_urls.len());
-    for fe in &doris.fe_urls {
-        answers.push(ask_fe(&http, config, fe).await);
+    for (i, fe) in doris.fe_urls.iter().enumerate() {
+        let subject = format!("doris.fe_urls[{i}]");
+        answers.push(ask_fe(&http, &policy, config, fe, &subject).await);
     }
     let any_answered = answers
         .iter()
@@ -994,12 +1010,16 @@ async fn check_doris(config: &Config, timeout: Duration) -> Vec<CheckLine> {
     for (i, (fe, answer)) in doris.fe_urls.iter().zip(answers).enumerate() {
         let subject = format!("doris.fe_urls[{i}]");
         lines.push(match answer {
-            FeAnswer::Accepted => line(
+            FeAnswer::Accepted { via } => line(
                 Outcome::Pass,
                 subject,
                 format!(
-                    "{fe} answered; user {:?} accepted, database {:?} exists (asked get_load_state, nothing loaded)",
-                    doris.user, doris.database
+                    "{fe} answered{}; user {:?} accepted, database {:?} exists (asked get_load_state, nothing \
+                     loaded)",
+                    via.map(|v| format!(" (through a redirect to {v})"))
+                        .unwrap_or_default(),
+                    doris.user,
+                    doris.database
                 ),
             ),
             FeAnswer::Unreachable(why) if any_answered => line(
@@ -1061,7 +1081,14 @@ async fn check_be(http: &reqwest::Client, be: &str, subject: String) -> CheckLin
     }
 }
 
-async fn ask_fe(http: &reqwest::Client, config: &Config, fe: &str) -> FeAnswer {
+/// `GET {fe}/api/{db}/get_load_state?label=cdc2doris-check` with Basic auth, following redirects as the sink would.
+async fn ask_fe(
+    http: &reqwest::Client,
+    policy: &RedirectPolicy,
+    config: &Config,
+    fe: &str,
+    subject: &str,
+) -> FeAnswer {
     let doris = &config.file.doris;
     let mut url = match reqwest::Url::parse(fe) {
         Ok(u) => u,
@@ -1082,22 +1109,57 @@ async fn ask_fe(http: &reqwest::Client, config: &Config, fe: &str) -> FeAnswer {
         .as_ref()
         .map(|p| p.expose_secret().to_string())
         .unwrap_or_default();
-    let response = match http
-        .get(url)
-        .basic_auth(&doris.user, Some(password))
-        .send()
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => return FeAnswer::Unreachable(error_chain(&e.without_url())),
+    let mut via = None;
+    let mut hops: u8 = 0;
+    let response = loop {
+        let response = match http
+            .get(url.clone())
+            .basic_auth(&doris.user, Some(&password))
+            .send()
+            .await
+        {
+            Ok(r) => r,
+            Err(e) if hops == 0 => return FeAnswer::Unreachable(error_chain(&e.without_url())),
+            Err(e) => {
+                return FeAnswer::Refused(line(
+                    Outcome::Fail,
+                    subject,
+                    format!(
+                        "{fe} redirected to {}, which is unreachable ({}); check doris.be_host_rewrite or the \
+                         address the master FE advertises",
+                        url.origin().ascii_serialization(),
+                        error_chain(&e.without_url())
+                    ),
+                ))
+            }
+        };
+        if !response.status().is_redirection() {
+            break response;
+        }
+        // The FE writes the request's credentials into Location as userinfo; next_hop strips them.
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok());
+        match policy.next_hop(&url, location, hops) {
+            Ok(next) => {
+                url = next.url;
+                via = Some(url.origin().ascii_serialization());
+                hops += 1;
+            }
+            Err((refusal, shown)) => {
+                return FeAnswer::Refused(line(
+                    Outcome::Fail,
+                    subject,
+                    format!(
+                        "{fe} answered HTTP {} to {shown}, which the service would not follow: {refusal}",
+                        response.status()
+                    ),
+                ))
+            }
+        }
     };
     let status = response.status();
-    let credentials = || {
-        password_source(
-            doris.password_env.as_deref(),
-            doris.password_file.as_deref(),
-        )
-    };
     let refused_credentials = |why: &str| {
         FeAnswer::Refused(line(
             Outcome::Fail,
@@ -1106,28 +1168,15 @@ async fn ask_fe(http: &reqwest::Client, config: &Config, fe: &str) -> FeAnswer {
                 "{fe} refused the credentials of user {:?} ({why}); check doris.user and the password \
                  (doris.password_env / doris.password_file: {})",
                 doris.user,
-                credentials()
+                password_source(
+                    doris.password_env.as_deref(),
+                    doris.password_file.as_deref()
+                )
             ),
         ))
     };
     if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
         return refused_credentials(&format!("HTTP {status}"));
-    }
-    if status.is_redirection() {
-        let location = response
-            .headers()
-            .get(reqwest::header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("no Location")
-            .to_string();
-        return FeAnswer::Refused(line(
-            Outcome::Fail,
-            "doris.fe_urls",
-            format!(
-                "{fe} answered HTTP {status} to {location} instead of answering itself; put the FE's own HTTP URL in \
-                 doris.fe_urls"
-            ),
-        ));
     }
     let body = match response.text().await {
         Ok(b) => b,
@@ -1137,7 +1186,7 @@ async fn ask_fe(http: &reqwest::Client, config: &Config, fe: &str) -> FeAnswer {
     let Some(reply) = reply.filter(|_| status.is_success()) else {
         return FeAnswer::Refused(line(
             Outcome::Fail,
-            "doris.fe_urls",
+            subject,
             format!(
                 "{fe} answered HTTP {status} with {}; is this a Doris FE HTTP port (8030 by default)?",
                 excerpt(&body)
@@ -1156,7 +1205,7 @@ async fn ask_fe(http: &reqwest::Client, config: &Config, fe: &str) -> FeAnswer {
         format!("{msg}: {}", excerpt(&data))
     };
     match reply.code {
-        Some(0) => FeAnswer::Accepted,
+        Some(0) => FeAnswer::Accepted { via },
         Some(401) => refused_credentials(&said),
         Some(_)
             if msg.to_ascii_lowercase().contains("unknown database")
@@ -1173,7 +1222,7 @@ async fn ask_fe(http: &reqwest::Client, config: &Config, fe: &str) -> FeAnswer {
         }
         code => FeAnswer::Refused(line(
             Outcome::Fail,
-            "doris.fe_urls",
+            subject,
             format!(
                 "{fe} answered code {} ({said}) for user {:?} on database {:?}; check the user's privileges (LOAD \
                  on the database) and the FE's log",

@@ -8,7 +8,9 @@
 //!   columns).
 //! - **Doris**: `GET /api/{db}/get_load_state` on each FE, with the service's credentials. It answers for any
 //!   label, loads nothing, and its reply tells accepted credentials (`code` 0), refused ones (`code` 401) and an
-//!   unknown database (`code` 1) apart.
+//!   unknown database (`code` 1) apart (spec §5; an FE answers HTTP 200 in all three cases). A follower FE
+//!   307s it to the master; the redirect is followed under the sink's own credential policy. Each BE of
+//!   `doris.be_urls` must answer HTTP.
 //!
 //! Every check yields one line: what was checked, what was found, and what to do about a failure. No line may hold a
 //! secret: messages are built from names (variables, files, users), and [`redact`] masks any secret value that a
@@ -1310,6 +1312,28 @@ mod tests {
             Outcome::Warn
         );
         assert_eq!(judge("n", &["id"], &[], "id").outcome, Outcome::Fail);
+    }
+
+    #[test]
+    fn kafka_configuration_errors_never_show_a_secret_value() {
+        use rdkafka::types::RDKafkaConfRes;
+        let secret = KafkaError::ClientConfig(
+            RDKafkaConfRes::RD_KAFKA_CONF_INVALID,
+            "Invalid value \"hunter22\" for configuration property \"sasl.password\"".to_string(),
+            "sasl.password".to_string(),
+            "hunter22".to_string(),
+        );
+        assert_eq!(
+            describe_kafka_error(&secret),
+            "property \"sasl.password\" is invalid"
+        );
+        let plain = KafkaError::ClientConfig(
+            RDKafkaConfRes::RD_KAFKA_CONF_INVALID,
+            "Invalid value \"x\" for configuration property \"linger.ms\"".to_string(),
+            "linger.ms".to_string(),
+            "x".to_string(),
+        );
+        assert!(describe_kafka_error(&plain).contains("Invalid value \"x\""));
     }
 
     #[test]

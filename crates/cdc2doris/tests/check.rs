@@ -273,9 +273,18 @@ impl Doris {
 
 /// Runs `check` in process: validation, then connectivity.
 async fn run_check(path: &Path, doris: &Doris) -> CheckReport {
+    run_check_with_pg_password(path, doris, pg_password()).await
+}
+
+/// [`run_check`] with this PostgreSQL password in `CHECK_PG_PASSWORD`.
+async fn run_check_with_pg_password(
+    path: &Path,
+    doris: &Doris,
+    pg_password: String,
+) -> CheckReport {
     let doris_password = doris.password.clone();
     let env = move |name: &str| match name {
-        "CHECK_PG_PASSWORD" => Ok(pg_password()),
+        "CHECK_PG_PASSWORD" => Ok(pg_password.clone()),
         "CHECK_DORIS_PASSWORD" => Ok(doris_password.clone()),
         _ => Err(std::env::VarError::NotPresent),
     };
@@ -283,6 +292,13 @@ async fn run_check(path: &Path, doris: &Doris) -> CheckReport {
     let config = config.unwrap_or_else(|| panic!("config invalid:\n{}", report.render()));
     check_connectivity(&config, TIMEOUT, &mut report).await;
     report
+}
+
+/// Rewrites the config file at `path`.
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).expect("read config");
+    assert!(text.contains(from), "{from:?} not in the config");
+    std::fs::write(path, text.replace(from, to)).expect("write config");
 }
 
 /// The lines about `subject`.
@@ -554,6 +570,61 @@ async fn a_wrong_merge_key_column_fails_naming_the_field() {
     );
     assert!(line.detail.contains("job_id, client_id, title"), "{text}");
     assert!(line.detail.contains("set merge.key_column"), "{text}");
+    world.drop_all().await;
+}
+
+#[tokio::test]
+async fn a_resolve_query_that_does_not_prepare_fails_naming_the_rule() {
+    let world = World::create(&TABLES).await;
+    let doris = Doris::unreachable();
+    let config = world.config("job_id", &doris);
+    edit(
+        &config,
+        "SELECT id FROM jobs WHERE",
+        "SELECT id FROM jobz WHERE",
+    );
+    let report = run_check(&config, &doris).await;
+    let text = report.render();
+    let resolve = one(&report, "keys.rules[2].resolve_query");
+    assert_eq!(resolve.outcome, Outcome::Fail, "{text}");
+    assert!(
+        resolve
+            .detail
+            .starts_with("does not prepare with $1 as integer (bigint[]) (keys.rules[2].key_type): relation \"jobz\" does not exist"),
+        "{text}"
+    );
+    assert_eq!(
+        one(&report, "merge.query_file").outcome,
+        Outcome::Pass,
+        "{text}"
+    );
+    world.drop_all().await;
+}
+
+#[tokio::test]
+async fn a_wrong_postgres_password_fails_naming_its_variable_not_its_value() {
+    let world = World::create(&TABLES).await;
+    let doris = Doris::unreachable();
+    let report = run_check_with_pg_password(
+        &world.config("job_id", &doris),
+        &doris,
+        "not-the-pg-password".to_string(),
+    )
+    .await;
+    let text = report.render();
+    let url = one(&report, "postgres.url");
+    assert_eq!(url.outcome, Outcome::Fail, "{text}");
+    assert!(
+        url.detail.contains("password authentication failed"),
+        "{text}"
+    );
+    assert!(
+        url.detail
+            .contains("environment variable CHECK_PG_PASSWORD"),
+        "{text}"
+    );
+    assert_eq!(one(&report, "postgres").outcome, Outcome::Skip, "{text}");
+    assert!(!text.contains("not-the-pg-password"), "{text}");
     world.drop_all().await;
 }
 

@@ -1,11 +1,13 @@
 //! `cdc2doris check --config F`: is this configuration usable? One `pass`/`warn`/`fail`/`skip` line per check; the
 //! exit code is non-zero when any check fails.
 //!
-//! Today it parses and validates the file (every problem gets its own `fail` line). Connectivity checks (Kafka
-//! topics and partition counts, PostgreSQL: the merge and resolve queries prepare, the key column exists, replica
-//! identities; Doris: FE reachable, credentials accepted) plug in at [`check_connectivity`].
+//! First the file: parsed and validated, every problem on its own `fail` line ([`check_config`]). Then, if it is
+//! valid, the services it names ([`check_connectivity`], implemented in [`super::connectivity`]): Kafka brokers and
+//! topics, PostgreSQL (the merge and resolve queries prepare, the key column exists, replica identities), and Doris
+//! (FE reachable, credentials accepted, database known; nothing is loaded).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::{Config, ConfigError};
 use crate::secret::EnvLookup;
@@ -16,6 +18,10 @@ pub struct CheckArgs {
     /// The configuration file.
     #[arg(long, short)]
     pub config: PathBuf,
+    /// How long each network step may take: the Kafka metadata request, each PostgreSQL statement, each Doris
+    /// request (the PostgreSQL connection itself is bounded by `postgres.connect_timeout`).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
 }
 
 /// The result of one check.
@@ -128,19 +134,31 @@ pub fn check_config(path: &Path, env: EnvLookup<'_>) -> (CheckReport, Option<Con
     }
 }
 
-/// Checks that need the services themselves. Not implemented yet: each connectivity check adds its own lines here
-/// (the pipeline work fills them in), so for now they are reported as skipped.
-pub fn check_connectivity(_config: &Config, report: &mut CheckReport) {
-    for subject in ["kafka", "postgres", "doris"] {
-        report.push(Outcome::Skip, subject, "connectivity not checked yet");
-    }
+/// Checks the services the configuration names (Kafka, PostgreSQL, Doris), adding one line per check. `timeout`
+/// bounds each network step.
+pub async fn check_connectivity(config: &Config, timeout: Duration, report: &mut CheckReport) {
+    report
+        .lines
+        .extend(super::connectivity::check_services(config, timeout).await);
 }
 
 /// Runs `check`; returns the process exit code (1 if any check failed).
 pub fn run(args: &CheckArgs) -> i32 {
     let (mut report, config) = check_config(&args.config, &crate::secret::process_env);
     if let Some(config) = &config {
-        check_connectivity(config, &mut report);
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => {
+                runtime.block_on(check_connectivity(config, args.timeout, &mut report));
+            }
+            Err(e) => report.push(
+                Outcome::Fail,
+                "check",
+                format!("cannot start the async runtime ({e}); connectivity not checked"),
+            ),
+        }
     }
     print!("{}", report.render());
     i32::from(report.failed())
@@ -164,16 +182,11 @@ mod tests {
         .unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, super::super::DEFAULT_CONFIG).unwrap();
-        let (mut report, config) = check_config(&path, &no_env);
-        let config = config.unwrap();
-        check_connectivity(&config, &mut report);
+        let (report, config) = check_config(&path, &no_env);
+        assert!(config.is_some());
         assert!(!report.failed(), "{}", report.render());
         let text = report.render();
         assert!(text.starts_with("pass  config: "), "{text}");
-        assert!(
-            text.contains("skip  postgres: connectivity not checked yet\n"),
-            "{text}"
-        );
     }
 
     #[test]

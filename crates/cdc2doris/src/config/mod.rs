@@ -14,6 +14,7 @@
 //! a test keeps the three in step.
 
 pub mod check;
+pub mod connectivity;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;

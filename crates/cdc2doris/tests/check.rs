@@ -1,0 +1,760 @@
+//! `cdc2doris check` against the real services of `dev/stack up`: each test gets its own PostgreSQL database (the
+//! job-analytics schema) and its own Kafka topics, so the tests run in parallel.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cdc2doris::config::check::{check_config, check_connectivity, CheckLine, CheckReport, Outcome};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use tokio_postgres::NoTls;
+
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/job-analytics");
+/// The tables the job-analytics topics capture, in `kafka.topics` order.
+const TABLES: [&str; 4] = [
+    "jobs",
+    "job_activity",
+    "clients_to_exclude",
+    "standard_revenue",
+];
+/// An address nothing listens on: connections are refused at once.
+const UNREACHABLE_FE: &str = "http://127.0.0.1:1";
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn bootstrap() -> String {
+    std::env::var("CDC2DORIS_KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".to_string())
+}
+
+fn pg_url() -> String {
+    std::env::var("CDC2DORIS_PG_URL")
+        .unwrap_or_else(|_| "postgres://cdc2doris@127.0.0.1:5432/postgres".to_string())
+}
+
+fn pg_password() -> String {
+    std::env::var("CDC2DORIS_PG_PASSWORD").unwrap_or_else(|_| "cdc2doris".to_string())
+}
+
+/// `CDC2DORIS_PG_URL` pointing at another database.
+fn pg_url_for(dbname: &str) -> String {
+    let mut url = reqwest::Url::parse(&pg_url()).expect("CDC2DORIS_PG_URL is a URL");
+    url.set_path(&format!("/{dbname}"));
+    url.to_string()
+}
+
+async fn connect(dbname: &str) -> tokio_postgres::Client {
+    let mut cfg: tokio_postgres::Config = pg_url().parse().expect("CDC2DORIS_PG_URL");
+    cfg.password(pg_password());
+    cfg.dbname(dbname);
+    let (client, conn) = cfg
+        .connect(NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL ({e}); run `dev/stack up` first"));
+    tokio::spawn(conn);
+    client
+}
+
+fn admin() -> AdminClient<DefaultClientContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .expect("admin client")
+}
+
+/// Waits until every partition of `topics` has a leader: right after CreateTopics, metadata may still show
+/// partitions without one, which `check` reports as a warning.
+async fn wait_for_leaders(topics: &[String]) {
+    let topics = topics.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap())
+            .create()
+            .expect("metadata client");
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        for topic in &topics {
+            loop {
+                let ready = consumer
+                    .fetch_metadata(Some(topic), Duration::from_secs(5))
+                    .ok()
+                    .and_then(|m| {
+                        m.topics().iter().find(|t| t.name() == topic).map(|t| {
+                            t.error().is_none()
+                                && !t.partitions().is_empty()
+                                && t.partitions()
+                                    .iter()
+                                    .all(|p| p.leader() >= 0 && p.error().is_none())
+                        })
+                    })
+                    .unwrap_or(false);
+                if ready {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "topic {topic} has no leader after 15 s"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    })
+    .await
+    .expect("wait for leaders");
+}
+
+/// One test's world: a database holding the job-analytics schema, Debezium-named topics
+/// `<prefix>.public.<table>`, and a config directory with `merge.sql`.
+struct World {
+    database: String,
+    prefix: String,
+    created_topics: Vec<String>,
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    /// Creates the database with `examples/job-analytics/postgres.sql` and the topics of `tables` (2 partitions
+    /// each).
+    async fn create(tables: &[&str]) -> World {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let database = format!("t_check_{id}");
+        connect("postgres")
+            .await
+            .batch_execute(&format!("CREATE DATABASE {database}"))
+            .await
+            .expect("create database");
+        let schema =
+            std::fs::read_to_string(format!("{EXAMPLE}/postgres.sql")).expect("postgres.sql");
+        connect(&database)
+            .await
+            .batch_execute(&schema)
+            .await
+            .expect("job-analytics schema");
+        let prefix = format!("chk_{id}");
+        let created_topics: Vec<String> = tables
+            .iter()
+            .map(|t| format!("{prefix}.public.{t}"))
+            .collect();
+        let new: Vec<NewTopic<'_>> = created_topics
+            .iter()
+            .map(|t| NewTopic::new(t, 2, TopicReplication::Fixed(1)))
+            .collect();
+        let results = admin()
+            .create_topics(
+                &new,
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+            )
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot reach Kafka at {} ({e}); run `dev/stack up` first",
+                    bootstrap()
+                )
+            });
+        for r in results {
+            r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
+        }
+        wait_for_leaders(&created_topics).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::copy(format!("{EXAMPLE}/merge.sql"), dir.path().join("merge.sql"))
+            .expect("merge.sql");
+        World {
+            database,
+            prefix,
+            created_topics,
+            dir,
+        }
+    }
+
+    fn topic(&self, table: &str) -> String {
+        format!("{}.public.{table}", self.prefix)
+    }
+
+    /// A config for the job-analytics pipeline over this world, with the given merge key column and Doris FE.
+    fn config(&self, key_column: &str, doris: &Doris) -> PathBuf {
+        let topics: Vec<String> = TABLES
+            .iter()
+            .map(|t| format!("{:?}", self.topic(t)))
+            .collect();
+        let text = format!(
+            r#"
+[kafka]
+bootstrap_servers = ["{bootstrap}"]
+group_id = "check-{prefix}"
+topics = [{topics}]
+
+[postgres]
+url = "{url}"
+password_env = "CHECK_PG_PASSWORD"
+connect_timeout = "5s"
+tls_mode = "disable"
+
+[[keys.rules]]
+topic = "{jobs}"
+format = "debezium"
+fields = ["id"]
+
+[[keys.rules]]
+topic = "{job_activity}"
+format = "debezium"
+fields = ["job_id"]
+
+[[keys.rules]]
+topic = "{clients_to_exclude}"
+format = "debezium"
+fields = ["client_id"]
+resolve_query = "SELECT id FROM jobs WHERE client_id = ANY($1)"
+
+[[keys.rules]]
+topic = "{standard_revenue}"
+format = "debezium"
+fields = ["job_id"]
+
+[merge]
+query_file = "merge.sql"
+key_column = "{key_column}"
+
+[doris]
+fe_urls = ["{fe}"]
+database = "{doris_db}"
+table = "merged_job_data"
+user = "root"
+password_env = "CHECK_DORIS_PASSWORD"
+sequence_column = "source_version"
+
+[dead_letter]
+path = "dead-letter.jsonl"
+"#,
+            bootstrap = bootstrap(),
+            prefix = self.prefix,
+            topics = topics.join(", "),
+            url = pg_url_for(&self.database),
+            jobs = self.topic("jobs"),
+            job_activity = self.topic("job_activity"),
+            clients_to_exclude = self.topic("clients_to_exclude"),
+            standard_revenue = self.topic("standard_revenue"),
+            fe = doris.fe_url,
+            doris_db = doris.database,
+        );
+        let path = self.dir.path().join("check.toml");
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+
+    async fn drop_all(self) {
+        connect("postgres")
+            .await
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.database
+            ))
+            .await
+            .expect("drop database");
+        let names: Vec<&str> = self.created_topics.iter().map(String::as_str).collect();
+        let _ = admin().delete_topics(&names, &AdminOptions::new()).await;
+    }
+}
+
+/// Where the config's `[doris]` section points, and the password its environment variable holds.
+struct Doris {
+    fe_url: String,
+    database: String,
+    password: String,
+}
+
+impl Doris {
+    fn unreachable() -> Doris {
+        Doris {
+            fe_url: UNREACHABLE_FE.to_string(),
+            database: "job_analytics".to_string(),
+            password: "doris-secret".to_string(),
+        }
+    }
+}
+
+/// Runs `check` in process: validation, then connectivity.
+async fn run_check(path: &Path, doris: &Doris) -> CheckReport {
+    run_check_with_pg_password(path, doris, pg_password()).await
+}
+
+/// [`run_check`] with this PostgreSQL password in `CHECK_PG_PASSWORD`.
+async fn run_check_with_pg_password(
+    path: &Path,
+    doris: &Doris,
+    pg_password: String,
+) -> CheckReport {
+    let doris_password = doris.password.clone();
+    let env = move |name: &str| match name {
+        "CHECK_PG_PASSWORD" => Ok(pg_password.clone()),
+        "CHECK_DORIS_PASSWORD" => Ok(doris_password.clone()),
+        _ => Err(std::env::VarError::NotPresent),
+    };
+    let (mut report, config) = check_config(path, &env);
+    let config = config.unwrap_or_else(|| panic!("config invalid:\n{}", report.render()));
+    check_connectivity(&config, TIMEOUT, &mut report).await;
+    report
+}
+
+/// Rewrites the config file at `path`.
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).expect("read config");
+    assert!(text.contains(from), "{from:?} not in the config");
+    std::fs::write(path, text.replace(from, to)).expect("write config");
+}
+
+/// The lines about `subject`.
+fn about<'r>(report: &'r CheckReport, subject: &str) -> Vec<&'r CheckLine> {
+    report
+        .lines
+        .iter()
+        .filter(|l| l.subject == subject)
+        .collect()
+}
+
+/// The one line about `subject`.
+fn one<'r>(report: &'r CheckReport, subject: &str) -> &'r CheckLine {
+    match about(report, subject).as_slice() {
+        [line] => line,
+        other => panic!(
+            "expected one line about {subject}, got {}:\n{}",
+            other.len(),
+            report.render()
+        ),
+    }
+}
+
+/// An in-process doris-sim with the job-analytics table, user `root` and this password.
+async fn doris_sim(password: &str) -> doris_sim::Sim {
+    doris_sim::Sim::start(doris_sim::SimOptions {
+        ddl: vec![format!("{EXAMPLE}/doris.sql")],
+        user: "root".into(),
+        password: password.into(),
+        ..Default::default()
+    })
+    .await
+    .expect("start doris-sim")
+}
+
+impl Doris {
+    fn sim(sim: &doris_sim::Sim, password: &str) -> Doris {
+        Doris {
+            fe_url: sim.fe_url(),
+            database: "job_analytics".to_string(),
+            password: password.to_string(),
+        }
+    }
+}
+
+#[tokio::test]
+async fn everything_passes_on_the_example_pipeline() {
+    let world = World::create(&TABLES).await;
+    let sim = doris_sim("doris-secret").await;
+    let doris = Doris::sim(&sim, "doris-secret");
+    let report = run_check(&world.config("job_id", &doris), &doris).await;
+    let text = report.render();
+    for l in &report.lines {
+        assert_eq!(
+            l.outcome,
+            Outcome::Pass,
+            "{}: {}\n{text}",
+            l.subject,
+            l.detail
+        );
+    }
+    assert!(
+        one(&report, "kafka.bootstrap_servers")
+            .detail
+            .contains("answered"),
+        "{text}"
+    );
+    for (i, table) in TABLES.iter().enumerate() {
+        let topic = one(&report, &format!("kafka.topics[{i}]"));
+        assert_eq!(
+            topic.detail,
+            format!("{:?} exists, 2 partition(s)", world.topic(table)),
+            "{text}"
+        );
+        let identity = one(&report, &format!("keys.rules[{i}]"));
+        assert!(identity.detail.contains("REPLICA IDENTITY FULL"), "{text}");
+    }
+    assert!(
+        one(&report, "postgres.url")
+            .detail
+            .starts_with("connected to "),
+        "{text}"
+    );
+    assert!(
+        one(&report, "merge.query_file")
+            .detail
+            .contains("prepares with $1 as integer (bigint[]); 19 output column(s)"),
+        "{text}"
+    );
+    assert!(
+        one(&report, "merge.key_column")
+            .detail
+            .contains("\"job_id\" is an output column (int8)"),
+        "{text}"
+    );
+    assert!(
+        one(&report, "keys.rules[2].resolve_query")
+            .detail
+            .contains("returns \"id\" (int8)"),
+        "{text}"
+    );
+    assert_eq!(
+        one(&report, "doris.fe_urls[0]").detail,
+        format!(
+            "{} answered; user \"root\" accepted, database \"job_analytics\" exists (asked get_load_state, nothing \
+             loaded)",
+            sim.fe_url()
+        )
+    );
+    assert!(!text.contains("doris-secret"), "{text}");
+    sim.shutdown().await;
+    world.drop_all().await;
+}
+
+#[tokio::test]
+async fn a_wrong_doris_password_fails_naming_the_user_not_the_password() {
+    let world = World::create(&TABLES).await;
+    let sim = doris_sim("right-password").await;
+    let doris = Doris::sim(&sim, "wrong-password");
+    let report = run_check(&world.config("job_id", &doris), &doris).await;
+    let text = report.render();
+    assert!(report.failed());
+    let user = one(&report, "doris.user");
+    assert_eq!(user.outcome, Outcome::Fail, "{text}");
+    assert!(
+        user.detail.starts_with(&format!(
+            "{} refused the credentials of user \"root\" (Unauthorized",
+            sim.fe_url()
+        )),
+        "{text}"
+    );
+    assert!(
+        user.detail
+            .contains("environment variable CHECK_DORIS_PASSWORD"),
+        "{text}"
+    );
+    assert!(about(&report, "doris.fe_urls[0]").is_empty(), "{text}");
+    assert!(
+        !text.contains("wrong-password") && !text.contains("right-password"),
+        "{text}"
+    );
+    sim.shutdown().await;
+    world.drop_all().await;
+}
+
+/// A follower FE: answers every request with a 307 to `target` (path and query kept), with credentials as userinfo,
+/// as Doris does (here a made-up password, so the test shows the check strips it rather than masks it).
+async fn follower_fe(target: String) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind follower");
+    let addr = listener.local_addr().expect("follower address");
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 8192];
+            let n = socket.read(&mut buf).await.unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..n]).to_string();
+            let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
+            let target = target.replacen("http://", "http://root:echoed-by-follower@", 1);
+            let reply = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: {target}{path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = socket.write_all(reply.as_bytes()).await;
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_follower_fe_redirect_to_the_master_is_followed() {
+    let world = World::create(&TABLES).await;
+    let sim = doris_sim("doris-secret").await;
+    let doris = Doris {
+        fe_url: follower_fe(sim.fe_url()).await,
+        ..Doris::sim(&sim, "doris-secret")
+    };
+    let report = run_check(&world.config("job_id", &doris), &doris).await;
+    let text = report.render();
+    let fe = one(&report, "doris.fe_urls[0]");
+    assert_eq!(fe.outcome, Outcome::Pass, "{text}");
+    assert!(
+        fe.detail.starts_with(&format!(
+            "{} answered (through a redirect to {}); user \"root\" accepted",
+            doris.fe_url,
+            sim.fe_url()
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("doris-secret"), "{text}");
+    assert!(!text.contains("echoed-by-follower"), "{text}");
+    sim.shutdown().await;
+    world.drop_all().await;
+}
+
+#[tokio::test]
+async fn an_unknown_doris_database_fails_naming_the_field() {
+    let world = World::create(&TABLES).await;
+    let sim = doris_sim("doris-secret").await;
+    let doris = Doris {
+        database: "no_such_db".to_string(),
+        ..Doris::sim(&sim, "doris-secret")
+    };
+    let report = run_check(&world.config("job_id", &doris), &doris).await;
+    let text = report.render();
+    assert!(report.failed());
+    let database = one(&report, "doris.database");
+    assert_eq!(database.outcome, Outcome::Fail, "{text}");
+    assert!(
+        database.detail.starts_with(&format!(
+            "\"no_such_db\" does not exist on {}",
+            sim.fe_url()
+        )),
+        "{text}"
+    );
+    assert!(
+        database
+            .detail
+            .contains("unknown databases, dbName=no_such_db"),
+        "{text}"
+    );
+    assert!(
+        database
+            .detail
+            .ends_with("create it, or fix doris.database"),
+        "{text}"
+    );
+    sim.shutdown().await;
+    world.drop_all().await;
+}
+
+#[tokio::test]
+async fn a_missing_topic_fails_naming_it() {
+    // The standard_revenue topic is not created.
+    let world = World::create(&TABLES[..3]).await;
+    let doris = Doris::unreachable();
+    let report = run_check(&world.config("job_id", &doris), &doris).await;
+    let text = report.render();
+    assert!(report.failed());
+    assert_eq!(
+        one(&report, "kafka.topics[2]").outcome,
+        Outcome::Pass,
+        "{text}"
+    );
+    let missing = one(&report, "kafka.topics[3]");
+    assert_eq!(missing.outcome, Outcome::Fail, "{text}");
+    assert_eq!(
+        missing.detail,
+        format!(
+            "{:?} does not exist; create it, or fix kafka.topics",
+            world.topic("standard_revenue")
+        )
+    );
+    world.drop_all().await;
+}
+
+#[tokio::test]
+async fn a_wrong_merge_key_column_fails_naming_the_field() {
+    let world = World::create(&TABLES).await;
+    let doris = Doris::unreachable();
+    let report = run_check(&world.config("jobid", &doris), &doris).await;
+    let text = report.render();
+    let line = one(&report, "merge.key_column");
+    assert_eq!(line.outcome, Outcome::Fail, "{text}");
+    assert!(
+        line.detail
+            .starts_with("\"jobid\" is not an output column of the merge query"),
+        "{text}"
+    );
+    assert!(line.detail.contains("job_id, client_id, title"), "{text}");
+    assert!(line.detail.contains("set merge.key_column"), "{text}");
+    world.drop_all().await;
+}
+
+#[tokio::test]
+async fn a_resolve_query_that_does_not_prepare_fails_naming_the_rule() {
+    let world = World::create(&TABLES).await;
+    let doris = Doris::unreachable();
+    let config = world.config("job_id", &doris);
+    edit(
+        &config,
+        "SELECT id FROM jobs WHERE",
+        "SELECT id FROM jobz WHERE",
+    );
+    let report = run_check(&config, &doris).await;
+    let text = report.render();
+    let resolve = one(&report, "keys.rules[2].resolve_query");
+    assert_eq!(resolve.outcome, Outcome::Fail, "{text}");
+    assert!(
+        resolve
+            .detail
+            .starts_with("does not prepare with $1 as integer (bigint[]) (keys.rules[2].key_type): relation \"jobz\" does not exist"),
+        "{text}"
+    );
+    assert_eq!(
+        one(&report, "merge.query_file").outcome,
+        Outcome::Pass,
+        "{text}"
+    );
+    world.drop_all().await;
+}
+
+#[tokio::test]
+async fn a_wrong_postgres_password_fails_naming_its_variable_not_its_value() {
+    let world = World::create(&TABLES).await;
+    let doris = Doris::unreachable();
+    let report = run_check_with_pg_password(
+        &world.config("job_id", &doris),
+        &doris,
+        "not-the-pg-password".to_string(),
+    )
+    .await;
+    let text = report.render();
+    let url = one(&report, "postgres.url");
+    assert_eq!(url.outcome, Outcome::Fail, "{text}");
+    assert!(
+        url.detail.contains("password authentication failed"),
+        "{text}"
+    );
+    assert!(
+        url.detail
+            .contains("environment variable CHECK_PG_PASSWORD"),
+        "{text}"
+    );
+    assert_eq!(one(&report, "postgres").outcome, Outcome::Skip, "{text}");
+    assert!(!text.contains("not-the-pg-password"), "{text}");
+    world.drop_all().await;
+}
+
+#[tokio::test]
+async fn replica_identity_default_without_the_key_in_the_primary_key_warns() {
+    let world = World::create(&TABLES).await;
+    connect(&world.database)
+        .await
+        .batch_execute(
+            "ALTER TABLE job_activity REPLICA IDENTITY DEFAULT;
+             ALTER TABLE jobs REPLICA IDENTITY DEFAULT;
+             ALTER TABLE standard_revenue REPLICA IDENTITY NOTHING;",
+        )
+        .await
+        .expect("alter replica identity");
+    let doris = Doris::unreachable();
+    let report = run_check(&world.config("job_id", &doris), &doris).await;
+    let text = report.render();
+    // jobs is keyed by its primary key: a delete's before image holds it.
+    let jobs = one(&report, "keys.rules[0]");
+    assert_eq!(jobs.outcome, Outcome::Pass, "{text}");
+    assert!(
+        jobs.detail
+            .contains("REPLICA IDENTITY DEFAULT: a delete's old row holds the primary key (id)"),
+        "{text}"
+    );
+    // job_activity is keyed by job_id, not its primary key.
+    let activity = one(&report, "keys.rules[1]");
+    assert_eq!(activity.outcome, Outcome::Warn, "{text}");
+    assert!(
+        activity
+            .detail
+            .contains("holds only the primary key (id), not the key field job_id"),
+        "{text}"
+    );
+    assert!(
+        activity
+            .detail
+            .ends_with("run ALTER TABLE public.job_activity REPLICA IDENTITY FULL"),
+        "{text}"
+    );
+    let revenue = one(&report, "keys.rules[3]");
+    assert_eq!(revenue.outcome, Outcome::Fail, "{text}");
+    assert!(
+        revenue.detail.contains("REPLICA IDENTITY NOTHING"),
+        "{text}"
+    );
+    world.drop_all().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_doris_fe_fails() {
+    let world = World::create(&TABLES).await;
+    let doris = Doris::unreachable();
+    let report = run_check(&world.config("job_id", &doris), &doris).await;
+    let text = report.render();
+    assert!(report.failed());
+    let fe = one(&report, "doris.fe_urls[0]");
+    assert_eq!(fe.outcome, Outcome::Fail, "{text}");
+    assert!(
+        fe.detail.starts_with("http://127.0.0.1:1 unreachable ("),
+        "{text}"
+    );
+    assert!(fe.detail.contains("check the URL"), "{text}");
+    assert!(!text.contains("doris-secret"), "{text}");
+    world.drop_all().await;
+}
+
+#[test]
+fn the_binary_prints_one_line_per_check_and_exits_1_on_failure() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let world = runtime.block_on(World::create(&TABLES[..3]));
+    let doris = Doris::unreachable();
+    let config = world.config("job_id", &doris);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cdc2doris"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .args(["--timeout", "5s"])
+        .env("CHECK_PG_PASSWORD", pg_password())
+        .env("CHECK_DORIS_PASSWORD", &doris.password)
+        .output()
+        .expect("run cdc2doris");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("pass  config: "), "{stdout}");
+    for l in &lines {
+        assert!(
+            ["pass  ", "warn  ", "fail  ", "skip  "]
+                .iter()
+                .any(|p| l.starts_with(p)),
+            "{l}"
+        );
+    }
+    assert!(
+        stdout.contains("\npass  kafka.bootstrap_servers: "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "\nfail  kafka.topics[3]: {:?} does not exist",
+            world.topic("standard_revenue")
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\npass  merge.query_file: "), "{stdout}");
+    assert!(stdout.contains("\nfail  doris.fe_urls[0]: "), "{stdout}");
+    assert!(!stdout.contains(&doris.password), "{stdout}");
+    runtime.block_on(world.drop_all());
+}
+
+#[tokio::test]
+async fn the_binary_exits_0_when_everything_passes() {
+    let world = World::create(&TABLES).await;
+    let sim = doris_sim("doris-secret").await;
+    let doris = Doris::sim(&sim, "doris-secret");
+    let config = world.config("job_id", &doris);
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_cdc2doris"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .env("CHECK_PG_PASSWORD", pg_password())
+        .env("CHECK_DORIS_PASSWORD", &doris.password)
+        .output()
+        .await
+        .expect("run cdc2doris");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.lines().all(|l| l.starts_with("pass  ")), "{stdout}");
+    assert!(stdout.contains("\npass  doris.fe_urls[0]: "), "{stdout}");
+    assert!(!stdout.contains("doris-secret"), "{stdout}");
+    sim.shutdown().await;
+    world.drop_all().await;
+}

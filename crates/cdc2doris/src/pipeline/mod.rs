@@ -85,6 +85,8 @@ pub struct SharedState {
     pub last_load_unix: u64,
     /// The last fatal error, if any.
     pub fatal: Option<String>,
+    /// Consumer lag per partition (from librdkafka's statistics).
+    pub consumer_lag: std::collections::BTreeMap<String, i64>,
 }
 
 /// A batch in flight, for `/debug/state`.
@@ -274,7 +276,22 @@ pub async fn run(
     }
 
     let abandon = CancellationToken::new();
+    // Whether PostgreSQL answered the last query (readiness); probed once at start.
+    let pg_healthy = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    match pool.get().await {
+        Ok(c) => {
+            if let Err(e) = c.simple_query("SELECT 1").await {
+                tracing::warn!("PostgreSQL does not answer yet: {e}");
+                pg_healthy.store(false, Ordering::Relaxed);
+            }
+        }
+        Err(e) => {
+            tracing::warn!("PostgreSQL is not reachable yet: {e}");
+            pg_healthy.store(false, Ordering::Relaxed);
+        }
+    }
     let ctx = Arc::new(WorkerContext {
+        pg_healthy: pg_healthy.clone(),
         pool: pool.clone(),
         merge,
         key_type: file.merge.key_type,
@@ -314,12 +331,30 @@ pub async fn run(
         readiness: Arc::new({
             let shared = shared.clone();
             let stats = source_stats.clone();
-            move || readiness(&shared, &stats, stale_after)
+            let pg = pg_healthy.clone();
+            move || {
+                let mut checks = readiness(&shared, &stats, stale_after);
+                let ok = pg.load(Ordering::Relaxed);
+                checks.push(Check {
+                    name: "postgres".into(),
+                    ok,
+                    detail: if ok {
+                        "last query succeeded".into()
+                    } else {
+                        "last query failed; retrying".into()
+                    },
+                });
+                checks
+            }
         }),
         debug_state: Arc::new({
             let shared = shared.clone();
+            let stats = source_stats.clone();
             move || match shared.lock() {
-                Ok(s) => serde_json::to_value(&*s).unwrap_or_default(),
+                Ok(mut s) => {
+                    s.consumer_lag = stats.lag.lock().map(|l| l.clone()).unwrap_or_default();
+                    serde_json::to_value(&*s).unwrap_or_default()
+                }
                 Err(_) => serde_json::Value::Null,
             }
         }),

@@ -44,6 +44,8 @@ impl Resolver {
 
 /// What a worker needs; shared by all workers.
 pub struct WorkerContext<S> {
+    /// Set after each PostgreSQL query: whether it succeeded (for `/readyz`).
+    pub pg_healthy: Arc<std::sync::atomic::AtomicBool>,
     /// PostgreSQL connections.
     pub pool: Pool,
     /// The merge query.
@@ -263,13 +265,16 @@ async fn merge_chunk(
     merge: MergeQuery,
     keys: MergeKeys,
     abandon: CancellationToken,
+    healthy: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<crate::merge::MergeChunk, StepError> {
+    use std::sync::atomic::Ordering::Relaxed;
     let mut delay = RETRY_MIN;
     loop {
         let started = Instant::now();
         let result = match pool.get().await {
             Ok(mut client) => merge.read_chunk(&mut client, &keys).await,
             Err(e) => {
+                healthy.store(false, Relaxed);
                 tracing::warn!("no PostgreSQL connection, retrying: {e}");
                 if !backoff(&abandon, &mut delay).await {
                     return Err(StepError::Abandoned);
@@ -279,6 +284,13 @@ async fn merge_chunk(
         };
         metrics::histogram!("cdc2doris_merge_query_seconds")
             .record(started.elapsed().as_secs_f64());
+        healthy.store(
+            result.is_ok()
+                || result
+                    .as_ref()
+                    .is_err_and(|e| e.class() == ErrorClass::Permanent),
+            Relaxed,
+        );
         match result {
             Ok(chunk) => return Ok(chunk),
             Err(e) if e.class() == ErrorClass::Permanent => {
@@ -373,7 +385,8 @@ async fn process<S: Sink + 'static>(
                 ctx.abandon.clone(),
                 next,
             );
-            set.spawn(async move { (i, merge_chunk(pool, merge, keys, abandon).await) });
+            let healthy = ctx.pg_healthy.clone();
+            set.spawn(async move { (i, merge_chunk(pool, merge, keys, abandon, healthy).await) });
             next += 1;
         }
         match set.join_next().await {

@@ -141,6 +141,19 @@ pub struct SourceStats {
     pub commit_failures: AtomicU64,
     /// True once the member left the group after `max.poll.interval.ms` (`/readyz` turns red).
     pub max_poll_exceeded: AtomicBool,
+    /// Consumer lag per assigned partition (`topic/partition` → messages not yet committed), from
+    /// librdkafka's statistics (every `statistics.interval.ms`).
+    pub lag: std::sync::Mutex<std::collections::BTreeMap<String, i64>>,
+}
+
+impl SourceStats {
+    /// Total lag over the assigned partitions (unknown partitions count 0).
+    pub fn total_lag(&self) -> i64 {
+        self.lag
+            .lock()
+            .map(|l| l.values().filter(|v| **v > 0).sum())
+            .unwrap_or(0)
+    }
 }
 
 /// The running source: a handle on the polling thread.
@@ -183,6 +196,27 @@ impl ClientContext for SourceContext {
                 tracing::info!(facility = fac, "librdkafka: {log_message}")
             }
             RDKafkaLogLevel::Debug => tracing::debug!(facility = fac, "librdkafka: {log_message}"),
+        }
+    }
+
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let mut lags = std::collections::BTreeMap::new();
+        for (name, topic) in &statistics.topics {
+            for (id, p) in &topic.partitions {
+                // Partition -1 is librdkafka's internal "unassigned" queue.
+                if *id < 0 || !p.desired {
+                    continue;
+                }
+                // consumer_lag = high watermark − committed offset: what is read but not yet
+                // acknowledged by Doris counts as lag.
+                let lag = p.consumer_lag;
+                metrics::gauge!("cdc2doris_source_consumer_lag", "topic" => name.clone(), "partition" => id.to_string())
+                    .set(lag as f64);
+                lags.insert(format!("{name}/{id}"), lag);
+            }
+        }
+        if let Ok(mut l) = self.stats.lag.lock() {
+            *l = lags;
         }
     }
 

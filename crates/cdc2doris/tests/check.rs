@@ -552,6 +552,21 @@ async fn a_missing_topic_fails_naming_it() {
             world.topic("standard_revenue")
         )
     );
+    // Asking about it did not create it, even on a broker with auto.create.topics.enable.
+    let topic = world.topic("standard_revenue");
+    let exists = tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap())
+            .create()
+            .expect("metadata client");
+        let metadata = consumer
+            .fetch_metadata(None, Duration::from_secs(10))
+            .expect("metadata");
+        metadata.topics().iter().any(|t| t.name() == topic)
+    })
+    .await
+    .expect("metadata task");
+    assert!(!exists, "check created the missing topic");
     world.drop_all().await;
 }
 

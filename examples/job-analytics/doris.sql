@@ -8,7 +8,7 @@ CREATE DATABASE IF NOT EXISTS job_analytics;
 CREATE TABLE IF NOT EXISTS job_analytics.merged_job_data (
     job_id           BIGINT         NOT NULL,
     client_id        BIGINT,
-    title            VARCHAR(512),
+    title            STRING,
     category         VARCHAR(128),
     status           VARCHAR(32),
     location         VARCHAR(256),

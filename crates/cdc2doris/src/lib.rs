@@ -11,6 +11,7 @@
 //! - [`inspect`] is the `cdc2doris inspect` command: what the service makes of one message.
 
 pub mod admin;
+pub mod batch;
 pub mod config;
 pub mod dead_letter;
 pub mod decode;
@@ -19,6 +20,7 @@ pub mod inspect;
 pub mod keys;
 pub mod merge;
 pub mod offsets;
+pub mod pipeline;
 pub mod secret;
 pub mod sink;
 pub mod source;

@@ -15,6 +15,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the service: consume the topics, refresh the merged rows, load them into Doris.
+    Run(cdc2doris::pipeline::cli::RunArgs),
     /// Decode one CDC message and print the keys it refreshes.
     Inspect(cdc2doris::inspect::InspectArgs),
     /// Print a complete, commented configuration file with every default.
@@ -26,6 +28,7 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
+        Command::Run(args) => cdc2doris::pipeline::cli::run(&args),
         Command::Inspect(args) => cdc2doris::inspect::run(&args),
         Command::PrintDefaultConfig => {
             print!("{}", cdc2doris::config::DEFAULT_CONFIG);

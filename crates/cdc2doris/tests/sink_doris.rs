@@ -258,6 +258,31 @@ async fn fe_redirect_gets_a_fresh_authorization_and_the_body_once() {
         .starts_with(&format!("PUT /api/{DB}/{TABLE}/_stream_load")));
 }
 
+#[tokio::test]
+async fn every_retry_carries_the_same_label_and_body() {
+    let be = Recorder::start(
+        "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\nConnection: close\r\n\r\noops"
+            .to_string(),
+    )
+    .await;
+    let mut cfg = DorisConfig::new("http://127.0.0.1:1", DB, TABLE, SEQ);
+    cfg.fe_urls.clear();
+    cfg.be_urls = vec![be.url()];
+    fast_retries(&mut cfg);
+    cfg.retry_deadline = Duration::from_millis(400);
+    let sink = DorisSink::new(&cfg, SecretString::from("pw")).unwrap();
+    let req = request("jobs", 2, 40, 42, rows(1..4, 1));
+    let (label, body_len) = (sink.label_for(&req.ranges), req.body.len());
+    let err = sink.load(req).await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Ambiguous, "{err}");
+    let seen = be.seen();
+    assert!(seen.len() >= 3, "{}", seen.len());
+    for s in &seen {
+        assert_eq!(s.header("label"), Some(label.as_str()));
+        assert_eq!(s.body_len, body_len);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Against doris-sim (in process) or a real Doris (`DORIS_FE_URL`).
 // ---------------------------------------------------------------------------------------------------------------

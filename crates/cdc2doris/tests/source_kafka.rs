@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use cdc2doris::offsets::TopicPartition;
 use cdc2doris::source::kafka::{owned_properties, KafkaSource, SourceEvent, SourceSettings};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -11,6 +12,13 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
+
+fn tp(topic: &str, partition: i32) -> TopicPartition {
+    TopicPartition {
+        topic: topic.to_string(),
+        partition,
+    }
+}
 
 fn bootstrap() -> String {
     std::env::var("CDC2DORIS_KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".to_string())
@@ -143,7 +151,7 @@ async fn delivers_in_order_pauses_when_full_and_commits_the_next_offset() {
         "a full channel must pause"
     );
 
-    source.commit(vec![(topic.clone(), 0, 30), (topic.clone(), 1, 3)]);
+    source.commit(vec![(tp(&topic, 0), 30), (tp(&topic, 1), 3)]);
     drop(rx);
     source.stop().await;
     assert_eq!(
@@ -194,7 +202,7 @@ async fn a_revoke_waits_for_the_pipeline_and_commits_its_answer() {
                 let (t, p) = partitions[0].clone();
                 // The pipeline answers after "its batches were acknowledged": commit offset 2.
                 tokio::time::sleep(Duration::from_millis(300)).await;
-                reply.send(vec![(t, p, 2)]).expect("reply");
+                reply.send(vec![(tp(&t, p), 2)]).expect("reply");
                 break p;
             }
             SourceEvent::Message(_) | SourceEvent::Assigned(_) => {}

@@ -555,8 +555,13 @@ enum BodyError {
     Short(u64),
 }
 
-async fn read_body(mut body: Incoming, cap: u64) -> Result<Vec<u8>, BodyError> {
-    let mut buf = Vec::new();
+/// Reads the whole body, refusing more than `cap` bytes; `size_hint` (Content-Length) pre-sizes the buffer.
+async fn read_body(
+    mut body: Incoming,
+    cap: u64,
+    size_hint: Option<u64>,
+) -> Result<Vec<u8>, BodyError> {
+    let mut buf = Vec::with_capacity(size_hint.unwrap_or(0).min(cap).min(256 << 20) as usize);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|_| BodyError::Short(buf.len() as u64))?;
         if let Ok(data) = frame.into_data() {
@@ -677,6 +682,9 @@ async fn be_stream_load(
         return reply(fail(too_big(n)));
     }
     let fault = ctx.state.take_fault(false, &db, &table);
+    if fault.as_ref().is_some_and(|f| f.kind == FaultKind::Panic) {
+        panic!("doris-sim fault: handler panic requested");
+    }
     let begin = Instant::now();
     let txn_id = match ctx.state.begin(&db, table_idx, &label) {
         Ok(id) => id,
@@ -706,7 +714,7 @@ async fn be_stream_load(
         }
     }
     let read_start = Instant::now();
-    let body = match read_body(body, cap).await {
+    let body = match read_body(body, cap, declared).await {
         Ok(b) => b,
         Err(BodyError::TooBig(n)) => return reply(fail(too_big(n), &ctx.state)),
         Err(BodyError::Short(n)) => {
@@ -887,7 +895,7 @@ async fn sim_api(ctx: &Ctx, method: &Method, seg: &[&str], req: Request<Incoming
             json(ctx.state.rows_json(idx))
         }
         (&Method::POST, ["faults"]) => {
-            let body = match read_body(req.into_body(), 1 << 20).await {
+            let body = match read_body(req.into_body(), 1 << 20, None).await {
                 Ok(b) => b,
                 Err(_) => {
                     return sim_error(
@@ -896,8 +904,11 @@ async fn sim_api(ctx: &Ctx, method: &Method, seg: &[&str], req: Request<Incoming
                     )
                 }
             };
-            let faults: Result<Vec<FaultSpec>, _> = serde_json::from_slice::<Vec<FaultSpec>>(&body)
-                .or_else(|_| serde_json::from_slice::<FaultSpec>(&body).map(|f| vec![f]));
+            let faults: Result<Vec<FaultSpec>, _> = if body.trim_ascii_start().starts_with(b"[") {
+                serde_json::from_slice::<Vec<FaultSpec>>(&body)
+            } else {
+                serde_json::from_slice::<FaultSpec>(&body).map(|f| vec![f])
+            };
             match faults {
                 Ok(f) => {
                     let n = f.len();

@@ -81,6 +81,8 @@ pub struct SimOptions {
     pub group_commit_interval_ms: u64,
     /// Session time zone loads default to when they send no `timezone` header (default `+00:00`).
     pub timezone: String,
+    /// Pre-committed (2PC) transactions are aborted after this many seconds; `None` = never (default).
+    pub precommit_ttl_secs: Option<u64>,
 }
 
 impl Default for SimOptions {
@@ -101,6 +103,7 @@ impl Default for SimOptions {
             be_host: "127.0.0.1".into(),
             group_commit_interval_ms: 10_000,
             timezone: "+00:00".into(),
+            precommit_ttl_secs: None,
         }
     }
 }
@@ -217,6 +220,7 @@ impl Sim {
         tracker.spawn(housekeeping(
             state.clone(),
             opts.compaction_versions_per_sec,
+            opts.precommit_ttl_secs,
             cancel.clone(),
         ));
         Ok(Sim {
@@ -271,8 +275,13 @@ impl Drop for Sim {
     }
 }
 
-/// Compaction (drains versions), group-commit visibility and the label cleaner.
-async fn housekeeping(state: Arc<state::State>, versions_per_sec: f64, cancel: CancellationToken) {
+/// Compaction (drains versions), group-commit visibility, pre-commit expiry and the label cleaner.
+async fn housekeeping(
+    state: Arc<state::State>,
+    versions_per_sec: f64,
+    precommit_ttl_secs: Option<u64>,
+    cancel: CancellationToken,
+) {
     let tick = Duration::from_millis(100);
     let mut ticks: u64 = 0;
     loop {
@@ -283,6 +292,11 @@ async fn housekeeping(state: Arc<state::State>, versions_per_sec: f64, cancel: C
         ticks += 1;
         state.compact(versions_per_sec * tick.as_secs_f64());
         state.flush_due();
+        if let Some(ttl) = precommit_ttl_secs {
+            if ticks.is_multiple_of(5) {
+                state.expire_precommitted(ttl.saturating_mul(1000));
+            }
+        }
         if ticks.is_multiple_of(600) {
             state.clean_labels();
         }

@@ -113,6 +113,7 @@ pub enum FaultKind {
     /// Committed, `Status: Publish Timeout`.
     PublishTimeout,
     /// HTTP 500 from the BE; nothing committed.
+    #[serde(rename = "http_500")]
     Http500,
     /// The BE resets the connection after reading the body; nothing committed.
     ResetBeforeCommit,
@@ -122,6 +123,9 @@ pub enum FaultKind {
     Delay,
     /// The FE redirects to a BE address nobody listens on.
     RedirectUnreachable,
+    /// The BE handler panics before the transaction begins: shows that a panic becomes HTTP 500 and the sim keeps
+    /// serving.
+    Panic,
 }
 
 impl FaultKind {
@@ -371,7 +375,7 @@ impl State {
             return Err(msg);
         }
         let now = now_ms();
-        if let Some(t) = inner.txns.get(&txn_id) {
+        if let (Some(t), true) = (inner.txns.get(&txn_id), inner.log.is_some()) {
             let rec = LogRecord {
                 t: if precommit { "precommit" } else { "commit" }.into(),
                 txn: txn_id,
@@ -399,7 +403,7 @@ impl State {
             t.state = TxnState::Visible;
             t.visible_at = publish_delay.map(|d| Instant::now() + d);
             let rt = &mut inner.tables[table];
-            rt.data.apply(&self.catalog.tables[table], &ops);
+            rt.data.apply(&self.catalog.tables[table], ops);
             rt.loads += 1;
             rt.pending_versions += 1.0;
         }
@@ -455,12 +459,8 @@ impl State {
                 ))
             }
         }
-        let table = t.table;
-        if commit {
-            if let Some(msg) = self.version_pressure(inner, table) {
-                return Err(msg);
-            }
-        }
+        // No version-pressure check here: the rowset was written at pre-commit (where `[E-235]` can occur);
+        // commit only publishes it.
         let rec = LogRecord {
             t: if commit { "commit2pc" } else { "abort2pc" }.into(),
             txn: id,
@@ -485,7 +485,7 @@ impl State {
             t.state = TxnState::Visible;
             let table = t.table;
             let rt = &mut inner.tables[table];
-            rt.data.apply(&self.catalog.tables[table], &ops);
+            rt.data.apply(&self.catalog.tables[table], ops);
             rt.loads += 1;
             rt.pending_versions += 1.0;
         } else {
@@ -543,6 +543,38 @@ impl State {
         }
     }
 
+    /// Aborts pre-committed transactions older than `ttl_ms` (the emulator's stand-in for Doris's pre-commit
+    /// timeout, spec §5); the abort is logged so a restart does not bring them back.
+    pub fn expire_precommitted(&self, ttl_ms: u64) {
+        let now = now_ms();
+        let mut g = self.lock();
+        let inner = &mut *g;
+        let expired: Vec<i64> = inner
+            .txns
+            .values()
+            .filter(|t| {
+                t.state == TxnState::Precommitted && now.saturating_sub(t.finished_ms) > ttl_ms
+            })
+            .map(|t| t.id)
+            .collect();
+        for id in expired {
+            let rec = LogRecord {
+                t: "abort2pc".into(),
+                txn: id,
+                db: String::new(),
+                table: String::new(),
+                label: String::new(),
+                ts: now,
+                ops: Vec::new(),
+            };
+            if let Err(e) = write_log(&mut inner.log, &rec) {
+                tracing::error!(txn = id, error = %e, "doris-sim: cannot log the expiry of a pre-committed txn");
+                continue;
+            }
+            self.apply_2pc(inner, id, false, now);
+        }
+    }
+
     /// Makes due group-commit loads visible, in commit order.
     pub fn flush_due(&self) {
         let mut g = self.lock();
@@ -557,7 +589,7 @@ impl State {
         inner.delayed = keep;
         for (_, txn, table, ops) in due {
             let rt = &mut inner.tables[table];
-            rt.data.apply(&self.catalog.tables[table], &ops);
+            rt.data.apply(&self.catalog.tables[table], ops);
             rt.loads += 1;
             rt.pending_versions += 1.0;
             if let Some(t) = inner.txns.get_mut(&txn) {
@@ -739,7 +771,7 @@ impl State {
                             }
                         } else {
                             let rt = &mut inner.tables[table];
-                            rt.data.apply(&self.catalog.tables[table], &ops);
+                            rt.data.apply(&self.catalog.tables[table], ops);
                             rt.loads += 1;
                         }
                     }

@@ -414,3 +414,231 @@ async fn cli_version_and_an_acknowledged_load_survives_kill_9() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[tokio::test]
+async fn a_panicking_handler_becomes_http_500_and_the_sim_keeps_serving() {
+    let sim = sim().await;
+    queue_fault(&sim, json!({"kind": "panic"})).await;
+    let r = be_load(&sim, "d1", "u", &[("label", "boom")], "1\ta\t1\n").await;
+    assert_eq!(r.status, 500);
+    let j = be_load(&sim, "d1", "u", &[("label", "boom")], "1\ta\t1\n")
+        .await
+        .json();
+    assert_eq!(j["Status"], "Success", "{j}");
+}
+
+#[tokio::test]
+async fn http_500_fail_and_redirect_faults() {
+    let sim = sim().await;
+    queue_fault(&sim, json!([{"kind": "http_500", "message": "boom"}, {"kind": "fail", "message": "[MEM_LIMIT_EXCEEDED]x", "table": "u"}])).await;
+    let r = be_load(&sim, "d1", "u", &[("label", "f1")], "1\ta\t1\n").await;
+    assert_eq!((r.status, r.body.as_str()), (500, "boom"));
+    let j = be_load(&sim, "d1", "dup", &[("label", "f2")], "1\ta\n")
+        .await
+        .json();
+    assert_eq!(
+        j["Status"], "Success",
+        "table filter: the fail fault is for `u` only"
+    );
+    let j = be_load(&sim, "d1", "u", &[("label", "f1")], "1\ta\t1\n")
+        .await
+        .json();
+    assert_eq!(
+        (j["Status"].as_str(), j["Message"].as_str()),
+        (Some("Fail"), Some("[MEM_LIMIT_EXCEEDED]x"))
+    );
+    assert!(j["TxnId"].as_i64().unwrap() > 0);
+    assert_eq!(
+        be_load(&sim, "d1", "u", &[("label", "f1")], "1\ta\t1\n")
+            .await
+            .json()["Status"],
+        "Success"
+    );
+    queue_fault(&sim, json!({"kind": "redirect_unreachable"})).await;
+    let auth = basic("root", "");
+    let h = [("Authorization", auth.as_str()), ("Expect", "100-continue")];
+    let r = send(sim.fe_addr(), "PUT", "/api/d1/u/_stream_load", &h, b"").await;
+    assert!(
+        r.header("Location")
+            .unwrap()
+            .starts_with("http://root:@127.0.0.1:1/"),
+        "{:?}",
+        r.headers
+    );
+    let r = send(sim.fe_addr(), "PUT", "/api/d1/u/_stream_load", &h, b"").await;
+    assert!(r
+        .header("Location")
+        .unwrap()
+        .contains(&format!(":{}/", sim.be_addr().port())));
+    let r = send(sim.fe_addr(), "POST", "/api/_sim/faults", &[], b"{nope").await;
+    assert_eq!(r.status, 400);
+}
+
+#[tokio::test]
+async fn precommitted_transactions_expire_with_the_ttl_knob() {
+    let sim = sim_opts(doris_sim::SimOptions {
+        precommit_ttl_secs: Some(0),
+        ..Default::default()
+    })
+    .await;
+    let j = be_load(
+        &sim,
+        "d1",
+        "u",
+        &[("label", "ttl"), ("two_phase_commit", "true")],
+        "1\ta\t1\n",
+    )
+    .await
+    .json();
+    assert_eq!(j["Status"], "Success");
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert_eq!(load_state(&sim, "d1", "ttl").await["data"], "ABORTED");
+    let txn = j["TxnId"].to_string();
+    let r = two_pc(
+        sim.be_addr(),
+        "d1",
+        &[("txn_id", &txn), ("txn_operation", "commit")],
+    )
+    .await
+    .json();
+    assert!(
+        r["msg"].as_str().unwrap().contains("is already aborted"),
+        "{r}"
+    );
+}
+
+#[tokio::test]
+async fn jsonpaths_json_root_csv_with_names_derived_columns_and_backends() {
+    let sim = sim().await;
+    let h = [
+        ("format", "json"),
+        ("jsonpaths", r#"["$.id", "$.data.name"]"#),
+        ("columns", "k,v"),
+    ];
+    let j = be_load(
+        &sim,
+        "d1",
+        "u",
+        &h,
+        r#"{"id": 1, "data": {"name": "deep"}}"#,
+    )
+    .await
+    .json();
+    assert_eq!(j["NumberLoadedRows"], 1, "{j}");
+    let h = [
+        ("format", "json"),
+        ("json_root", "$.payload"),
+        ("strip_outer_array", "true"),
+    ];
+    let j = be_load(
+        &sim,
+        "d1",
+        "u",
+        &h,
+        r#"{"payload": [{"k": 2, "v": "root"}]}"#,
+    )
+    .await
+    .json();
+    assert_eq!(j["NumberLoadedRows"], 1, "{j}");
+    let h = [("format", "csv_with_names"), ("column_separator", ",")];
+    let j = be_load(&sim, "d1", "u", &h, "k,v,n\n3,named,3\n")
+        .await
+        .json();
+    assert_eq!(j["NumberLoadedRows"], 1, "{j}");
+    let h = [("column_separator", ","), ("columns", "k,tmp,n,v=tmp")];
+    let j = be_load(&sim, "d1", "u", &h, "4,derived,4\n").await.json();
+    assert_eq!(j["NumberLoadedRows"], 1, "{j}");
+    let r = rows(&sim, "d1", "u").await;
+    let vs: Vec<&str> = r.iter().map(|r| r["v"].as_str().unwrap()).collect();
+    assert_eq!(vs, ["deep", "root", "named", "derived"]);
+    let auth = basic("root", "");
+    let j = send(
+        sim.fe_addr(),
+        "GET",
+        "/api/backends?is_alive=true",
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .await
+    .json();
+    assert_eq!(j["data"]["backends"][0]["http_port"], sim.be_addr().port());
+}
+
+#[tokio::test]
+async fn csv_enclose_escape_trim_double_quotes_and_skip_lines() {
+    let sim = sim().await;
+    let h = [
+        ("column_separator", ","),
+        ("enclose", "\""),
+        ("escape", "\\"),
+        ("skip_lines", "1"),
+    ];
+    let body = "ignored,line,0\n1,\"a,b\",1\n2,\"x\ny\",2\n3,\"q\\\"q\",3\n4,\"dd\"\"\",4\n";
+    let j = be_load(&sim, "d1", "u", &h, body).await.json();
+    assert_eq!(j["NumberLoadedRows"], 4, "{j}");
+    let vs: Vec<String> = rows(&sim, "d1", "u")
+        .await
+        .iter()
+        .map(|r| r["v"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(vs, ["a,b", "x\ny", "q\"q", "dd\""]);
+    let h = [("column_separator", ","), ("trim_double_quotes", "true")];
+    let j = be_load(&sim, "d1", "u", &h, "5,\"t\",5\n").await.json();
+    assert_eq!(j["NumberLoadedRows"], 1, "{j}");
+    assert_eq!(rows(&sim, "d1", "u").await[4]["v"], "t");
+    let j = be_load(&sim, "d1", "u", &[("enclose", "ab")], "")
+        .await
+        .json();
+    assert!(
+        j["Message"]
+            .as_str()
+            .unwrap()
+            .contains("enclose only support single char"),
+        "{j}"
+    );
+}
+
+#[tokio::test]
+async fn fe_answers_307_even_when_the_client_streams_the_body_without_waiting() {
+    use tokio::io::AsyncWriteExt;
+    let sim = sim().await;
+    let auth = basic("root", "");
+    for size in [10_000usize, 3_000_000] {
+        let mut s = tokio::net::TcpStream::connect(sim.fe_addr()).await.unwrap();
+        let head = format!(
+            "PUT /api/d1/u/_stream_load HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nExpect: 100-continue\r\nContent-Length: {size}\r\n\r\n"
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let (mut rd, mut wr) = s.into_split();
+        let writer = tokio::spawn(async move {
+            let body = vec![b'x'; size];
+            wr.write_all(&body).await
+        });
+        let mut rd_stream = tokio::io::BufReader::new(&mut rd);
+        let mut line = String::new();
+        use tokio::io::AsyncBufReadExt;
+        rd_stream.read_line(&mut line).await.unwrap();
+        assert!(line.starts_with("HTTP/1.1 307"), "size {size}: {line:?}");
+        let _ = writer.await;
+    }
+}
+
+#[tokio::test]
+async fn stats_count_loads_rows_versions_and_labels_per_table() {
+    let sim = sim().await;
+    json_load(&sim, "d1", "u", "s1", "{\"k\": 1}\n{\"k\": 2}").await;
+    json_load(&sim, "d1", "u", "s2", "{\"k\": 2}").await;
+    json_load(&sim, "d1", "u", "s3", "{\"v\": 1}").await; // fails
+    let stats = sim.client().stats().await.unwrap();
+    let t = stats["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["db"] == "d1" && t["table"] == "u")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        t,
+        json!({"db": "d1", "table": "u", "loads": 2, "failed_loads": 1, "rows": 2, "versions": 2, "labels": 2})
+    );
+}

@@ -14,16 +14,7 @@ use bytes::Bytes;
 
 pub use doris::{DorisConfig, DorisSink};
 
-/// How the pipeline should react to an error (the lead will unify this with a crate-wide class).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorClass {
-    /// Failed, nothing committed; the same request may succeed later.
-    Transient,
-    /// Failed, nothing committed; retrying the same request cannot help (bad data, configuration, auth).
-    Permanent,
-    /// The outcome is unknown: the load may or may not be committed. Retry with the same label to find out.
-    Ambiguous,
-}
+pub use crate::error::ErrorClass;
 
 /// A contiguous range of Kafka offsets covered by a batch, both ends included.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -37,6 +37,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
 use crate::error::ErrorClass;
+use crate::offsets::{commit_list, TopicPartition};
 
 /// One Kafka message, owned, as the pipeline sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,8 +56,8 @@ pub struct SourceMessage {
     pub timestamp_ms: Option<i64>,
 }
 
-/// A (topic, partition, next offset) triple to commit.
-pub type CommitOffset = (String, i32, i64);
+/// A partition and the next offset to read, to commit (see `offsets.rs`).
+pub type CommitOffset = (TopicPartition, i64);
 
 /// What the source tells the pipeline.
 #[derive(Debug)]
@@ -239,7 +240,7 @@ impl ConsumerContext for SourceContext {
         if lost || offsets.is_empty() {
             return;
         }
-        match commit_tpl(&offsets) {
+        match commit_list(&offsets) {
             Ok(tpl) => {
                 if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
                     self.stats.commit_failures.fetch_add(1, Ordering::Relaxed);
@@ -291,15 +292,6 @@ impl ConsumerContext for SourceContext {
             }
         }
     }
-}
-
-/// Builds the list for `Consumer::commit`: offsets are the next offset to read, passed unchanged.
-pub fn commit_tpl(offsets: &[CommitOffset]) -> Result<TopicPartitionList, KafkaError> {
-    let mut tpl = TopicPartitionList::with_capacity(offsets.len());
-    for (topic, partition, next) in offsets {
-        tpl.add_partition_offset(topic, *partition, Offset::Offset(*next))?;
-    }
-    Ok(tpl)
 }
 
 /// The consumer properties the service owns; a user's `[kafka.properties]` cannot override them.
@@ -415,7 +407,7 @@ fn apply_commands(
 ) {
     while let Ok(cmd) = commands.try_recv() {
         match cmd {
-            SourceCommand::Commit(offsets) => match commit_tpl(&offsets) {
+            SourceCommand::Commit(offsets) => match commit_list(&offsets) {
                 Ok(tpl) => {
                     if let Err(e) = consumer.commit(&tpl, mode) {
                         tracing::warn!(error = %e, "offset commit failed; the next commit retries it");
@@ -494,22 +486,4 @@ fn poll_loop(
     consumer.unsubscribe();
     drop(consumer);
     tracing::info!("Kafka consumer closed");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn commit_list_passes_the_next_offset_unchanged() {
-        let tpl = match commit_tpl(&[("t".to_string(), 3, 42)]) {
-            Ok(t) => t,
-            Err(e) => panic!("{e}"),
-        };
-        let e = &tpl.elements()[0];
-        assert_eq!(
-            (e.topic(), e.partition(), e.offset()),
-            ("t", 3, Offset::Offset(42))
-        );
-    }
 }

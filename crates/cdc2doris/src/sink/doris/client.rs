@@ -119,7 +119,8 @@ impl DorisSink {
             cfg.allow_https_downgrade,
             cfg.max_redirects,
         );
-        // Redirects are followed by hand: see `super::redirect` for why.
+        // No automatic redirects: reqwest would drop Authorization on the FE → BE hop (port change, reqwest
+        // #516; spec §1 "Redirect pitfall"). `follow` does it by hand.
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(cfg.connect_timeout)
@@ -391,6 +392,8 @@ impl DorisSink {
                         error @ (SinkError::Transport { .. } | SinkError::UnexpectedAnswer { .. }),
                 }) if k + 1 < n => {
                     warn!(label = %label, fe = %self.fe_urls[i], error = %error, "FE unusable, trying the next one");
+                    metrics::counter!("cdc2doris_sink_retries_total", "reason" => "fe_failover")
+                        .increment(1);
                     last_error = Some(error);
                 }
                 Err(e) => return Err(e.error),
@@ -401,8 +404,12 @@ impl DorisSink {
         }))
     }
 
-    /// Sends `method` to `start` and follows 307s by hand (see `super::redirect` for why), re-sending the same
-    /// headers with a fresh `Authorization` and the same body to each hop.
+    /// Sends `method` to `start` and follows 307s by hand, re-sending the same headers with a fresh
+    /// `Authorization` and the same body to each hop.
+    ///
+    /// Why by hand (spec §1 "Redirect pitfall"; details in `super::redirect`): reqwest's own redirect handling
+    /// strips `Authorization` when the port changes (FE :8030 → BE :8040; reqwest #516, maintainers advise
+    /// following by hand), so the BE would refuse the load; and it cannot replay a body it does not hold.
     ///
     /// With `probe`, the first hop carries no body and no label: the FE only needs the headers to choose a BE
     /// (spec §1: it never reads the body), so the body crosses the network once, to the BE. If the first hop

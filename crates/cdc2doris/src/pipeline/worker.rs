@@ -1,0 +1,470 @@
+//! One batch's journey after it is sealed: resolve → merge (PostgreSQL) → load (Doris).
+//!
+//! A worker never touches offsets: it reports how its batch ended ([`BatchOutcome`]) and the
+//! coordinator acknowledges it in `offsets.rs`.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use deadpool_postgres::Pool;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::dead_letter::{DeadLetter, LoadRejection};
+use crate::error::ErrorClass;
+use crate::keys::{KeyType, KeyValue};
+use crate::merge::{MergeKeys, MergeQuery};
+use crate::offsets::BatchId;
+use crate::sink::{LoadReceipt, LoadRequest, OffsetRange, Sink, SinkError};
+
+/// A resolve rule: maps event values to keys of the merged table.
+#[derive(Debug, Clone)]
+pub struct Resolver {
+    /// The topic whose rule it is (for messages).
+    pub topic: String,
+    /// `SELECT (r.k)::text FROM (<query>) AS r(k)`, `$1` typed as `value_type`'s array.
+    pub sql: String,
+    /// Type of the values bound as `$1`.
+    pub value_type: KeyType,
+}
+
+impl Resolver {
+    /// Wraps a resolve query so its first column comes back as text whatever its type.
+    pub fn new(topic: &str, query: &str, value_type: KeyType) -> Resolver {
+        let body = query.trim_end().trim_end_matches(';');
+        Resolver {
+            topic: topic.to_string(),
+            sql: format!("SELECT (r.k)::text FROM (\n{body}\n) AS r(k)"),
+            value_type,
+        }
+    }
+}
+
+/// What a worker needs; shared by all workers.
+pub struct WorkerContext<S> {
+    /// PostgreSQL connections.
+    pub pool: Pool,
+    /// The merge query.
+    pub merge: MergeQuery,
+    /// Key type of the merge query's `$1`.
+    pub key_type: KeyType,
+    /// Resolve rules, by index.
+    pub resolvers: Vec<Resolver>,
+    /// Keys per merge query.
+    pub chunk_size: usize,
+    /// Merge queries run at once for one batch.
+    pub parallel_chunks: usize,
+    /// Where rows go.
+    pub sink: S,
+    /// Where rejected loads go.
+    pub dead_letter: Arc<DeadLetter>,
+    /// Cancelled when the shutdown deadline passed: give up retrying.
+    pub abandon: CancellationToken,
+}
+
+/// A sealed batch handed to a worker.
+#[derive(Debug)]
+pub struct SealedBatch {
+    /// Tracker id.
+    pub id: BatchId,
+    /// The label it will load under (for logs; the sink derives the same one from `ranges`).
+    pub label: String,
+    /// Offset ranges.
+    pub ranges: Vec<OffsetRange>,
+    /// Keys.
+    pub keys: HashSet<KeyValue>,
+    /// Values per resolve rule.
+    pub resolve: Vec<(usize, HashSet<KeyValue>)>,
+}
+
+/// How a batch ended.
+#[derive(Debug)]
+pub enum BatchOutcome {
+    /// Doris committed it (or it had nothing to load).
+    Loaded {
+        /// The receipt, when a load happened.
+        receipt: Option<LoadReceipt>,
+        /// Keys refreshed.
+        keys: usize,
+        /// Rows upserted and deleted.
+        rows: usize,
+        /// Delete rows.
+        deletes: usize,
+        /// Merge queries run.
+        queries: usize,
+    },
+    /// Doris refused the data for good; the keys went to the dead-letter destination.
+    DeadLettered {
+        /// Why.
+        reason: String,
+    },
+    /// Shutdown came before the batch finished; it is not acknowledged.
+    Abandoned,
+    /// A problem that retrying cannot fix and that is not the data's fault (bad merge query,
+    /// access denied, unknown table): the pipeline stops without acknowledging.
+    Fatal(String),
+}
+
+/// A worker's report to the coordinator.
+#[derive(Debug)]
+pub struct BatchDone {
+    /// Tracker id.
+    pub id: BatchId,
+    /// Label.
+    pub label: String,
+    /// Outcome.
+    pub outcome: BatchOutcome,
+    /// Time from seal to outcome.
+    pub elapsed: Duration,
+}
+
+const RETRY_MIN: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Sleeps `delay` (doubled each call, capped) unless the batch is abandoned; false when abandoned.
+async fn backoff(abandon: &CancellationToken, delay: &mut Duration) -> bool {
+    let d = *delay;
+    *delay = (*delay * 2).min(RETRY_MAX);
+    tokio::select! {
+        _ = abandon.cancelled() => false,
+        _ = tokio::time::sleep(d) => true,
+    }
+}
+
+fn to_merge_keys(
+    keys: impl IntoIterator<Item = KeyValue>,
+    key_type: KeyType,
+) -> Result<MergeKeys, String> {
+    match key_type {
+        KeyType::Integer => {
+            let mut v = Vec::new();
+            for k in keys {
+                match k {
+                    KeyValue::Int(i) => v.push(i),
+                    other => {
+                        return Err(format!(
+                            "key {} is not a 64-bit integer, but merge.key_type is integer",
+                            other.to_json()
+                        ))
+                    }
+                }
+            }
+            Ok(MergeKeys::Int(v))
+        }
+        KeyType::String => Ok(MergeKeys::Str(
+            keys.into_iter()
+                .map(|k| match k {
+                    KeyValue::Str(s) | KeyValue::BigInt(s) => s,
+                    KeyValue::Int(i) => i.to_string(),
+                })
+                .collect(),
+        )),
+    }
+}
+
+enum StepError {
+    Abandoned,
+    Fatal(String),
+}
+
+/// Runs a resolve query, retrying transient failures.
+async fn resolve<S>(
+    ctx: &WorkerContext<S>,
+    r: &Resolver,
+    values: &HashSet<KeyValue>,
+) -> Result<Vec<KeyValue>, StepError> {
+    let params = to_merge_keys(values.iter().cloned(), r.value_type)
+        .map_err(|e| StepError::Fatal(format!("resolve query of topic {}: {e}", r.topic)))?;
+    let mut delay = RETRY_MIN;
+    loop {
+        let attempt = async {
+            let client = ctx
+                .pool
+                .get()
+                .await
+                .map_err(|e| (ErrorClass::Transient, e.to_string()))?;
+            let stmt = client
+                .prepare_typed_cached(
+                    &r.sql,
+                    &[match r.value_type {
+                        KeyType::Integer => tokio_postgres::types::Type::INT8_ARRAY,
+                        KeyType::String => tokio_postgres::types::Type::TEXT_ARRAY,
+                    }],
+                )
+                .await
+                .map_err(|e| (pg_class(&e), pg_text(&e)))?;
+            let rows = match &params {
+                MergeKeys::Int(v) => client.query(&stmt, &[v]).await,
+                MergeKeys::Str(v) => client.query(&stmt, &[v]).await,
+            }
+            .map_err(|e| (pg_class(&e), pg_text(&e)))?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                let text: Option<String> = row
+                    .try_get(0)
+                    .map_err(|e| (ErrorClass::Permanent, e.to_string()))?;
+                let Some(text) = text else { continue };
+                out.push(match ctx.key_type {
+                    KeyType::Integer => KeyValue::Int(text.parse().map_err(|_| {
+                        (
+                            ErrorClass::Permanent,
+                            format!("it returned {text:?}, not a 64-bit integer key"),
+                        )
+                    })?),
+                    KeyType::String => KeyValue::Str(text),
+                });
+            }
+            Ok::<_, (ErrorClass, String)>(out)
+        };
+        match attempt.await {
+            Ok(keys) => return Ok(keys),
+            Err((ErrorClass::Permanent, msg)) => {
+                return Err(StepError::Fatal(format!(
+                    "the resolve query of topic {} failed: {msg}; fix keys.rules[].resolve_query",
+                    r.topic
+                )))
+            }
+            Err((_, msg)) => {
+                tracing::warn!(topic = %r.topic, "resolve query failed, retrying: {msg}");
+                if !backoff(&ctx.abandon, &mut delay).await {
+                    return Err(StepError::Abandoned);
+                }
+            }
+        }
+    }
+}
+
+fn pg_class(e: &tokio_postgres::Error) -> ErrorClass {
+    match e.code() {
+        None => ErrorClass::Transient,
+        Some(c)
+            if ["08", "40", "53", "57", "55"]
+                .iter()
+                .any(|p| c.code().starts_with(p)) =>
+        {
+            ErrorClass::Transient
+        }
+        Some(_) => ErrorClass::Permanent,
+    }
+}
+
+fn pg_text(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
+/// Reads one chunk, retrying transient failures.
+async fn merge_chunk(
+    pool: Pool,
+    merge: MergeQuery,
+    keys: MergeKeys,
+    abandon: CancellationToken,
+) -> Result<crate::merge::MergeChunk, StepError> {
+    let mut delay = RETRY_MIN;
+    loop {
+        let started = Instant::now();
+        let result = match pool.get().await {
+            Ok(mut client) => merge.read_chunk(&mut client, &keys).await,
+            Err(e) => {
+                tracing::warn!("no PostgreSQL connection, retrying: {e}");
+                if !backoff(&abandon, &mut delay).await {
+                    return Err(StepError::Abandoned);
+                }
+                continue;
+            }
+        };
+        metrics::histogram!("cdc2doris_merge_query_seconds")
+            .record(started.elapsed().as_secs_f64());
+        match result {
+            Ok(chunk) => return Ok(chunk),
+            Err(e) if e.class() == ErrorClass::Permanent => {
+                return Err(StepError::Fatal(format!(
+                    "{e}; fix merge.query_file or merge.key_column"
+                )))
+            }
+            Err(e) => {
+                metrics::counter!("cdc2doris_merge_retries_total").increment(1);
+                tracing::warn!("merge query failed, retrying: {e}");
+                if !backoff(&abandon, &mut delay).await {
+                    return Err(StepError::Abandoned);
+                }
+            }
+        }
+    }
+}
+
+/// Processes one batch to its end.
+pub async fn run_batch<S: Sink + 'static>(
+    ctx: Arc<WorkerContext<S>>,
+    batch: SealedBatch,
+) -> BatchDone {
+    let started = Instant::now();
+    let id = batch.id;
+    let label = batch.label.clone();
+    let outcome = match process(&ctx, batch).await {
+        Ok(o) => o,
+        Err(StepError::Abandoned) => BatchOutcome::Abandoned,
+        Err(StepError::Fatal(msg)) => BatchOutcome::Fatal(msg),
+    };
+    BatchDone {
+        id,
+        label,
+        outcome,
+        elapsed: started.elapsed(),
+    }
+}
+
+async fn process<S: Sink + 'static>(
+    ctx: &Arc<WorkerContext<S>>,
+    batch: SealedBatch,
+) -> Result<BatchOutcome, StepError> {
+    let SealedBatch {
+        label,
+        ranges,
+        mut keys,
+        resolve: to_resolve,
+        ..
+    } = batch;
+    for (rule, values) in &to_resolve {
+        let Some(r) = ctx.resolvers.get(*rule) else {
+            continue;
+        };
+        keys.extend(resolve(ctx, r, values).await?);
+    }
+    let key_count = keys.len();
+    if key_count == 0 {
+        return Ok(BatchOutcome::Loaded {
+            receipt: None,
+            keys: 0,
+            rows: 0,
+            deletes: 0,
+            queries: 0,
+        });
+    }
+    let mut all: Vec<KeyValue> = keys.into_iter().collect();
+    all.sort_unstable();
+    let key_json: Vec<serde_json::Value> = all
+        .iter()
+        .map(|k| serde_json::from_str(&k.to_json()).unwrap_or(serde_json::Value::Null))
+        .collect();
+
+    // Merge: chunks in parallel, up to `parallel_chunks` at once; the body keeps chunk order.
+    let chunks: Vec<Vec<KeyValue>> = all
+        .chunks(ctx.chunk_size.max(1))
+        .map(<[KeyValue]>::to_vec)
+        .collect();
+    let queries = chunks.len();
+    let mut bodies: Vec<Option<crate::merge::MergeChunk>> = (0..queries).map(|_| None).collect();
+    let mut set = JoinSet::new();
+    let mut next = 0usize;
+    let mut rows = 0usize;
+    let mut deletes = 0usize;
+    while next < queries || !set.is_empty() {
+        while next < queries && set.len() < ctx.parallel_chunks.max(1) {
+            let keys = to_merge_keys(chunks[next].iter().cloned(), ctx.key_type)
+                .map_err(StepError::Fatal)?;
+            let (pool, merge, abandon, i) = (
+                ctx.pool.clone(),
+                ctx.merge.clone(),
+                ctx.abandon.clone(),
+                next,
+            );
+            set.spawn(async move { (i, merge_chunk(pool, merge, keys, abandon).await) });
+            next += 1;
+        }
+        match set.join_next().await {
+            Some(Ok((i, Ok(chunk)))) => {
+                rows += chunk.rows;
+                deletes += chunk.deletes;
+                if chunk.duplicate_keys > 0 {
+                    tracing::warn!(label = %label, duplicates = chunk.duplicate_keys, "the merge query returned some keys twice; Doris keeps one row per key");
+                }
+                if let Some(slot) = bodies.get_mut(i) {
+                    *slot = Some(chunk);
+                }
+            }
+            Some(Ok((_, Err(e)))) => return Err(e),
+            Some(Err(e)) => return Err(StepError::Fatal(format!("a merge task failed: {e}"))),
+            None => break,
+        }
+    }
+    metrics::counter!("cdc2doris_merge_rows_total").increment(rows as u64);
+    metrics::counter!("cdc2doris_merge_deletes_total").increment(deletes as u64);
+    let size: usize = bodies.iter().flatten().map(|c| c.body.len()).sum();
+    let mut body = Vec::with_capacity(size);
+    for c in bodies.into_iter().flatten() {
+        body.extend_from_slice(&c.body);
+    }
+    let request = LoadRequest {
+        ranges,
+        body: Bytes::from(body),
+        row_count: (rows + deletes) as u64,
+    };
+
+    // Load: the sink retries within its deadline; past it, the same request (same label) is tried again.
+    let mut delay = Duration::from_secs(1);
+    loop {
+        let started = Instant::now();
+        let result = tokio::select! {
+            _ = ctx.abandon.cancelled() => return Err(StepError::Abandoned),
+            r = ctx.sink.load(request.clone()) => r,
+        };
+        metrics::histogram!("cdc2doris_load_seconds").record(started.elapsed().as_secs_f64());
+        match result {
+            Ok(receipt) => {
+                metrics::counter!("cdc2doris_load_rows_total").increment(receipt.rows_loaded);
+                metrics::counter!("cdc2doris_load_bytes_total")
+                    .increment(request.body.len() as u64);
+                metrics::counter!("cdc2doris_loads_total", "status" => "committed").increment(1);
+                return Ok(BatchOutcome::Loaded {
+                    receipt: Some(receipt),
+                    keys: key_count,
+                    rows,
+                    deletes,
+                    queries,
+                });
+            }
+            Err(SinkError::FilteredRows {
+                label: l,
+                filtered,
+                total,
+                excerpt,
+                message,
+                ..
+            }) => {
+                metrics::counter!("cdc2doris_loads_total", "status" => "rejected").increment(1);
+                let reason = format!("Doris filtered {filtered} of {total} rows: {message}");
+                tracing::error!(label = %l, "{reason}; sending the batch's keys to the dead-letter destination");
+                let rec = LoadRejection {
+                    label: &l,
+                    reason: reason.clone(),
+                    keys: key_json.clone(),
+                    error_url_excerpt: excerpt,
+                };
+                let mut d = RETRY_MIN;
+                while let Err(e) = ctx.dead_letter.write_load(&rec).await {
+                    tracing::warn!("cannot write the dead letter, retrying: {e}");
+                    if !backoff(&ctx.abandon, &mut d).await {
+                        return Err(StepError::Abandoned);
+                    }
+                }
+                return Ok(BatchOutcome::DeadLettered { reason });
+            }
+            Err(e) if e.class() == ErrorClass::Permanent => {
+                metrics::counter!("cdc2doris_loads_total", "status" => "failed").increment(1);
+                return Err(StepError::Fatal(format!("{e}")));
+            }
+            Err(e) => {
+                metrics::counter!("cdc2doris_loads_total", "status" => "retried").increment(1);
+                tracing::warn!(label = %label, "load not committed yet, retrying with the same label: {e}");
+                if !backoff(&ctx.abandon, &mut delay).await {
+                    return Err(StepError::Abandoned);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,503 @@
+//! `cdc2doris run` end to end on the real local stack: Debezium-format events for changes applied
+//! to PostgreSQL go through Kafka; doris-sim must end up holding exactly the merge query's rows.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use cdc2doris::pipeline;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+const TABLES: [&str; 4] = [
+    "jobs",
+    "job_activity",
+    "clients_to_exclude",
+    "standard_revenue",
+];
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn bootstrap() -> String {
+    std::env::var("CDC2DORIS_KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".to_string())
+}
+
+fn pg_url(db: &str) -> String {
+    let base = std::env::var("CDC2DORIS_PG_URL")
+        .unwrap_or_else(|_| "postgres://cdc2doris@127.0.0.1:5432/postgres".into());
+    match base.rfind('/') {
+        Some(i) => format!("{}/{db}", &base[..i]),
+        None => base,
+    }
+}
+
+fn pg_password() -> String {
+    std::env::var("CDC2DORIS_PG_PASSWORD").unwrap_or_else(|_| "cdc2doris".to_string())
+}
+
+async fn connect(db: &str) -> tokio_postgres::Client {
+    let mut cfg: tokio_postgres::Config = pg_url(db).parse().expect("pg url");
+    cfg.password(pg_password());
+    let (c, conn) = cfg
+        .connect(tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL ({e}); run `dev/stack up` first"));
+    tokio::spawn(conn);
+    c
+}
+
+/// One test's world: its own database, topics, consumer group and doris-sim.
+struct World {
+    db: String,
+    prefix: String,
+    group: String,
+    dir: tempfile::TempDir,
+    sim: doris_sim::Sim,
+    pg: tokio_postgres::Client,
+    producer: FutureProducer,
+    admin_port: u16,
+}
+
+impl World {
+    async fn new(name: &str, partitions: i32) -> World {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,cdc2doris=info".into()),
+            )
+            .try_init();
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let db = format!("t_{name}_{}", &id[..12]);
+        let admin = connect("postgres").await;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {db}"))
+            .await
+            .expect("create database");
+        let pg = connect(&db).await;
+        let schema = std::fs::read_to_string(repo().join("examples/job-analytics/postgres.sql"))
+            .expect("postgres.sql");
+        pg.batch_execute(&schema).await.expect("schema");
+        let prefix = format!("{name}_{}", &id[..12]);
+        let client: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap())
+            .create()
+            .expect("admin");
+        let topics: Vec<String> = TABLES
+            .iter()
+            .map(|t| jobgen::debezium::topic(&prefix, t))
+            .collect();
+        let new: Vec<NewTopic> = topics
+            .iter()
+            .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+            .collect();
+        for r in client
+            .create_topics(&new, &AdminOptions::new())
+            .await
+            .expect("create topics")
+        {
+            r.expect("topic");
+        }
+        let ddl = std::fs::read_to_string(repo().join("examples/job-analytics/doris.sql"))
+            .expect("doris.sql");
+        let sim = doris_sim::Sim::start(doris_sim::SimOptions {
+            fe_port: 0,
+            be_port: 0,
+            ddl: vec![ddl],
+            user: "root".into(),
+            password: "".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("doris-sim");
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap())
+            .set("enable.idempotence", "true")
+            .create()
+            .expect("producer");
+        let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        World {
+            db,
+            prefix,
+            group: format!("g-{id}"),
+            dir: tempfile::tempdir().expect("tempdir"),
+            sim,
+            pg,
+            producer,
+            admin_port,
+        }
+    }
+
+    fn topic(&self, table: &str) -> String {
+        jobgen::debezium::topic(&self.prefix, table)
+    }
+
+    /// The example pipeline.toml, pointed at this world.
+    fn write_config(&self, extra_batch: &str) -> PathBuf {
+        let merge = repo().join("examples/job-analytics/merge.sql");
+        let rules: String = [("jobs", "id", ""), ("job_activity", "job_id", ""), ("standard_revenue", "job_id", ""),
+            ("clients_to_exclude", "client_id", "resolve_query = \"SELECT id FROM jobs WHERE client_id = ANY($1)\"")]
+            .iter()
+            .map(|(t, f, extra)| format!("[[keys.rules]]\ntopic = \"{}\"\nformat = \"debezium\"\nfields = [\"{f}\"]\n{extra}\n", self.topic(t)))
+            .collect();
+        let text = format!(
+            r#"[kafka]
+bootstrap_servers = ["{bootstrap}"]
+group_id = "{group}"
+topics = [{topics}]
+revoke_timeout = "20s"
+
+[postgres]
+url = "{url}"
+password_env = "CDC2DORIS_TEST_PG_PASSWORD"
+pool_size = 4
+
+[keys]
+{rules}
+[merge]
+query_file = "{merge}"
+key_column = "job_id"
+key_type = "integer"
+chunk_size = 500
+
+[doris]
+fe_urls = ["{fe}"]
+database = "job_analytics"
+table = "merged_job_data"
+sequence_column = "source_version"
+label_prefix = "t"
+retry_min_delay = "50ms"
+
+[batch]
+max_wait = "300ms"
+{extra_batch}
+
+[dead_letter]
+path = "{dl}"
+
+[admin]
+listen = "127.0.0.1:{port}"
+
+[log]
+progress_interval = "5s"
+"#,
+            bootstrap = bootstrap(),
+            group = self.group,
+            topics = TABLES
+                .iter()
+                .map(|t| format!("\"{}\"", self.topic(t)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            url = pg_url(&self.db),
+            merge = merge.display(),
+            fe = self.sim.fe_url(),
+            dl = self.dir.path().join("dead.jsonl").display(),
+            port = self.admin_port,
+        );
+        let path = self.dir.path().join("pipeline.toml");
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+
+    fn start(
+        &self,
+        config: &Path,
+    ) -> (
+        CancellationToken,
+        tokio::task::JoinHandle<Result<(), pipeline::PipelineError>>,
+    ) {
+        // SAFETY-free: set the password variable the config names (tests share it; same value).
+        unsafe_env_set("CDC2DORIS_TEST_PG_PASSWORD", &pg_password());
+        let cfg = cdc2doris::config::load(config)
+            .unwrap_or_else(|e| panic!("config: {e}: {:?}", e.problems()));
+        let stop = CancellationToken::new();
+        let handle = tokio::spawn(pipeline::run(cfg, None, stop.clone()));
+        (stop, handle)
+    }
+
+    /// Applies changes in PostgreSQL and writes their Debezium events to Kafka.
+    async fn apply(&mut self, changes: &[jobgen::Change]) -> usize {
+        let mut events = 0;
+        let mut pending = Vec::new();
+        for change in changes {
+            let evs = jobgen::apply(&mut self.pg, change)
+                .await
+                .unwrap_or_else(|e| panic!("apply {change:?}: {e}"));
+            for ev in &evs {
+                let (key, value) = jobgen::debezium::message(&self.prefix, &self.db, ev, 0);
+                let topic = self.topic(ev.table);
+                pending.push(
+                    self.producer
+                        .send_result(FutureRecord::to(&topic).key(&key).payload(&value))
+                        .map_err(|(e, _)| e)
+                        .expect("enqueue"),
+                );
+                events += 1;
+            }
+        }
+        for p in pending {
+            p.await
+                .expect("delivery")
+                .map_err(|(e, _)| e)
+                .expect("delivered");
+        }
+        events
+    }
+
+    async fn verify(&self, ids: std::ops::Range<i64>) -> jobgen::verify::VerifyReport {
+        let merge = std::fs::read_to_string(repo().join("examples/job-analytics/merge.sql"))
+            .expect("merge.sql");
+        let ids: Vec<i64> = ids.collect();
+        let expected = jobgen::verify::expected_rows(&self.pg, &merge, "job_id", &ids)
+            .await
+            .expect("expected rows");
+        let rows = self
+            .sim
+            .client()
+            .rows("job_analytics", "merged_job_data")
+            .await
+            .expect("sim rows");
+        let rows: Vec<serde_json::Value> =
+            rows.into_iter().map(serde_json::Value::Object).collect();
+        jobgen::verify::compare(&expected, &rows, "job_id")
+    }
+
+    /// Waits until Doris matches PostgreSQL over `ids`; panics with the last report after `within`.
+    async fn converge(
+        &self,
+        ids: std::ops::Range<i64>,
+        within: Duration,
+    ) -> jobgen::verify::VerifyReport {
+        let start = Instant::now();
+        loop {
+            let r = self.verify(ids.clone()).await;
+            if r.is_ok() {
+                return r;
+            }
+            if start.elapsed() > within {
+                panic!("Doris did not converge in {within:?}: {} {:?}", r.line(), r);
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// Committed offsets of the group and end offsets, per topic partition.
+    fn committed_vs_end(&self, partitions: i32) -> Vec<(String, i32, i64, i64)> {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap())
+            .set("group.id", &self.group)
+            .create()
+            .expect("consumer");
+        let mut tpl = TopicPartitionList::new();
+        for t in TABLES {
+            for p in 0..partitions {
+                tpl.add_partition(&self.topic(t), p);
+            }
+        }
+        let committed = c
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .expect("committed");
+        committed
+            .elements()
+            .iter()
+            .map(|e| {
+                let (_, high) = c
+                    .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(10))
+                    .expect("watermarks");
+                let got = match e.offset() {
+                    Offset::Offset(o) => o,
+                    _ => 0,
+                };
+                (e.topic().to_string(), e.partition(), got, high)
+            })
+            .collect()
+    }
+
+    async fn debug_state(&self) -> serde_json::Value {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.admin_port))
+            .await
+            .expect("admin port");
+        s.write_all(b"GET /debug/state HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("write");
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).await.expect("read");
+        let body = buf.split("\r\n\r\n").nth(1).unwrap_or_default();
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {buf}"))
+    }
+
+    async fn cleanup(self) {
+        self.sim.shutdown().await;
+        drop(self.pg);
+        let admin = connect("postgres").await;
+        let _ = admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db))
+            .await;
+    }
+}
+
+fn unsafe_env_set(k: &str, v: &str) {
+    // Tests in this file set one variable to one constant value; no test reads a different value.
+    if std::env::var(k).ok().as_deref() != Some(v) {
+        unsafe { std::env::set_var(k, v) };
+    }
+}
+
+fn model() -> jobgen::Model {
+    jobgen::Model::new(jobgen::ModelConfig {
+        seed: 7,
+        clients: 8,
+        zipf_exponent: 1.2,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_seeded_change_stream_converges_and_every_offset_is_committed() {
+    let mut w = World::new("conv", 2).await;
+    let config = w.write_config("");
+    let (stop, run) = w.start(&config);
+    let mut m = model();
+    let mut changes: Vec<jobgen::Change> = (0..40).map(|_| m.new_job()).collect();
+    changes.extend((0..600).map(|_| m.next_change()));
+    let mut kinds = BTreeMap::<&str, usize>::new();
+    for c in &changes {
+        *kinds.entry(c.kind()).or_default() += 1;
+    }
+    for k in [
+        "delete_job",
+        "move_activity",
+        "exclude_client",
+        "move_job",
+        "activity",
+        "revenue",
+    ] {
+        assert!(
+            kinds.contains_key(k),
+            "the stream must exercise {k}: {kinds:?}"
+        );
+    }
+    let events = w.apply(&changes).await;
+    assert!(events > 600);
+    let report = w.converge(m.all_job_ids(), Duration::from_secs(90)).await;
+    assert!(report.matched > 30, "{}", report.line());
+
+    let state = w.debug_state().await;
+    assert_eq!(state["totals"]["dead_lettered"], 0, "{state}");
+    assert!(
+        state["totals"]["deletes"].as_u64().unwrap_or(0) > 0,
+        "deleted jobs become Doris deletes: {state}"
+    );
+
+    stop.cancel();
+    run.await.expect("join").expect("graceful shutdown");
+    for (t, p, committed, end) in w.committed_vs_end(2) {
+        assert_eq!(
+            committed, end,
+            "{t}/{p}: every message was acknowledged, so the committed offset is the end"
+        );
+    }
+    w.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hot_keys_collapse_into_few_queries_and_poison_goes_to_the_dead_letter_file() {
+    let mut w = World::new("hot", 1).await;
+    let config = w.write_config("max_keys = 10000");
+    let mut m = model();
+    let jobs: Vec<jobgen::Change> = (0..3).map(|_| m.new_job()).collect();
+    w.apply(&jobs).await;
+    // 10,000 activity events on one job, written before the pipeline starts.
+    let burst: Vec<jobgen::Change> = (0..2000)
+        .map(|i| jobgen::Change::Activity {
+            first_id: 1_000_000 + i * 5,
+            job_id: 1,
+            types: vec!["view".into(); 5],
+        })
+        .collect();
+    let events = w.apply(&burst).await;
+    assert_eq!(events, 10_000);
+    // Poison: not JSON, and a Debezium event without the key field.
+    let topic = w.topic("job_activity");
+    for payload in [
+        "{not json",
+        r#"{"before":null,"after":{"id":5},"source":{"schema":"public","table":"job_activity"},"op":"c","ts_ms":1}"#,
+    ] {
+        w.producer
+            .send(
+                FutureRecord::to(&topic).key("{}").payload(payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .expect("poison");
+    }
+    let (stop, run) = w.start(&config);
+    w.converge(m.all_job_ids(), Duration::from_secs(90)).await;
+    // Wait for the poison to be handled too (it comes after the burst).
+    let dl = w.dir.path().join("dead.jsonl");
+    let start = Instant::now();
+    while std::fs::read_to_string(&dl)
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+        < 2
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "poison messages not dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&dl)
+        .expect("dead letters")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["stage"], "decode");
+    assert_eq!(lines[0]["offset"], 10_000);
+    assert_eq!(lines[0]["value"]["text"], "{not json");
+    assert_eq!(lines[1]["stage"], "keys");
+    assert!(
+        lines[1]["reason"].as_str().unwrap_or("").contains("job_id"),
+        "{}",
+        lines[1]
+    );
+
+    let state = w.debug_state().await;
+    let queries = state["totals"]["queries"].as_u64().unwrap_or(u64::MAX);
+    assert!(
+        queries <= 20,
+        "10,000 events on one job must take a handful of merge queries, took {queries}: {state}"
+    );
+    let views = w
+        .sim
+        .client()
+        .rows("job_analytics", "merged_job_data")
+        .await
+        .expect("rows");
+    let job1 = views
+        .iter()
+        .find(|r| r["job_id"] == 1)
+        .expect("job 1 in Doris");
+    assert_eq!(job1["view_count"], 10_000);
+
+    stop.cancel();
+    run.await.expect("join").expect("graceful shutdown");
+    for (t, p, committed, end) in w.committed_vs_end(1) {
+        assert_eq!(
+            committed, end,
+            "{t}/{p}: dead-lettered messages count as handled"
+        );
+    }
+    w.cleanup().await;
+}

@@ -617,6 +617,48 @@ async fn a_resolve_query_that_does_not_prepare_fails_naming_the_rule() {
 }
 
 #[tokio::test]
+async fn a_resolve_query_is_checked_as_the_service_wraps_it() {
+    let world = World::create(&TABLES).await;
+    let doris = Doris::unreachable();
+    let config = world.config("job_id", &doris);
+    // Prepares on its own, but not inside `SELECT (r.k)::text FROM (<query>) AS r(k)`.
+    edit(
+        &config,
+        "client_id = ANY($1)\"",
+        "client_id = ANY($1); -- by client\"",
+    );
+    let report = run_check(&config, &doris).await;
+    let text = report.render();
+    let resolve = one(&report, "keys.rules[2].resolve_query");
+    assert_eq!(resolve.outcome, Outcome::Fail, "{text}");
+    assert!(
+        resolve
+            .detail
+            .starts_with("prepares, but not as the service wraps it"),
+        "{text}"
+    );
+    world.drop_all().await;
+}
+
+#[tokio::test]
+async fn tls_mode_require_fails_as_the_service_refuses_it() {
+    let world = World::create(&TABLES).await;
+    let doris = Doris::unreachable();
+    let config = world.config("job_id", &doris);
+    edit(&config, "tls_mode = \"disable\"", "tls_mode = \"require\"");
+    let report = run_check(&config, &doris).await;
+    let text = report.render();
+    let tls = one(&report, "postgres.tls_mode");
+    assert_eq!(tls.outcome, Outcome::Fail, "{text}");
+    assert!(
+        tls.detail.contains("not implemented in this build yet"),
+        "{text}"
+    );
+    assert_eq!(one(&report, "postgres").outcome, Outcome::Skip, "{text}");
+    world.drop_all().await;
+}
+
+#[tokio::test]
 async fn a_wrong_postgres_password_fails_naming_its_variable_not_its_value() {
     let world = World::create(&TABLES).await;
     let doris = Doris::unreachable();

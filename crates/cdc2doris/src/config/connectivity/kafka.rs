@@ -3,12 +3,10 @@
 
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::metadata::MetadataTopic;
 use rdkafka::types::RDKafkaErrorCode;
-use secrecy::ExposeSecret;
 
 use super::line;
 use crate::config::check::{CheckLine, Outcome};
@@ -17,13 +15,8 @@ use crate::config::{Config, DeadLetterTarget};
 pub(super) fn check_kafka(config: &Config, timeout: Duration) -> Vec<CheckLine> {
     let kafka = &config.file.kafka;
     let mut lines = Vec::new();
-    let mut client = ClientConfig::new();
-    for (name, value) in config.kafka_consumer_properties() {
-        client.set(name, value);
-    }
-    for (name, value) in &config.kafka_secret_properties {
-        client.set(name.as_str(), value.expose_secret());
-    }
+    // The consumer configuration `cdc2doris run` uses, secrets included.
+    let mut client = crate::pipeline::consumer_config(config);
     // A metadata request for a topic that does not exist must not create it, whatever kafka.properties says.
     client.set("allow.auto.create.topics", "false");
     let consumer: BaseConsumer = match client.create() {

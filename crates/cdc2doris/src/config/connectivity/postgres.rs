@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use secrecy::ExposeSecret;
 use tokio_postgres::types::Type;
 
 use super::{error_chain, line, password_source};
@@ -13,6 +12,7 @@ use crate::config::{Config, TlsMode};
 use crate::decode::Format;
 use crate::keys::KeyType;
 use crate::merge::{MergeError, MergeQuery};
+use crate::pipeline::worker::Resolver;
 
 pub(super) async fn check_postgres(config: &Config, timeout: Duration) -> Vec<CheckLine> {
     let mut lines = Vec::new();
@@ -35,14 +35,16 @@ async fn bounded<F: std::future::Future>(timeout: Duration, fut: F) -> Option<F:
     tokio::time::timeout(timeout, fut).await.ok()
 }
 
+/// Connects through the pool the service builds ([`crate::pipeline::postgres_pool`]): same URL, password,
+/// `connect_timeout`, `statement_timeout` and TLS handling.
 async fn connect_postgres(
     config: &Config,
     timeout: Duration,
     lines: &mut Vec<CheckLine>,
-) -> Option<deadpool_postgres::ClientWrapper> {
+) -> Option<deadpool_postgres::Object> {
     let pg = &config.file.postgres;
-    // TLS is not wired into the service's PostgreSQL connections yet. `prefer` falls back to a plain connection,
-    // as it would with a server that offers no TLS; `require` cannot be honoured, so nothing is checked.
+    // TLS is not implemented yet: `cdc2doris run` connects without it for `prefer` (as with a server that offers no
+    // TLS) and refuses to start with `require`.
     let tls_note = match pg.tls_mode {
         TlsMode::Disable => "",
         TlsMode::Prefer => {
@@ -51,16 +53,16 @@ async fn connect_postgres(
         }
         TlsMode::Require => {
             lines.push(line(
-                Outcome::Warn,
+                Outcome::Fail,
                 "postgres.tls_mode",
-                "\"require\": TLS to PostgreSQL is not implemented in this build yet, so the PostgreSQL checks \
-                 were not run; on a trusted network use \"prefer\" or \"disable\"",
+                "\"require\": TLS to PostgreSQL is not implemented in this build yet, and `cdc2doris run` refuses \
+                 to start with it; on a trusted network use \"prefer\" or \"disable\"",
             ));
             return None;
         }
     };
-    let mut pg_config: tokio_postgres::Config = match pg.url.trim().parse() {
-        Ok(c) => c,
+    let target = match pg.url.parse::<tokio_postgres::Config>() {
+        Ok(c) => describe_pg_target(&c),
         Err(e) => {
             lines.push(line(
                 Outcome::Fail,
@@ -70,30 +72,29 @@ async fn connect_postgres(
             return None;
         }
     };
-    if let Some(password) = &config.postgres_password {
-        pg_config.password(password.expose_secret());
-    }
-    pg_config.connect_timeout(pg.connect_timeout);
-    pg_config.application_name("cdc2doris-check");
-    let target = describe_pg_target(&pg_config);
+    let pool = match crate::pipeline::postgres_pool(config) {
+        Ok(pool) => pool,
+        Err(e) => {
+            lines.push(line(Outcome::Fail, "postgres.url", e.to_string()));
+            return None;
+        }
+    };
     let source = password_source(pg.password_env.as_deref(), pg.password_file.as_deref());
     // connect_timeout bounds each address tried; the outer bound covers a server that accepts the TCP connection
     // but never answers the startup.
-    let attempt = bounded(
-        pg.connect_timeout + timeout,
-        pg_config.connect(tokio_postgres::NoTls),
-    )
-    .await;
-    let (client, connection) = match attempt {
-        Some(Ok(pair)) => pair,
+    let client = match bounded(pg.connect_timeout + timeout, pool.get()).await {
+        Some(Ok(client)) => client,
         Some(Err(e)) => {
+            let why = match &e {
+                deadpool_postgres::PoolError::Backend(e) => describe_pg_error(e),
+                other => error_chain(other),
+            };
             lines.push(line(
                 Outcome::Fail,
                 "postgres.url",
                 format!(
-                    "cannot connect to {target}: {}{tls_note}; check postgres.url, the password ({source}) and that \
-                     the server accepts connections from here (pg_hba.conf)",
-                    describe_pg_error(&e)
+                    "cannot connect to {target}: {why}{tls_note}; check postgres.url, the password ({source}) and \
+                     that the server accepts connections from here (pg_hba.conf)"
                 ),
             ));
             return None;
@@ -110,25 +111,6 @@ async fn connect_postgres(
             return None;
         }
     };
-    // The connection task is owned by the ClientWrapper, which aborts it when dropped.
-    let conn_task = tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    let client = deadpool_postgres::ClientWrapper::new(client, conn_task);
-    if !pg.statement_timeout.is_zero() {
-        let set = format!(
-            "SET statement_timeout = {}",
-            pg.statement_timeout.as_millis()
-        );
-        if let Some(Err(e)) = bounded(timeout, client.batch_execute(&set)).await {
-            lines.push(line(
-                Outcome::Fail,
-                "postgres.statement_timeout",
-                format!("cannot be set: {}", describe_pg_error(&e)),
-            ));
-            return None;
-        }
-    }
     let version = match bounded(timeout, client.query_one("SHOW server_version", &[])).await {
         Some(Ok(row)) => row
             .try_get::<_, String>(0)
@@ -408,12 +390,39 @@ async fn check_resolve_queries(
             ));
             continue;
         };
+        // Then the statement the service runs: the first column read back as text.
+        let resolver = Resolver::new(&rule.topic, sql, rule.key_type);
+        match bounded(
+            timeout,
+            client.prepare_typed(&resolver.sql, std::slice::from_ref(&param)),
+        )
+        .await
+        {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                lines.push(line(
+                    Outcome::Fail,
+                    subject,
+                    format!(
+                        "prepares, but not as the service wraps it (SELECT (r.k)::text FROM (<query>) AS r(k)): {}; \
+                         remove anything after the query's last statement (a trailing comment after ';')",
+                        describe_pg_error(&e)
+                    ),
+                ));
+                continue;
+            }
+            None => {
+                lines.push(timeout_line(&subject, "preparing", timeout));
+                continue;
+            }
+        }
         if merge_key_type == KeyType::Integer && !is_integer_type(first.type_()) {
             lines.push(line(
                 Outcome::Warn,
                 subject,
                 format!(
-                    "prepares, but returns {:?} of type {} while merge.key_type is \"integer\"; cast it to bigint",
+                    "prepares, but returns {:?} of type {} while merge.key_type is \"integer\": a value that is not \
+                     a 64-bit integer fails the batch; cast it to bigint",
                     first.name(),
                     first.type_().name()
                 ),

@@ -501,3 +501,150 @@ async fn hot_keys_collapse_into_few_queries_and_poison_goes_to_the_dead_letter_f
     }
     w.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_older_read_that_lands_last_never_overwrites_a_newer_one() {
+    let mut w = World::new("order", 1).await;
+    let config = w.write_config("max_in_flight = 2");
+    let (stop, run) = w.start(&config);
+    let mut m = model();
+    let job = m.new_job();
+    w.apply(std::slice::from_ref(&job)).await;
+    w.converge(m.all_job_ids(), Duration::from_secs(30)).await;
+
+    // The next load (batch A, status "paused") stays RUNNING for 3 s; batch B ("closed") is read
+    // later, with a greater version, and commits first. When A finally commits, Doris must keep B.
+    w.sim
+        .client()
+        .queue_faults(&[doris_sim::FaultSpec {
+            kind: doris_sim::FaultKind::Delay,
+            count: 1,
+            message: None,
+            delay_ms: Some(3000),
+            db: None,
+            table: None,
+        }])
+        .await
+        .expect("fault");
+    w.apply(&[jobgen::Change::SetStatus {
+        id: 1,
+        status: "paused".into(),
+    }])
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    w.apply(&[jobgen::Change::SetStatus {
+        id: 1,
+        status: "closed".into(),
+    }])
+    .await;
+    let start = Instant::now();
+    loop {
+        let state = w.debug_state().await;
+        let loads = state["totals"]["loads"].as_u64().unwrap_or(0);
+        if loads >= 3 && state["in_flight"].as_array().is_some_and(|a| a.is_empty()) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "loads did not finish: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let rows = w
+        .sim
+        .client()
+        .rows("job_analytics", "merged_job_data")
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        rows[0]["status"], "closed",
+        "the delayed older load must not win: {:?}",
+        rows[0]
+    );
+    w.converge(m.all_job_ids(), Duration::from_secs(10)).await;
+    stop.cancel();
+    run.await.expect("join").expect("graceful shutdown");
+    w.cleanup().await;
+}
+
+/// The binary, run as a child process with the test's config.
+fn spawn_binary(config: &Path, log: &Path) -> std::process::Child {
+    let log = std::fs::File::create(log).expect("log file");
+    std::process::Command::new(env!("CARGO_BIN_EXE_cdc2doris"))
+        .args(["run", "--config"])
+        .arg(config)
+        .env("CDC2DORIS_TEST_PG_PASSWORD", pg_password())
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn cdc2doris")
+}
+
+fn signal(child: &std::process::Child, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+}
+
+fn wait_exit(child: &mut std::process::Child, within: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(
+            start.elapsed() < within,
+            "cdc2doris did not exit within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn graceful_restart_and_kill_9_mid_stream_both_converge() {
+    let mut w = World::new("crash", 2).await;
+    let config = w.write_config("max_keys = 50");
+    let mut m = model();
+    let seed: Vec<jobgen::Change> = (0..30).map(|_| m.new_job()).collect();
+    w.apply(&seed).await;
+
+    // Run 1: SIGTERM mid-stream → exit code 0.
+    let mut child = spawn_binary(&config, &w.dir.path().join("run1.log"));
+    let part: Vec<jobgen::Change> = (0..200).map(|_| m.next_change()).collect();
+    w.apply(&part).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    signal(&child, "-TERM");
+    let status = wait_exit(&mut child, Duration::from_secs(40));
+    let log1 = std::fs::read_to_string(w.dir.path().join("run1.log")).unwrap_or_default();
+    assert!(
+        status.success(),
+        "graceful shutdown must exit 0: {status:?}\n{log1}"
+    );
+
+    // Run 2: kill -9 mid-stream, while changes keep coming.
+    let mut child = spawn_binary(&config, &w.dir.path().join("run2.log"));
+    let part: Vec<jobgen::Change> = (0..200).map(|_| m.next_change()).collect();
+    w.apply(&part).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    signal(&child, "-KILL");
+    let _ = wait_exit(&mut child, Duration::from_secs(10));
+    let part: Vec<jobgen::Change> = (0..200).map(|_| m.next_change()).collect();
+    w.apply(&part).await;
+
+    // Run 3: picks up from the committed offsets; everything converges and ends committed.
+    let mut child = spawn_binary(&config, &w.dir.path().join("run3.log"));
+    w.converge(m.all_job_ids(), Duration::from_secs(90)).await;
+    // Let the last acknowledgements be committed, then stop.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    signal(&child, "-TERM");
+    let status = wait_exit(&mut child, Duration::from_secs(40));
+    assert!(status.success(), "{status:?}");
+    for (t, p, committed, end) in w.committed_vs_end(2) {
+        assert_eq!(committed, end, "{t}/{p}");
+    }
+    w.cleanup().await;
+}

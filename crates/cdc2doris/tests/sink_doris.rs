@@ -688,7 +688,7 @@ async fn http_500_is_retried_with_the_same_label_logged_and_counted() {
     };
     let recorder = CountingRecorder::default();
     let _guard = metrics::set_default_local_recorder(&recorder);
-    t.faults(serde_json::json!([{"kind": "http500", "count": 2}]))
+    t.faults(serde_json::json!([{"kind": "http_500", "count": 2}]))
         .await;
     let sink = t.sink(&t.config());
     let receipt = sink.load(batch(&t, 700, 1..4, 1)).await.unwrap();
@@ -840,7 +840,7 @@ async fn retries_stop_at_the_deadline_with_the_last_error() {
     let Some(t) = Target::sim_only("deadline", |_| {}).await else {
         return;
     };
-    t.faults(serde_json::json!([{"kind": "http500", "count": 1000}]))
+    t.faults(serde_json::json!([{"kind": "http_500", "count": 1000}]))
         .await;
     let mut cfg = t.config();
     cfg.retry_deadline = Duration::from_millis(600);

@@ -552,6 +552,21 @@ async fn a_missing_topic_fails_naming_it() {
             world.topic("standard_revenue")
         )
     );
+    // Asking about it did not create it, even on a broker with auto.create.topics.enable.
+    let topic = world.topic("standard_revenue");
+    let exists = tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap())
+            .create()
+            .expect("metadata client");
+        let metadata = consumer
+            .fetch_metadata(None, Duration::from_secs(10))
+            .expect("metadata");
+        metadata.topics().iter().any(|t| t.name() == topic)
+    })
+    .await
+    .expect("metadata task");
+    assert!(!exists, "check created the missing topic");
     world.drop_all().await;
 }
 
@@ -598,6 +613,48 @@ async fn a_resolve_query_that_does_not_prepare_fails_naming_the_rule() {
         Outcome::Pass,
         "{text}"
     );
+    world.drop_all().await;
+}
+
+#[tokio::test]
+async fn a_resolve_query_is_checked_as_the_service_wraps_it() {
+    let world = World::create(&TABLES).await;
+    let doris = Doris::unreachable();
+    let config = world.config("job_id", &doris);
+    // Prepares on its own, but not inside `SELECT (r.k)::text FROM (<query>) AS r(k)`.
+    edit(
+        &config,
+        "client_id = ANY($1)\"",
+        "client_id = ANY($1); -- by client\"",
+    );
+    let report = run_check(&config, &doris).await;
+    let text = report.render();
+    let resolve = one(&report, "keys.rules[2].resolve_query");
+    assert_eq!(resolve.outcome, Outcome::Fail, "{text}");
+    assert!(
+        resolve
+            .detail
+            .starts_with("prepares, but not as the service wraps it"),
+        "{text}"
+    );
+    world.drop_all().await;
+}
+
+#[tokio::test]
+async fn tls_mode_require_fails_as_the_service_refuses_it() {
+    let world = World::create(&TABLES).await;
+    let doris = Doris::unreachable();
+    let config = world.config("job_id", &doris);
+    edit(&config, "tls_mode = \"disable\"", "tls_mode = \"require\"");
+    let report = run_check(&config, &doris).await;
+    let text = report.render();
+    let tls = one(&report, "postgres.tls_mode");
+    assert_eq!(tls.outcome, Outcome::Fail, "{text}");
+    assert!(
+        tls.detail.contains("not implemented in this build yet"),
+        "{text}"
+    );
+    assert_eq!(one(&report, "postgres").outcome, Outcome::Skip, "{text}");
     world.drop_all().await;
 }
 

@@ -20,8 +20,17 @@ pub struct CheckArgs {
     pub config: PathBuf,
     /// How long each network step may take: the Kafka metadata request, each PostgreSQL statement, each Doris
     /// request (the PostgreSQL connection itself is bounded by `postgres.connect_timeout`).
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = parse_timeout)]
     pub timeout: Duration,
+}
+
+/// A positive humantime duration, e.g. `10s`.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("must be positive, e.g. \"10s\"".to_string()),
+        Err(e) => Err(format!("{e}; e.g. \"10s\"")),
+    }
 }
 
 /// The result of one check.

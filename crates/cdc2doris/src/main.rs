@@ -21,7 +21,8 @@ enum Command {
     Inspect(cdc2doris::inspect::InspectArgs),
     /// Print a complete, commented configuration file with every default.
     PrintDefaultConfig,
-    /// Check a configuration file: parse and validate it; exit non-zero if any check fails.
+    /// Check a configuration file and the services it names (Kafka topics, PostgreSQL queries and replica
+    /// identity, Doris credentials); exit non-zero if any check fails.
     Check(cdc2doris::config::check::CheckArgs),
 }
 

@@ -177,14 +177,32 @@ fn describe_pg_error(e: &tokio_postgres::Error) -> String {
     }
 }
 
-/// Strips trailing whitespace, `;` and a trailing line comment's lack of newline, so the query can be
-/// wrapped as a subquery.
-fn trim_query(sql: &str) -> &str {
+/// Removes what may follow the statement itself — whitespace, `;`, and `--` comments after the last
+/// `;` or on lines of their own — so the query can be wrapped as a subquery.
+pub fn trim_query(sql: &str) -> &str {
     let mut s = sql.trim_end();
-    while let Some(rest) = s.strip_suffix(';') {
-        s = rest.trim_end();
+    loop {
+        let before = s.len();
+        // A last line that is only a comment.
+        if let Some((head, last)) = s.rsplit_once('\n') {
+            if last.trim_start().starts_with("--") {
+                s = head.trim_end();
+            }
+        } else if s.trim_start().starts_with("--") {
+            s = "";
+        }
+        // `; -- comment` at the end of the last line.
+        let line_start = s.rfind('\n').map_or(0, |i| i + 1);
+        if let Some(semi) = s[line_start..].rfind(';') {
+            let rest = s[line_start + semi + 1..].trim_start();
+            if rest.is_empty() || rest.starts_with("--") {
+                s = s[..line_start + semi].trim_end();
+            }
+        }
+        if s.len() == before {
+            return s;
+        }
     }
-    s
 }
 
 /// True when the text has something besides whitespace and `--` comments.
@@ -437,6 +455,15 @@ mod tests {
         );
         assert!(!q.sql().contains(';'));
         assert!(q.sql().contains("(m.\"job_id\")::text"));
+    }
+
+    #[test]
+    fn trims_semicolons_and_trailing_comments() {
+        assert_eq!(trim_query("SELECT 1;\n"), "SELECT 1");
+        assert_eq!(trim_query("SELECT 1; -- done\n-- more\n\n"), "SELECT 1");
+        assert_eq!(trim_query("SELECT 1 -- why\n;;"), "SELECT 1 -- why");
+        assert_eq!(trim_query("SELECT ';' AS x"), "SELECT ';' AS x");
+        assert_eq!(trim_query("-- only\n"), "");
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub struct Resolver {
 impl Resolver {
     /// Wraps a resolve query so its first column comes back as text whatever its type.
     pub fn new(topic: &str, query: &str, value_type: KeyType) -> Resolver {
-        let body = query.trim_end().trim_end_matches(';');
+        let body = crate::merge::postgres::trim_query(query);
         Resolver {
             topic: topic.to_string(),
             sql: format!("SELECT (r.k)::text FROM (\n{body}\n) AS r(k)"),

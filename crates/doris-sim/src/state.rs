@@ -105,6 +105,47 @@ fn one() -> u32 {
     1
 }
 
+impl FaultSpec {
+    /// One use of `kind` on any table.
+    pub fn new(kind: FaultKind) -> Self {
+        FaultSpec {
+            kind,
+            count: 1,
+            message: None,
+            delay_ms: None,
+            db: None,
+            table: None,
+        }
+    }
+
+    /// A `Status: Fail` reply with this `Message`, e.g. an `[E-235]…` or `MEM_LIMIT_EXCEEDED` text.
+    pub fn fail(message: impl Into<String>) -> Self {
+        FaultSpec {
+            message: Some(message.into()),
+            ..FaultSpec::new(FaultKind::Fail)
+        }
+    }
+
+    /// Applies to the next `count` loads instead of one.
+    pub fn times(mut self, count: u32) -> Self {
+        self.count = count;
+        self
+    }
+
+    /// `delay`: how long the load stays RUNNING; `publish_timeout`: until the data is reported VISIBLE.
+    pub fn delay_ms(mut self, ms: u64) -> Self {
+        self.delay_ms = Some(ms);
+        self
+    }
+
+    /// Only loads into `db.table`.
+    pub fn for_table(mut self, db: impl Into<String>, table: impl Into<String>) -> Self {
+        self.db = Some(db.into());
+        self.table = Some(table.into());
+        self
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {

@@ -1,7 +1,9 @@
 //! doris-sim: an Apache Doris Stream Load emulator for tests and demos (not part of Doris). See `README.md`.
 //!
 //! Reading order, following one load:
-//! - `http.rs` — the FE listener (auth, `Expect`, 307) and the BE listener (the load, 2PC, error logs, `/api/_sim/`).
+//! - `http/mod.rs` — both listeners: accept loop, panic isolation, auth, routing; `http/fe.rs` — the FE (auth,
+//!   `Expect`, 307, `get_load_state`); `http/be.rs` — the BE (the load, 2PC, error logs); `http/sim_api.rs` —
+//!   `/api/_sim/`.
 //! - `load.rs` — request headers → parameters; body (JSON / CSV) → typed row operations, counters, rejected rows.
 //! - `value.rs` — column types and value casts (DECIMAL, DATETIME(p), VARCHAR(n) …).
 //! - `expr.rs` — the `where` / `delete` / `columns` expression subset.
@@ -81,6 +83,8 @@ pub struct SimOptions {
     pub group_commit_interval_ms: u64,
     /// Session time zone loads default to when they send no `timezone` header (default `+00:00`).
     pub timezone: String,
+    /// Pre-committed (2PC) transactions are aborted after this many seconds; `None` = never (default).
+    pub precommit_ttl_secs: Option<u64>,
 }
 
 impl Default for SimOptions {
@@ -101,6 +105,7 @@ impl Default for SimOptions {
             be_host: "127.0.0.1".into(),
             group_commit_interval_ms: 10_000,
             timezone: "+00:00".into(),
+            precommit_ttl_secs: None,
         }
     }
 }
@@ -217,6 +222,7 @@ impl Sim {
         tracker.spawn(housekeeping(
             state.clone(),
             opts.compaction_versions_per_sec,
+            opts.precommit_ttl_secs,
             cancel.clone(),
         ));
         Ok(Sim {
@@ -271,8 +277,13 @@ impl Drop for Sim {
     }
 }
 
-/// Compaction (drains versions), group-commit visibility and the label cleaner.
-async fn housekeeping(state: Arc<state::State>, versions_per_sec: f64, cancel: CancellationToken) {
+/// Compaction (drains versions), group-commit visibility, pre-commit expiry and the label cleaner.
+async fn housekeeping(
+    state: Arc<state::State>,
+    versions_per_sec: f64,
+    precommit_ttl_secs: Option<u64>,
+    cancel: CancellationToken,
+) {
     let tick = Duration::from_millis(100);
     let mut ticks: u64 = 0;
     loop {
@@ -283,6 +294,11 @@ async fn housekeeping(state: Arc<state::State>, versions_per_sec: f64, cancel: C
         ticks += 1;
         state.compact(versions_per_sec * tick.as_secs_f64());
         state.flush_due();
+        if let Some(ttl) = precommit_ttl_secs {
+            if ticks.is_multiple_of(5) {
+                state.expire_precommitted(ttl.saturating_mul(1000));
+            }
+        }
         if ticks.is_multiple_of(600) {
             state.clean_labels();
         }

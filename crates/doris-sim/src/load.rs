@@ -66,6 +66,12 @@ pub struct LoadParams {
     pub format: Format,
     pub column_separator: Vec<u8>,
     pub line_delimiter: Vec<u8>,
+    /// CSV `enclose` byte (fields may contain separators), with optional `escape` byte.
+    pub enclose: Option<u8>,
+    pub escape: Option<u8>,
+    pub trim_double_quotes: bool,
+    /// CSV `skip_lines`: leading lines ignored.
+    pub skip_lines: usize,
     pub columns: Option<Vec<ColumnSpec>>,
     pub where_: Option<Expr>,
     pub max_filter_ratio: f64,
@@ -201,6 +207,23 @@ pub fn parse_headers(h: &HeaderMap, default_tz: LoadTz) -> Result<LoadParams, St
     let line_delimiter = match header(h, "line_delimiter") {
         Some(s) => separator(s)?,
         None => b"\n".to_vec(),
+    };
+    let single_byte = |name: &str| -> Result<Option<u8>, String> {
+        match header(h, name).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) if v.len() == 1 => Ok(Some(v.as_bytes()[0])),
+            Some(v) => Err(format!(
+                "[INVALID_ARGUMENT]{name} only support single char, got {v}"
+            )),
+        }
+    };
+    let enclose = single_byte("enclose")?;
+    let escape = single_byte("escape")?;
+    let skip_lines = match header(h, "skip_lines") {
+        None => 0,
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| format!("[INVALID_ARGUMENT]Invalid skip_lines format, {v}"))?,
     };
     let columns = match header(h, "columns").filter(|c| !c.is_empty()) {
         None => None,
@@ -360,6 +383,10 @@ pub fn parse_headers(h: &HeaderMap, default_tz: LoadTz) -> Result<LoadParams, St
         format,
         column_separator,
         line_delimiter,
+        enclose,
+        escape,
+        trim_double_quotes: bool_header(h, "trim_double_quotes"),
+        skip_lines,
         columns,
         where_,
         max_filter_ratio,
@@ -690,16 +717,12 @@ impl Plan<'_> {
                         had,
                     )
                 }
-                Target::Absent => {
-                    if self.params.partial_columns {
-                        (Ok(Value::Null), false)
-                    } else {
-                        match &c.default {
-                            Some(d) => (parse_text(&c.ty, d, self.params.tz), true),
-                            None => (Ok(Value::Null), false),
-                        }
-                    }
-                }
+                // Not mentioned: DEFAULT or NULL; in a partial update this only matters for new keys, existing
+                // rows keep their stored value (the `present` mask).
+                Target::Absent => match &c.default {
+                    Some(d) => (parse_text(&c.ty, d, self.params.tz), true),
+                    None => (Ok(Value::Null), false),
+                },
             };
             let v = match converted {
                 (Ok(v), _) => v,
@@ -831,10 +854,13 @@ impl Plan<'_> {
     }
 
     fn prepare_csv(&self, body: &[u8], header_lines: usize, out: &mut Prepared) {
+        if self.params.enclose.is_some() {
+            return self.prepare_csv_enclosed(body, header_lines, out);
+        }
         let sep = &self.params.column_separator;
-        let n = self.sources.len();
-        let mut slots: Vec<Slot<'_>> = Vec::with_capacity(n);
-        for line in split_bytes(body, &self.params.line_delimiter).skip(header_lines) {
+        let mut slots: Vec<Slot<'_>> = Vec::with_capacity(self.sources.len());
+        let skip = header_lines + self.params.skip_lines;
+        for line in split_bytes(body, &self.params.line_delimiter).skip(skip) {
             let line = if self.params.line_delimiter == b"\n" {
                 line.strip_suffix(b"\r").unwrap_or(line)
             } else {
@@ -852,41 +878,138 @@ impl Plan<'_> {
             for f in split_bytes(line, sep) {
                 // Fields split on ASCII/UTF-8 separators stay valid UTF-8 when the line is.
                 let f = std::str::from_utf8(f).unwrap_or_default();
-                slots.push(if f == "\\N" {
-                    Slot::Text(None)
-                } else {
-                    Slot::Text(Some(Cow::Borrowed(f)))
-                });
+                slots.push(self.csv_field(Cow::Borrowed(f), false));
             }
-            if slots.len() != n {
-                out.total += 1;
-                let reason = format!(
-                    "actual column number in csv file is {} than schema column number.actual number: {}, schema column number: {}",
-                    if slots.len() > n { "more" } else { "less" },
-                    slots.len(),
-                    n
-                );
-                out.reject(&reason, text);
+            self.csv_record(&slots, text, out);
+        }
+    }
+
+    fn csv_field<'b>(&self, f: Cow<'b, str>, enclosed: bool) -> Slot<'b> {
+        if !enclosed && f == "\\N" {
+            return Slot::Text(None);
+        }
+        if self.params.trim_double_quotes && f.len() >= 2 && f.starts_with('"') && f.ends_with('"')
+        {
+            return Slot::Text(Some(match f {
+                Cow::Borrowed(b) => Cow::Borrowed(&b[1..b.len() - 1]),
+                Cow::Owned(o) => Cow::Owned(o[1..o.len() - 1].to_string()),
+            }));
+        }
+        Slot::Text(Some(f))
+    }
+
+    fn csv_record(&self, slots: &[Slot<'_>], text: &str, out: &mut Prepared) {
+        let n = self.sources.len();
+        if slots.len() != n {
+            out.total += 1;
+            let reason = format!(
+                "actual column number in csv file is {} than schema column number.actual number: {}, schema column number: {}",
+                if slots.len() > n { "more" } else { "less" },
+                slots.len(),
+                n
+            );
+            out.reject(&reason, text);
+            return;
+        }
+        self.push(out, slots, &|| text.to_string());
+    }
+
+    /// CSV with `enclose` (and `escape`): an enclosed field may contain the separator and the line delimiter; the
+    /// escape byte (or a doubled enclose byte) makes the next byte literal.
+    fn prepare_csv_enclosed(&self, body: &[u8], header_lines: usize, out: &mut Prepared) {
+        let text = String::from_utf8_lossy(body);
+        let text: &str = &text;
+        let b = text.as_bytes();
+        let enc = self.params.enclose.unwrap_or(b'"');
+        let esc = self.params.escape;
+        let sep = self.params.column_separator.as_slice();
+        let ld = self.params.line_delimiter.as_slice();
+        let mut i = 0;
+        let mut record_no = 0;
+        let skip = header_lines + self.params.skip_lines;
+        let mut slots: Vec<Slot<'_>> = Vec::new();
+        while i < b.len() {
+            let rec_start = i;
+            slots.clear();
+            loop {
+                let (field, enclosed) = if b[i..].first() == Some(&enc) {
+                    i += 1;
+                    let mut buf = String::new();
+                    let mut seg = i;
+                    while let Some(&c) = b.get(i) {
+                        if Some(c) == esc && i + 1 < b.len() {
+                            buf.push_str(sub(text, seg, i));
+                            let ch = sub(text, i + 1, b.len()).chars().next().unwrap_or_default();
+                            buf.push(ch);
+                            i += 1 + ch.len_utf8();
+                            seg = i;
+                        } else if c == enc && b.get(i + 1) == Some(&enc) {
+                            buf.push_str(sub(text, seg, i + 1));
+                            i += 2;
+                            seg = i;
+                        } else if c == enc {
+                            buf.push_str(sub(text, seg, i));
+                            i += 1;
+                            break;
+                        } else {
+                            i += 1;
+                        }
+                    }
+                    if seg < i && b.get(i.saturating_sub(1)) != Some(&enc) {
+                        buf.push_str(sub(text, seg, i)); // unterminated: keep the rest
+                    }
+                    // Bytes between the closing enclose and the next separator are kept, as a CSV reader would.
+                    let tail_start = i;
+                    while i < b.len() && !b[i..].starts_with(sep) && !b[i..].starts_with(ld) {
+                        i += 1;
+                    }
+                    buf.push_str(sub(text, tail_start, i));
+                    (Cow::Owned(buf), true)
+                } else {
+                    let start = i;
+                    while i < b.len() && !b[i..].starts_with(sep) && !b[i..].starts_with(ld) {
+                        i += 1;
+                    }
+                    let mut f = sub(text, start, i);
+                    if ld == b"\n" && b[i..].starts_with(ld) {
+                        f = f.strip_suffix('\r').unwrap_or(f);
+                    }
+                    (Cow::Borrowed(f), false)
+                };
+                slots.push(self.csv_field(field, enclosed));
+                if b[i..].starts_with(sep) {
+                    i += sep.len();
+                    continue;
+                }
+                if b[i..].starts_with(ld) {
+                    i += ld.len();
+                }
+                break;
+            }
+            record_no += 1;
+            let raw = sub(text, rec_start, i).trim_end_matches(['\r', '\n']);
+            if record_no <= skip || raw.is_empty() {
                 continue;
             }
-            self.push(out, &slots, &|| text.to_string());
+            self.csv_record(&slots, raw, out);
         }
     }
 
     fn prepare_json(&self, body: &[u8], out: &mut Prepared) {
+        let mut slots = Vec::with_capacity(self.sources.len());
         if self.params.read_json_by_line {
             for line in split_bytes(body, &self.params.line_delimiter) {
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                self.json_document(line, out);
+                self.json_document(line, out, &mut slots);
             }
         } else if !body.iter().all(u8::is_ascii_whitespace) {
-            self.json_document(body, out);
+            self.json_document(body, out, &mut slots);
         }
     }
 
-    fn json_document(&self, doc: &[u8], out: &mut Prepared) {
+    fn json_document<'b>(&self, doc: &'b [u8], out: &mut Prepared, slots: &mut Vec<Slot<'b>>) {
         let text = match std::str::from_utf8(doc) {
             Ok(t) => t,
             Err(_) => {
@@ -898,6 +1021,15 @@ impl Plan<'_> {
                 return;
             }
         };
+        let trimmed = text.trim_start();
+        // Fast path (one parse per row): a plain object line without json_root.
+        if self.params.json_root.is_none()
+            && trimmed.starts_with('{')
+            && !self.params.strip_outer_array
+        {
+            self.json_object(text, out, slots);
+            return;
+        }
         let raw: &RawValue = match serde_json::from_str(text) {
             Ok(r) => r,
             Err(e) => {
@@ -942,7 +1074,7 @@ impl Plan<'_> {
                 }
             };
             for item in items {
-                self.json_object(item, out);
+                self.json_object(item.get(), out, slots);
             }
         } else if is_array {
             out.total += 1;
@@ -951,31 +1083,21 @@ impl Plan<'_> {
                 text,
             );
         } else {
-            self.json_object(root, out);
+            self.json_object(root.get(), out, slots);
         }
     }
 
-    fn json_object(&self, raw: &RawValue, out: &mut Prepared) {
-        let text = raw.get();
-        if !text.starts_with('{') {
+    fn json_object<'b>(&self, text: &'b str, out: &mut Prepared, slots: &mut Vec<Slot<'b>>) {
+        if !text.trim_start().starts_with('{') {
             out.total += 1;
             out.reject("Expected value is an object, but got another type.", text);
             return;
         }
-        let mut slots: Vec<Slot<'_>> = vec![Slot::Missing; self.sources.len()];
-        let mut matched = false;
-        if let Some(paths) = &self.params.jsonpaths {
-            for (i, path) in paths.iter().enumerate().take(slots.len()) {
-                if let Some(v) = navigate(raw, path) {
-                    slots[i] = Slot::Json(cell(v.get()));
-                    matched = true;
-                } else {
-                    slots[i] = Slot::Json(JsonCell::Null);
-                }
-            }
-        } else {
-            let entries = match Entries::parse(text) {
-                Ok(e) => e,
+        slots.clear();
+        slots.resize(self.sources.len(), Slot::Missing);
+        let matched = if let Some(paths) = &self.params.jsonpaths {
+            let raw: &RawValue = match serde_json::from_str(text) {
+                Ok(r) => r,
                 Err(e) => {
                     out.total += 1;
                     out.reject(
@@ -985,28 +1107,84 @@ impl Plan<'_> {
                     return;
                 }
             };
-            for (k, v) in entries.0 {
-                // Keys match column names exactly (spec §6); the index is lower-cased for the `columns` header, so
-                // check the case too.
-                if let Some(&i) = self
-                    .index
-                    .get(k.as_ref())
-                    .or_else(|| self.index.get(&k.to_ascii_lowercase()))
-                {
-                    if self.sources[i] == k.as_ref() {
-                        slots[i] = Slot::Json(cell(v.get()));
-                        matched = true;
-                    }
+            let mut matched = false;
+            for (i, path) in paths.iter().enumerate().take(slots.len()) {
+                if let Some(v) = navigate(raw, path) {
+                    slots[i] = Slot::Json(cell(v.get()));
+                    matched = true;
+                } else {
+                    slots[i] = Slot::Json(JsonCell::Null);
                 }
             }
-        }
+            matched
+        } else {
+            let mut de = serde_json::Deserializer::from_str(text);
+            let filled = de
+                .deserialize_map(SlotFiller { plan: self, slots })
+                .and_then(|m| de.end().map(|_| m));
+            match filled {
+                Ok(m) => m,
+                Err(e) => {
+                    out.total += 1;
+                    out.reject(
+                        &format!("Parse json data for JsonDoc failed. error: {e}"),
+                        text,
+                    );
+                    return;
+                }
+            }
+        };
         if !matched {
             out.total += 1;
             out.reject("All fields is null, this is a invalid row.", text);
             return;
         }
-        self.push(out, &slots, &|| text.to_string());
+        self.push(out, slots, &|| text.to_string());
     }
+
+    /// The source slot of a JSON key. Keys match source names exactly (spec §6); keys usually arrive in the same
+    /// order as the sources, so the slot after the previous one is tried before hashing.
+    fn slot_of(&self, key: &str, hint: usize) -> Option<usize> {
+        if self.sources.get(hint).is_some_and(|s| s == key) {
+            return Some(hint);
+        }
+        let i = *self
+            .index
+            .get(key)
+            .or_else(|| self.index.get(&key.to_ascii_lowercase()))?;
+        (self.sources[i] == key).then_some(i)
+    }
+}
+
+/// Deserializes one JSON object straight into the row's source slots; returns whether any key matched.
+struct SlotFiller<'p, 'b> {
+    plan: &'p Plan<'p>,
+    slots: &'p mut Vec<Slot<'b>>,
+}
+
+impl<'de, 'p> Visitor<'de> for SlotFiller<'p, 'de> {
+    type Value = bool;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        let mut matched = false;
+        let mut hint = 0;
+        while let Some(k) = map.next_key::<Key<'de>>()? {
+            let raw: &'de RawValue = map.next_value()?;
+            if let Some(i) = self.plan.slot_of(&k.0, hint) {
+                self.slots[i] = Slot::Json(cell(raw.get()));
+                matched = true;
+                hint = i + 1;
+            }
+        }
+        Ok(matched)
+    }
+}
+
+/// `&text[a..b]`, or "" when a hostile separator byte made the bounds fall inside a UTF-8 character.
+fn sub(text: &str, a: usize, b: usize) -> &str {
+    text.get(a..b).unwrap_or_default()
 }
 
 fn navigate<'a>(raw: &'a RawValue, path: &[String]) -> Option<&'a RawValue> {
@@ -1132,7 +1310,7 @@ fn split_bytes<'a>(data: &'a [u8], delim: &'a [u8]) -> impl Iterator<Item = &'a 
 }
 
 fn memchr(b: u8, s: &[u8]) -> Option<usize> {
-    s.iter().position(|&x| x == b)
+    memchr::memchr(b, s)
 }
 
 #[cfg(test)]
@@ -1193,5 +1371,44 @@ not json
             "[INVALID_ARGUMENT]Invalid merge type UPSERT"
         );
         assert!(separator("\\x0102").unwrap() == vec![1, 2]);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+        /// Any body under any common header set is parsed without panicking, and the counters add up.
+        #[test]
+        fn arbitrary_bodies_never_panic(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            json in proptest::prelude::any::<bool>(),
+            by_line in proptest::prelude::any::<bool>(),
+            strip in proptest::prelude::any::<bool>(),
+            enclose in proptest::prelude::any::<bool>(),
+            sep in proptest::sample::select(vec!["\\t", ",", "||", "\\x01", "\\xa9", "é"]),
+        ) {
+            let def = table();
+            let mut pairs = vec![("column_separator", sep)];
+            if json { pairs.push(("format", "json")); }
+            if by_line { pairs.push(("read_json_by_line", "true")); }
+            if strip { pairs.push(("strip_outer_array", "true")); }
+            if enclose { pairs.push(("enclose", "\"")); pairs.push(("escape", "\\")); }
+            let p = params(&pairs);
+            let plan = Plan::new(&def, &p).unwrap();
+            let r = plan.prepare(&body);
+            proptest::prop_assert_eq!(r.total, r.ops.len() as u64 + r.filtered + r.unselected);
+        }
+
+        /// Arbitrary header values are validated without panicking.
+        #[test]
+        fn arbitrary_header_values_never_panic(
+            name in proptest::sample::select(vec!["format", "columns", "where", "delete", "merge_type", "timeout",
+                "timezone", "jsonpaths", "json_root", "column_separator", "max_filter_ratio", "enclose", "skip_lines"]),
+            value in "[ -~é€]{0,40}",
+        ) {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = value.parse() {
+                h.insert(name, v);
+            }
+            let _ = parse_headers(&h, LoadTz::default());
+        }
     }
 }

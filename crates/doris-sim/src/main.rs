@@ -47,6 +47,9 @@ struct Args {
     /// Default load time zone.
     #[arg(long, default_value = "+00:00")]
     timezone: String,
+    /// Abort pre-committed (2PC) transactions after this many seconds.
+    #[arg(long)]
+    precommit_ttl_secs: Option<u64>,
 }
 
 #[tokio::main]
@@ -76,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
         be_host: args.be_host,
         group_commit_interval_ms: args.group_commit_interval_ms,
         timezone: args.timezone,
+        precommit_ttl_secs: args.precommit_ttl_secs,
         ..Default::default()
     })
     .await?;

@@ -105,6 +105,47 @@ fn one() -> u32 {
     1
 }
 
+impl FaultSpec {
+    /// One use of `kind` on any table.
+    pub fn new(kind: FaultKind) -> Self {
+        FaultSpec {
+            kind,
+            count: 1,
+            message: None,
+            delay_ms: None,
+            db: None,
+            table: None,
+        }
+    }
+
+    /// A `Status: Fail` reply with this `Message`, e.g. an `[E-235]…` or `MEM_LIMIT_EXCEEDED` text.
+    pub fn fail(message: impl Into<String>) -> Self {
+        FaultSpec {
+            message: Some(message.into()),
+            ..FaultSpec::new(FaultKind::Fail)
+        }
+    }
+
+    /// Applies to the next `count` loads instead of one.
+    pub fn times(mut self, count: u32) -> Self {
+        self.count = count;
+        self
+    }
+
+    /// `delay`: how long the load stays RUNNING; `publish_timeout`: until the data is reported VISIBLE.
+    pub fn delay_ms(mut self, ms: u64) -> Self {
+        self.delay_ms = Some(ms);
+        self
+    }
+
+    /// Only loads into `db.table`.
+    pub fn for_table(mut self, db: impl Into<String>, table: impl Into<String>) -> Self {
+        self.db = Some(db.into());
+        self.table = Some(table.into());
+        self
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {
@@ -113,6 +154,7 @@ pub enum FaultKind {
     /// Committed, `Status: Publish Timeout`.
     PublishTimeout,
     /// HTTP 500 from the BE; nothing committed.
+    #[serde(rename = "http_500")]
     Http500,
     /// The BE resets the connection after reading the body; nothing committed.
     ResetBeforeCommit,
@@ -122,6 +164,9 @@ pub enum FaultKind {
     Delay,
     /// The FE redirects to a BE address nobody listens on.
     RedirectUnreachable,
+    /// The BE handler panics before the transaction begins: shows that a panic becomes HTTP 500 and the sim keeps
+    /// serving.
+    Panic,
 }
 
 impl FaultKind {
@@ -333,6 +378,7 @@ impl State {
         precommit: bool,
         publish_delay: Option<Duration>,
         delayed_visibility: Option<Duration>,
+        new_keys: NewKeys,
     ) -> Result<(), String> {
         let mut g = self.lock();
         let inner = &mut *g;
@@ -340,7 +386,28 @@ impl State {
             return Err(format!("[INTERNAL_ERROR]transaction [{txn_id}] not found"));
         };
         let table = t.table;
-        if let Some(msg) = self.version_pressure(inner, table) {
+        let def = self.table_def(table);
+        let missing_key = match new_keys {
+            NewKeys::Append => None,
+            NewKeys::Error(why) => ops
+                .iter()
+                .find(|op| {
+                    !op.delete && !inner.tables[table].data.has_key(&op.values[..def.key_len])
+                })
+                .map(|op| (why, op)),
+        };
+        let rejected = missing_key.map(|(why, op)| {
+            let key: Vec<String> = op.values[..def.key_len]
+                .iter()
+                .zip(&def.columns)
+                .map(|(v, c)| v.to_text(&c.ty).unwrap_or_else(|| "NULL".into()))
+                .collect();
+            format!(
+                "[E-7003]Can't append new rows in partial update when {why}. Row with key=[{}] is not in table.",
+                key.join(", ")
+            )
+        });
+        if let Some(msg) = rejected.or_else(|| self.version_pressure(inner, table)) {
             if let Some(t) = inner.txns.get_mut(&txn_id) {
                 t.state = TxnState::Aborted;
                 t.finished_ms = now_ms();
@@ -349,7 +416,7 @@ impl State {
             return Err(msg);
         }
         let now = now_ms();
-        if let Some(t) = inner.txns.get(&txn_id) {
+        if let (Some(t), true) = (inner.txns.get(&txn_id), inner.log.is_some()) {
             let rec = LogRecord {
                 t: if precommit { "precommit" } else { "commit" }.into(),
                 txn: txn_id,
@@ -377,7 +444,7 @@ impl State {
             t.state = TxnState::Visible;
             t.visible_at = publish_delay.map(|d| Instant::now() + d);
             let rt = &mut inner.tables[table];
-            rt.data.apply(&self.catalog.tables[table], &ops);
+            rt.data.apply(&self.catalog.tables[table], ops);
             rt.loads += 1;
             rt.pending_versions += 1.0;
         }
@@ -433,12 +500,8 @@ impl State {
                 ))
             }
         }
-        let table = t.table;
-        if commit {
-            if let Some(msg) = self.version_pressure(inner, table) {
-                return Err(msg);
-            }
-        }
+        // No version-pressure check here: the rowset was written at pre-commit (where `[E-235]` can occur);
+        // commit only publishes it.
         let rec = LogRecord {
             t: if commit { "commit2pc" } else { "abort2pc" }.into(),
             txn: id,
@@ -463,7 +526,7 @@ impl State {
             t.state = TxnState::Visible;
             let table = t.table;
             let rt = &mut inner.tables[table];
-            rt.data.apply(&self.catalog.tables[table], &ops);
+            rt.data.apply(&self.catalog.tables[table], ops);
             rt.loads += 1;
             rt.pending_versions += 1.0;
         } else {
@@ -521,6 +584,38 @@ impl State {
         }
     }
 
+    /// Aborts pre-committed transactions older than `ttl_ms` (the emulator's stand-in for Doris's pre-commit
+    /// timeout, spec §5); the abort is logged so a restart does not bring them back.
+    pub fn expire_precommitted(&self, ttl_ms: u64) {
+        let now = now_ms();
+        let mut g = self.lock();
+        let inner = &mut *g;
+        let expired: Vec<i64> = inner
+            .txns
+            .values()
+            .filter(|t| {
+                t.state == TxnState::Precommitted && now.saturating_sub(t.finished_ms) > ttl_ms
+            })
+            .map(|t| t.id)
+            .collect();
+        for id in expired {
+            let rec = LogRecord {
+                t: "abort2pc".into(),
+                txn: id,
+                db: String::new(),
+                table: String::new(),
+                label: String::new(),
+                ts: now,
+                ops: Vec::new(),
+            };
+            if let Err(e) = write_log(&mut inner.log, &rec) {
+                tracing::error!(txn = id, error = %e, "doris-sim: cannot log the expiry of a pre-committed txn");
+                continue;
+            }
+            self.apply_2pc(inner, id, false, now);
+        }
+    }
+
     /// Makes due group-commit loads visible, in commit order.
     pub fn flush_due(&self) {
         let mut g = self.lock();
@@ -535,7 +630,7 @@ impl State {
         inner.delayed = keep;
         for (_, txn, table, ops) in due {
             let rt = &mut inner.tables[table];
-            rt.data.apply(&self.catalog.tables[table], &ops);
+            rt.data.apply(&self.catalog.tables[table], ops);
             rt.loads += 1;
             rt.pending_versions += 1.0;
             if let Some(t) = inner.txns.get_mut(&txn) {
@@ -717,7 +812,7 @@ impl State {
                             }
                         } else {
                             let rt = &mut inner.tables[table];
-                            rt.data.apply(&self.catalog.tables[table], &ops);
+                            rt.data.apply(&self.catalog.tables[table], ops);
                             rt.loads += 1;
                         }
                     }
@@ -734,6 +829,14 @@ impl State {
         inner.log = Some(file);
         Ok(())
     }
+}
+
+/// What a partial update does with keys that are not in the table yet (spec §6 Partial update).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewKeys {
+    Append,
+    /// Reject the load; the text says why (`strict mode is on` / `partial_update_new_key_behavior is ERROR`).
+    Error(&'static str),
 }
 
 /// Names a 2PC transaction by id or label.

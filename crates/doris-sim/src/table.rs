@@ -25,6 +25,8 @@ pub struct RowOp {
 /// smaller sequence cannot resurrect a deleted key (spec §6 "Deletes follow the same rule").
 #[derive(Debug, Clone)]
 struct UniqueRow {
+    /// The whole row, key columns included (the map key is a copy of them: moving the load's row in is cheaper than
+    /// splitting it).
     values: Option<Box<[Value]>>,
     seq: Value,
 }
@@ -54,12 +56,8 @@ impl TableData {
         match def.model {
             KeyModel::Unique => self
                 .unique
-                .iter()
-                .filter_map(|(k, r)| {
-                    r.values
-                        .as_ref()
-                        .map(|v| k.iter().chain(v.iter()).cloned().collect::<Box<[Value]>>())
-                })
+                .values()
+                .filter_map(|r| r.values.clone())
                 .collect(),
             KeyModel::Aggregate => self
                 .aggregate
@@ -74,28 +72,29 @@ impl TableData {
         }
     }
 
-    /// Applies one committed load, rows in order (within a batch the later row wins on ties).
-    pub fn apply(&mut self, def: &TableDef, ops: &[RowOp]) {
+    /// Applies one committed load, rows in order (within a batch the later row wins on ties). Takes the rows by
+    /// value so stored values are moved, not copied.
+    pub fn apply(&mut self, def: &TableDef, ops: Vec<RowOp>) {
         let k = def.key_len;
         let has_seq = def.sequence != Sequence::None;
         for op in ops {
             match def.model {
                 KeyModel::Duplicate => {
                     if !op.delete {
-                        self.duplicate.push(op.values.clone());
+                        self.duplicate.push(op.values);
                         self.visible += 1;
                     }
                 }
                 KeyModel::Aggregate => {
-                    let (key, vals) = op.values.split_at(k);
-                    match self.aggregate.get_mut(key) {
+                    let (key, vals) = split_row(op.values, k);
+                    match self.aggregate.get_mut(&key) {
                         Some(stored) => {
                             for (i, v) in vals.iter().enumerate() {
                                 aggregate(def.columns[k + i].agg, &mut stored[i], v);
                             }
                         }
                         None => {
-                            self.aggregate.insert(key.into(), vals.into());
+                            self.aggregate.insert(key, vals);
                             self.visible += 1;
                         }
                     }
@@ -105,12 +104,12 @@ impl TableData {
         }
     }
 
-    fn apply_unique(&mut self, def: &TableDef, op: &RowOp, has_seq: bool) {
+    fn apply_unique(&mut self, def: &TableDef, op: RowOp, has_seq: bool) {
         let k = def.key_len;
         let key = &op.values[..k];
         let existing = self.unique.get_mut(key);
         if let Some(stored) = existing {
-            let mut seq = op.seq.clone();
+            let mut seq = op.seq;
             if let (Some(mask), Sequence::Column(_) | Sequence::Typed(_)) =
                 (&op.present, &def.sequence)
             {
@@ -140,18 +139,13 @@ impl TableData {
                 return;
             }
             let new_vals: Box<[Value]> = match (&op.present, &stored.values) {
-                (Some(mask), Some(old)) => op.values[k..]
+                (Some(mask), Some(old)) => op
+                    .values
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| {
-                        if mask[k + i] {
-                            v.clone()
-                        } else {
-                            old[i].clone()
-                        }
-                    })
+                    .map(|(i, v)| if mask[i] { v.clone() } else { old[i].clone() })
                     .collect(),
-                _ => op.values[k..].into(),
+                _ => op.values,
             };
             if !was_visible {
                 self.visible += 1;
@@ -164,21 +158,29 @@ impl TableData {
                     key.into(),
                     UniqueRow {
                         values: None,
-                        seq: op.seq.clone(),
+                        seq: op.seq,
                     },
                 );
             }
         } else {
+            let key: Box<[Value]> = key.into();
             self.unique.insert(
-                key.into(),
+                key,
                 UniqueRow {
-                    values: Some(op.values[k..].into()),
-                    seq: op.seq.clone(),
+                    values: Some(op.values),
+                    seq: op.seq,
                 },
             );
             self.visible += 1;
         }
     }
+}
+
+/// Splits a row into its key and value columns, moving the values.
+fn split_row(values: Box<[Value]>, k: usize) -> (Box<[Value]>, Box<[Value]>) {
+    let mut v = values.into_vec();
+    let rest = v.split_off(k);
+    (v.into_boxed_slice(), rest.into_boxed_slice())
 }
 
 fn aggregate(f: Option<AggFn>, stored: &mut Value, new: &Value) {

@@ -172,6 +172,9 @@ pub fn parse_tz(s: &str) -> Option<i32> {
         b'-' => (-1, &s[1..]),
         _ => return None,
     };
+    if !rest.is_ascii() {
+        return None;
+    }
     let (h, m) = if let Some((h, m)) = rest.split_once(':') {
         (h, m)
     } else if rest.len() == 4 {
@@ -297,7 +300,46 @@ const POW10: [i128; 39] = {
     p
 };
 
+/// Rewrites `1.5e3` / `15E-2` as plain decimal text (JSON numbers may use exponents).
+fn expand_exponent(s: &str) -> Option<String> {
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
+    {
+        return None;
+    }
+    let (mant, exp) = s.split_once(['e', 'E'])?;
+    let exp: i32 = exp.parse().ok()?;
+    if exp.abs() > 60 {
+        return None;
+    }
+    let (sign, mant) = match mant.as_bytes().first() {
+        Some(b'-') => ("-", &mant[1..]),
+        Some(b'+') => ("", &mant[1..]),
+        _ => ("", mant),
+    };
+    let (i, f) = mant.split_once('.').unwrap_or((mant, ""));
+    let digits = format!("{i}{f}");
+    let point = i.len() as i32 + exp;
+    let text = if point <= 0 {
+        format!("0.{}{digits}", "0".repeat((-point) as usize))
+    } else if point as usize >= digits.len() {
+        format!("{digits}{}", "0".repeat(point as usize - digits.len()))
+    } else {
+        format!(
+            "{}.{}",
+            &digits[..point as usize],
+            &digits[point as usize..]
+        )
+    };
+    Some(format!("{sign}{text}"))
+}
+
 fn parse_decimal(s: &str, precision: u8, scale: u8) -> Result<i128, ConvError> {
+    if s.contains(['e', 'E']) {
+        let plain = expand_exponent(s).ok_or(ConvError::Invalid)?;
+        return parse_decimal(&plain, precision, scale);
+    }
     let (neg, body) = match s.as_bytes().first() {
         Some(b'-') => (true, &s[1..]),
         Some(b'+') => (false, &s[1..]),
@@ -620,6 +662,10 @@ mod tests {
         };
         assert_eq!(parse_text(&small, "10", UTC), Err(ConvError::OutOfRange));
         assert_eq!(Value::Decimal(-5).to_text(&ty).as_deref(), Some("-0.05"));
+        assert_eq!(parse_text(&ty, "1.5e3", UTC), Ok(Value::Decimal(150_000)));
+        assert_eq!(parse_text(&ty, "125E-4", UTC), Ok(Value::Decimal(1)));
+        assert_eq!(parse_text(&ty, "aé1e-1", UTC), Err(ConvError::Invalid));
+        assert_eq!(parse_tz("+a€"), None);
     }
 
     #[test]

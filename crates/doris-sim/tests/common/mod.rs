@@ -239,3 +239,47 @@ pub async fn rows(sim: &doris_sim::Sim, db: &str, table: &str) -> Vec<serde_json
         .map(serde_json::Value::Object)
         .collect()
 }
+
+/// Starts a sim with the test schemas and custom options.
+pub async fn sim_opts(opts: doris_sim::SimOptions) -> doris_sim::Sim {
+    doris_sim::Sim::start(doris_sim::SimOptions {
+        ddl: vec![MERGED_JOB_DATA.to_string(), TEST_DDL.to_string()],
+        ..opts
+    })
+    .await
+    .expect("sim starts")
+}
+
+/// `PUT /api/{db}/_stream_load_2pc` on the given listener with Basic auth and extra headers.
+pub async fn two_pc(addr: SocketAddr, db: &str, headers: &[(&str, &str)]) -> RawResponse {
+    let auth = basic("root", "");
+    let mut h: Vec<(&str, &str)> =
+        vec![("Authorization", auth.as_str()), ("Expect", "100-continue")];
+    h.extend_from_slice(headers);
+    send(addr, "PUT", &format!("/api/{db}/_stream_load_2pc"), &h, b"").await
+}
+
+pub async fn load_state(sim: &doris_sim::Sim, db: &str, label: &str) -> serde_json::Value {
+    let auth = basic("root", "");
+    send(
+        sim.fe_addr(),
+        "GET",
+        &format!("/api/{db}/get_load_state?label={label}"),
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .await
+    .json()
+}
+
+pub async fn queue_fault(sim: &doris_sim::Sim, fault: serde_json::Value) {
+    let r = send(
+        sim.fe_addr(),
+        "POST",
+        "/api/_sim/faults",
+        &[],
+        fault.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}

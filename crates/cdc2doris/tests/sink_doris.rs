@@ -13,6 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use cdc2doris::sink::doris::{DorisConfig, DorisSink};
 use cdc2doris::sink::{ErrorClass, LoadRequest, OffsetRange, RedirectRefusal, Sink, SinkError};
+use doris_sim::{FaultKind, FaultSpec};
 use secrecy::SecretString;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -376,8 +377,7 @@ impl Target {
             .expect("sim-only helper used against a real Doris")
     }
 
-    async fn faults(&self, faults: serde_json::Value) {
-        let faults: Vec<doris_sim::FaultSpec> = serde_json::from_value(faults).unwrap();
+    async fn faults(&self, faults: Vec<FaultSpec>) {
         self.sim().client().queue_faults(&faults).await.unwrap();
     }
 
@@ -668,7 +668,7 @@ async fn publish_timeout_counts_as_committed() {
     let Some(t) = Target::sim_only("publish_timeout", |_| {}).await else {
         return;
     };
-    t.faults(serde_json::json!([{"kind": "publish_timeout", "delay_ms": 200}]))
+    t.faults(vec![FaultSpec::new(FaultKind::PublishTimeout).delay_ms(200)])
         .await;
     let receipt = t
         .sink(&t.config())
@@ -688,7 +688,7 @@ async fn http_500_is_retried_with_the_same_label_logged_and_counted() {
     };
     let recorder = CountingRecorder::default();
     let _guard = metrics::set_default_local_recorder(&recorder);
-    t.faults(serde_json::json!([{"kind": "http500", "count": 2}]))
+    t.faults(vec![FaultSpec::new(FaultKind::Http500).times(2)])
         .await;
     let sink = t.sink(&t.config());
     let receipt = sink.load(batch(&t, 700, 1..4, 1)).await.unwrap();
@@ -709,7 +709,7 @@ async fn reset_before_commit_is_retried_and_loads_once() {
     let Some(t) = Target::sim_only("reset_before", |_| {}).await else {
         return;
     };
-    t.faults(serde_json::json!([{"kind": "reset_before_commit"}]))
+    t.faults(vec![FaultSpec::new(FaultKind::ResetBeforeCommit)])
         .await;
     let receipt = t
         .sink(&t.config())
@@ -727,7 +727,7 @@ async fn reset_after_commit_ends_committed_exactly_once_through_the_label() {
     let Some(t) = Target::sim_only("reset_after", |_| {}).await else {
         return;
     };
-    t.faults(serde_json::json!([{"kind": "reset_after_commit"}]))
+    t.faults(vec![FaultSpec::new(FaultKind::ResetAfterCommit)])
         .await;
     let sink = t.sink(&t.config());
     let req = batch(&t, 900, 1..4, 1);
@@ -754,8 +754,7 @@ async fn version_pressure_bursts_back_off_longer_then_commit() {
     let _guard = metrics::set_default_local_recorder(&recorder);
     let message = "[E-235]failed to init rowset builder. version count: 2001, exceed limit: 2000, tablet: 10086. \
                    Please reduce the frequency of loading data or adjust the max_tablet_version_num";
-    t.faults(serde_json::json!([{"kind": "fail", "count": 3, "message": message}]))
-        .await;
+    t.faults(vec![FaultSpec::fail(message).times(3)]).await;
     let mut cfg = t.config();
     cfg.version_pressure_delay = Duration::from_millis(150);
     let receipt = t.sink(&cfg).load(batch(&t, 1000, 1..4, 1)).await.unwrap();
@@ -801,20 +800,18 @@ async fn transient_failures_are_retried_permanent_ones_are_not() {
     let Some(t) = Target::sim_only("classes", |_| {}).await else {
         return;
     };
-    t.faults(serde_json::json!([
-        {"kind": "fail", "message": "[MEM_LIMIT_EXCEEDED]PreCatch error"},
-        {"kind": "fail", "message": "[CANCELLED]timeout"},
-        {"kind": "fail", "message": "No backend load available"}
-    ]))
+    t.faults(vec![
+        FaultSpec::fail("[MEM_LIMIT_EXCEEDED]PreCatch error"),
+        FaultSpec::fail("[CANCELLED]timeout"),
+        FaultSpec::fail("No backend load available"),
+    ])
     .await;
     let sink = t.sink(&t.config());
     let receipt = sink.load(batch(&t, 1200, 1..4, 1)).await.unwrap();
     assert_eq!(receipt.attempts, 4);
 
-    t.faults(
-        serde_json::json!([{"kind": "fail", "message": "[E-238]Too many segments in rowset"}]),
-    )
-    .await;
+    t.faults(vec![FaultSpec::fail("[E-238]Too many segments in rowset")])
+        .await;
     let err = sink.load(batch(&t, 1210, 1..4, 1)).await.unwrap_err();
     assert_eq!(err.class(), ErrorClass::Permanent, "{err}");
 }
@@ -825,7 +822,7 @@ async fn a_slow_answer_past_the_timeout_is_resolved_through_the_label() {
         return;
     };
     // The load stays RUNNING for 1.5 s; the client gives up on each request after 500 ms.
-    t.faults(serde_json::json!([{"kind": "delay", "delay_ms": 1500}]))
+    t.faults(vec![FaultSpec::new(FaultKind::Delay).delay_ms(1500)])
         .await;
     let mut cfg = t.config();
     cfg.request_timeout = Some(Duration::from_millis(500));
@@ -840,7 +837,7 @@ async fn retries_stop_at_the_deadline_with_the_last_error() {
     let Some(t) = Target::sim_only("deadline", |_| {}).await else {
         return;
     };
-    t.faults(serde_json::json!([{"kind": "http500", "count": 1000}]))
+    t.faults(vec![FaultSpec::new(FaultKind::Http500).times(1000)])
         .await;
     let mut cfg = t.config();
     cfg.retry_deadline = Duration::from_millis(600);
@@ -864,7 +861,7 @@ async fn a_redirect_to_an_unreachable_be_is_retried() {
     let Some(t) = Target::sim_only("unreachable", |_| {}).await else {
         return;
     };
-    t.faults(serde_json::json!([{"kind": "redirect_unreachable"}]))
+    t.faults(vec![FaultSpec::new(FaultKind::RedirectUnreachable)])
         .await;
     let receipt = t
         .sink(&t.config())

@@ -948,3 +948,24 @@ async fn deletes_and_sequence_order_reach_doris() {
         assert_eq!(rows[0]["title"], "Job 1");
     }
 }
+
+#[tokio::test]
+async fn a_be_listed_as_fe_still_gets_the_body_under_the_label() {
+    let Some(t) = Target::sim_only("be_as_fe", |_| {}).await else {
+        return;
+    };
+    // Misconfiguration: the "FE" executes the empty-bodied, label-less probe itself; the client notices the
+    // Stream Load answer and sends the real request there.
+    let mut cfg = t.config();
+    cfg.fe_urls = vec![t.sim().be_url()];
+    let sink = t.sink(&cfg);
+    let req = batch(&t, 1900, 1..4, 1);
+    let label = sink.label_for(&req.ranges);
+    let receipt = sink.load(req).await.unwrap();
+    assert_eq!(
+        (receipt.label.as_str(), receipt.rows_loaded),
+        (label.as_str(), 3)
+    );
+    assert_eq!(t.label_state(&label).await, "VISIBLE");
+    assert_eq!(t.rows().await.len(), 3);
+}

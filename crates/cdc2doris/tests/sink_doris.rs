@@ -698,6 +698,11 @@ async fn http_500_is_retried_with_the_same_label_logged_and_counted() {
         recorder.get("cdc2doris_sink_retries_total{reason=unexpected_answer}"),
         2
     );
+    assert_eq!(
+        recorder.get("cdc2doris_sink_loads_total{outcome=success}"),
+        1
+    );
+    assert_eq!(recorder.get("cdc2doris_sink_rows_total{}"), 3);
     // One label for all three attempts.
     let stats = t.table_stats().await;
     assert_eq!(stats["labels"].as_u64(), Some(1), "{stats}");

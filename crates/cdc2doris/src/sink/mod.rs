@@ -348,6 +348,16 @@ pub trait Sink: Send + Sync {
     ) -> impl Future<Output = Result<LoadReceipt, SinkError>> + Send;
 }
 
+/// A shared sink is a sink (concurrent loads hold an `Arc`).
+impl<S: Sink> Sink for std::sync::Arc<S> {
+    fn load(
+        &self,
+        batch: LoadRequest,
+    ) -> impl Future<Output = Result<LoadReceipt, SinkError>> + Send {
+        S::load(self, batch)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -88,6 +88,18 @@ pub(super) async fn read_body(
     Ok(buf)
 }
 
+/// Aborts the load's transaction if it is still running when the handler ends.
+struct AbortOnDrop {
+    state: Arc<State>,
+    txn_id: i64,
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.state.abort_running(self.txn_id);
+    }
+}
+
 /// BE `_stream_load`: the load itself (spec §3–§6).
 pub(super) async fn be_stream_load(
     ctx: Arc<Ctx>,
@@ -195,10 +207,6 @@ pub(super) async fn be_stream_load(
     if let Some(n) = declared.filter(|n| *n > cap) {
         return reply(fail(too_big(n)));
     }
-    let fault = ctx.state.take_fault(false, &db, &table);
-    if fault.as_ref().is_some_and(|f| f.kind == FaultKind::Panic) {
-        panic!("doris-sim fault: handler panic requested");
-    }
     let begin = Instant::now();
     let txn_id = match ctx.state.begin(&db, table_idx, &label) {
         Ok(id) => id,
@@ -212,6 +220,15 @@ pub(super) async fn be_stream_load(
         }
     };
     let begin_ms = ms(begin);
+    // Whatever ends this handler early (an error path, a panic, a dropped connection) leaves no RUNNING label.
+    let _abort_unless_finished = AbortOnDrop {
+        state: ctx.state.clone(),
+        txn_id,
+    };
+    let fault = ctx.state.take_fault(false, &db, &table);
+    if fault.as_ref().is_some_and(|f| f.kind == FaultKind::Panic) {
+        panic!("doris-sim fault: handler panic requested");
+    }
     let mut base = base.clone();
     base.txn_id = txn_id;
     base.begin_txn_time_ms = begin_ms;

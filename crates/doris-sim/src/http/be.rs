@@ -6,9 +6,11 @@ pub(super) fn be_2pc(ctx: &Ctx, req: &Request<Incoming>, db: &str) -> Resp {
     let h = req.headers();
     match check_auth(ctx, h) {
         Auth::Ok(_) => {}
-        Auth::Missing => return json(status_msg("INTERNAL_ERROR", "no valid Basic authorization")),
+        Auth::Missing => {
+            return be_reply(status_msg("INTERNAL_ERROR", "no valid Basic authorization"))
+        }
         Auth::Denied { user, .. } => {
-            return json(status_msg(
+            return be_reply(status_msg(
                 "ANALYSIS_ERROR",
                 &format!("errCode = 2, detailMessage = Access denied for user '{user}'"),
             ))
@@ -21,7 +23,7 @@ pub(super) fn be_2pc(ctx: &Ctx, req: &Request<Incoming>, db: &str) -> Resp {
     } else if op.eq_ignore_ascii_case("abort") {
         false
     } else {
-        return json(status_msg(
+        return be_reply(status_msg(
             "INTERNAL_ERROR",
             "transaction operation should be 'commit' or 'abort'",
         ));
@@ -30,7 +32,7 @@ pub(super) fn be_2pc(ctx: &Ctx, req: &Request<Incoming>, db: &str) -> Resp {
         (Some(id), _) => match id.parse::<i64>() {
             Ok(n) => TxnRef::Id(n),
             Err(_) => {
-                return json(status_msg(
+                return be_reply(status_msg(
                     "INTERNAL_ERROR",
                     &format!("convert txn_id [{id}] failed"),
                 ))
@@ -38,21 +40,21 @@ pub(super) fn be_2pc(ctx: &Ctx, req: &Request<Incoming>, db: &str) -> Resp {
         },
         (None, Some(l)) if !l.is_empty() => TxnRef::Label(l),
         _ => {
-            return json(status_msg(
+            return be_reply(status_msg(
                 "INTERNAL_ERROR",
                 "No transaction id or label selected.",
             ))
         }
     };
     if !ctx.state.catalog.has_db(db) {
-        return json(status_msg(
+        return be_reply(status_msg(
             "ANALYSIS_ERROR",
             &format!("errCode = 2, detailMessage = unknown databases, dbName={db}"),
         ));
     }
     match ctx.state.finish_2pc(db, txn, commit) {
-        Ok(msg) => json(status_msg("Success", &msg)),
-        Err(msg) => json(status_msg("ANALYSIS_ERROR", &msg)),
+        Ok(msg) => be_reply(status_msg("Success", &msg)),
+        Err(msg) => be_reply(status_msg("ANALYSIS_ERROR", &msg)),
     }
 }
 
@@ -61,7 +63,13 @@ fn ms(since: Instant) -> u64 {
 }
 
 fn reply(r: LoadReply) -> Outcome {
-    Outcome::Reply(json(r.to_json()))
+    Outcome::Reply(be_reply(r.to_json()))
+}
+
+/// The BE (libevent) sets no `Content-Type` of its own, so libevent's default goes out: clients must not rely on it
+/// (spec §4), and a client that does fails here as it would against a real BE.
+fn be_reply(body: String) -> Resp {
+    respond(StatusCode::OK, "text/html; charset=ISO-8859-1", body)
 }
 
 pub(super) enum BodyError {
@@ -329,7 +337,6 @@ pub(super) async fn be_stream_load(
     let selected = prepared.total - prepared.unselected;
     if selected > 0 && prepared.filtered as f64 / selected as f64 > params.max_filter_ratio {
         ctx.state.abort_running(txn_id);
-        r.loaded_rows = 0;
         r.message = "[DATA_QUALITY_ERROR]too many filtered rows".into();
         r.load_time_ms = ms(start);
         return reply(r);
@@ -368,7 +375,6 @@ pub(super) async fn be_stream_load(
         delayed_visibility,
         new_keys,
     ) {
-        r.loaded_rows = 0;
         r.message = msg;
         r.load_time_ms = ms(start);
         return reply(r);

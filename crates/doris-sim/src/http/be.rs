@@ -220,7 +220,7 @@ pub(super) async fn be_stream_load(
         Ok(id) => id,
         Err(BeginError::LabelExists { state, txn_id }) => {
             let mut r = fail(format!(
-                "errCode = 2, detailMessage = Label [{label}] has already been used, relate to txn [{txn_id}]"
+                "[LABEL_ALREADY_EXISTS]errCode = 2, detailMessage = Label [{label}] has already been used, relate to txn [{txn_id}]"
             ));
             r.status = LABEL_ALREADY_EXISTS;
             r.existing_job_status = Some(state.existing_job_status());

@@ -215,6 +215,16 @@ pub(super) async fn be_stream_load(
     if let Some(n) = declared.filter(|n| *n > cap) {
         return reply(fail(too_big(n)));
     }
+    let chunked = headers
+        .get(hyper::header::TRANSFER_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    if declared.is_none() && !chunked {
+        return reply(fail(
+            "[INVALID_ARGUMENT]content_length is empty and transfer-encoding!=chunked, please set content_length or transfer-encoding=chunked"
+                .into(),
+        ));
+    }
     let begin = Instant::now();
     let txn_id = match ctx.state.begin(&db, table_idx, &label) {
         Ok(id) => id,
@@ -256,14 +266,13 @@ pub(super) async fn be_stream_load(
     let body = match read_body(body, cap, declared).await {
         Ok(b) => b,
         Err(BodyError::TooBig(n)) => return reply(fail(too_big(n), &ctx.state)),
-        Err(BodyError::Short(n)) => {
-            return reply(fail(
-                format!(
-                    "[INTERNAL_ERROR]receive body don't equal with body bytes, body_bytes={}, receive_bytes={n}",
-                    declared.unwrap_or(0)
-                ),
+        Err(BodyError::Short(received)) => {
+            let mut r = fail(
+                "[NETWORK_ERROR]receive body don't equal with body bytes".into(),
                 &ctx.state,
-            ))
+            );
+            r.load_bytes = received;
+            return reply(r);
         }
     };
     let read_ms = ms(read_start);

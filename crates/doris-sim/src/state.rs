@@ -340,10 +340,15 @@ impl State {
         Ok(id)
     }
 
-    /// Aborts a running load (any failure after begin); its label becomes reusable.
+    /// Aborts a load that is still running (any failure after begin); its label becomes reusable. A no-op once the
+    /// load committed, pre-committed or was aborted.
     pub fn abort_running(&self, txn_id: i64) {
         let mut g = self.lock();
-        if let Some(t) = g.txns.get_mut(&txn_id) {
+        if let Some(t) = g
+            .txns
+            .get_mut(&txn_id)
+            .filter(|t| t.state == TxnState::Prepare)
+        {
             t.state = TxnState::Aborted;
             t.finished_ms = now_ms();
             t.ops = Vec::new();

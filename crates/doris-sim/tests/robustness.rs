@@ -673,3 +673,23 @@ async fn typed_client_queues_faults_and_reads_rows() {
     assert_eq!(c.rows("d1", "u").await.unwrap().len(), 2);
     assert!(c.rows("d1", "nope").await.is_err());
 }
+
+#[tokio::test]
+async fn a_load_without_content_length_or_chunked_is_refused() {
+    use tokio::io::AsyncWriteExt;
+    let sim = sim().await;
+    let mut s = tokio::net::TcpStream::connect(sim.be_addr()).await.unwrap();
+    let auth = basic("root", "");
+    let req = format!("PUT /api/d1/u/_stream_load HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nlabel: nolen\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let j = read_response(&mut s).await.unwrap().json();
+    assert_eq!(j["Status"], "Fail");
+    assert!(
+        j["Message"]
+            .as_str()
+            .unwrap()
+            .contains("content_length is empty and transfer-encoding!=chunked"),
+        "{j}"
+    );
+    assert_eq!(j["TxnId"], -1);
+}

@@ -6,9 +6,11 @@ pub(super) fn be_2pc(ctx: &Ctx, req: &Request<Incoming>, db: &str) -> Resp {
     let h = req.headers();
     match check_auth(ctx, h) {
         Auth::Ok(_) => {}
-        Auth::Missing => return json(status_msg("INTERNAL_ERROR", "no valid Basic authorization")),
+        Auth::Missing => {
+            return be_reply(status_msg("INTERNAL_ERROR", "no valid Basic authorization"))
+        }
         Auth::Denied { user, .. } => {
-            return json(status_msg(
+            return be_reply(status_msg(
                 "ANALYSIS_ERROR",
                 &format!("errCode = 2, detailMessage = Access denied for user '{user}'"),
             ))
@@ -21,7 +23,7 @@ pub(super) fn be_2pc(ctx: &Ctx, req: &Request<Incoming>, db: &str) -> Resp {
     } else if op.eq_ignore_ascii_case("abort") {
         false
     } else {
-        return json(status_msg(
+        return be_reply(status_msg(
             "INTERNAL_ERROR",
             "transaction operation should be 'commit' or 'abort'",
         ));
@@ -30,7 +32,7 @@ pub(super) fn be_2pc(ctx: &Ctx, req: &Request<Incoming>, db: &str) -> Resp {
         (Some(id), _) => match id.parse::<i64>() {
             Ok(n) => TxnRef::Id(n),
             Err(_) => {
-                return json(status_msg(
+                return be_reply(status_msg(
                     "INTERNAL_ERROR",
                     &format!("convert txn_id [{id}] failed"),
                 ))
@@ -38,21 +40,21 @@ pub(super) fn be_2pc(ctx: &Ctx, req: &Request<Incoming>, db: &str) -> Resp {
         },
         (None, Some(l)) if !l.is_empty() => TxnRef::Label(l),
         _ => {
-            return json(status_msg(
+            return be_reply(status_msg(
                 "INTERNAL_ERROR",
                 "No transaction id or label selected.",
             ))
         }
     };
     if !ctx.state.catalog.has_db(db) {
-        return json(status_msg(
+        return be_reply(status_msg(
             "ANALYSIS_ERROR",
             &format!("errCode = 2, detailMessage = unknown databases, dbName={db}"),
         ));
     }
     match ctx.state.finish_2pc(db, txn, commit) {
-        Ok(msg) => json(status_msg("Success", &msg)),
-        Err(msg) => json(status_msg("ANALYSIS_ERROR", &msg)),
+        Ok(msg) => be_reply(status_msg("Success", &msg)),
+        Err(msg) => be_reply(status_msg("ANALYSIS_ERROR", &msg)),
     }
 }
 
@@ -61,7 +63,13 @@ fn ms(since: Instant) -> u64 {
 }
 
 fn reply(r: LoadReply) -> Outcome {
-    Outcome::Reply(json(r.to_json()))
+    Outcome::Reply(be_reply(r.to_json()))
+}
+
+/// The BE (libevent) sets no `Content-Type` of its own, so libevent's default goes out: clients must not rely on it
+/// (spec §4), and a client that does fails here as it would against a real BE.
+fn be_reply(body: String) -> Resp {
+    respond(StatusCode::OK, "text/html; charset=ISO-8859-1", body)
 }
 
 pub(super) enum BodyError {
@@ -86,6 +94,18 @@ pub(super) async fn read_body(
         }
     }
     Ok(buf)
+}
+
+/// Aborts the load's transaction if it is still running when the handler ends.
+struct AbortOnDrop {
+    state: Arc<State>,
+    txn_id: i64,
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.state.abort_running(self.txn_id);
+    }
 }
 
 /// BE `_stream_load`: the load itself (spec §3–§6).
@@ -195,16 +215,22 @@ pub(super) async fn be_stream_load(
     if let Some(n) = declared.filter(|n| *n > cap) {
         return reply(fail(too_big(n)));
     }
-    let fault = ctx.state.take_fault(false, &db, &table);
-    if fault.as_ref().is_some_and(|f| f.kind == FaultKind::Panic) {
-        panic!("doris-sim fault: handler panic requested");
+    let chunked = headers
+        .get(hyper::header::TRANSFER_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    if declared.is_none() && !chunked {
+        return reply(fail(
+            "[INVALID_ARGUMENT]content_length is empty and transfer-encoding!=chunked, please set content_length or transfer-encoding=chunked"
+                .into(),
+        ));
     }
     let begin = Instant::now();
     let txn_id = match ctx.state.begin(&db, table_idx, &label) {
         Ok(id) => id,
         Err(BeginError::LabelExists { state, txn_id }) => {
             let mut r = fail(format!(
-                "errCode = 2, detailMessage = Label [{label}] has already been used, relate to txn [{txn_id}]"
+                "[LABEL_ALREADY_EXISTS]errCode = 2, detailMessage = Label [{label}] has already been used, relate to txn [{txn_id}]"
             ));
             r.status = LABEL_ALREADY_EXISTS;
             r.existing_job_status = Some(state.existing_job_status());
@@ -212,6 +238,15 @@ pub(super) async fn be_stream_load(
         }
     };
     let begin_ms = ms(begin);
+    // Whatever ends this handler early (an error path, a panic, a dropped connection) leaves no RUNNING label.
+    let _abort_unless_finished = AbortOnDrop {
+        state: ctx.state.clone(),
+        txn_id,
+    };
+    let fault = ctx.state.take_fault(false, &db, &table);
+    if fault.as_ref().is_some_and(|f| f.kind == FaultKind::Panic) {
+        panic!("doris-sim fault: handler panic requested");
+    }
     let mut base = base.clone();
     base.txn_id = txn_id;
     base.begin_txn_time_ms = begin_ms;
@@ -231,14 +266,13 @@ pub(super) async fn be_stream_load(
     let body = match read_body(body, cap, declared).await {
         Ok(b) => b,
         Err(BodyError::TooBig(n)) => return reply(fail(too_big(n), &ctx.state)),
-        Err(BodyError::Short(n)) => {
-            return reply(fail(
-                format!(
-                    "[INTERNAL_ERROR]receive body don't equal with body bytes, body_bytes={}, receive_bytes={n}",
-                    declared.unwrap_or(0)
-                ),
+        Err(BodyError::Short(received)) => {
+            let mut r = fail(
+                "[NETWORK_ERROR]receive body don't equal with body bytes".into(),
                 &ctx.state,
-            ))
+            );
+            r.load_bytes = received;
+            return reply(r);
         }
     };
     let read_ms = ms(read_start);
@@ -312,7 +346,6 @@ pub(super) async fn be_stream_load(
     let selected = prepared.total - prepared.unselected;
     if selected > 0 && prepared.filtered as f64 / selected as f64 > params.max_filter_ratio {
         ctx.state.abort_running(txn_id);
-        r.loaded_rows = 0;
         r.message = "[DATA_QUALITY_ERROR]too many filtered rows".into();
         r.load_time_ms = ms(start);
         return reply(r);
@@ -351,7 +384,6 @@ pub(super) async fn be_stream_load(
         delayed_visibility,
         new_keys,
     ) {
-        r.loaded_rows = 0;
         r.message = msg;
         r.load_time_ms = ms(start);
         return reply(r);

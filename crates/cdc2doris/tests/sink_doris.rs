@@ -974,3 +974,21 @@ async fn a_be_listed_as_fe_still_gets_the_body_under_the_label() {
     assert_eq!(t.label_state(&label).await, "VISIBLE");
     assert_eq!(t.rows().await.len(), 3);
 }
+
+#[tokio::test]
+async fn without_the_probe_the_body_goes_to_the_fe_and_is_resent_to_the_be() {
+    let t = Target::start("no_probe", |_| {}).await;
+    let mut cfg = t.config();
+    cfg.probe_fe = false;
+    // Big enough that the FE answers 307 long before the body is through.
+    let req = batch(&t, 2000, 1..5001, 1);
+    let body_len = req.body.len() as u64;
+    let receipt = t.sink(&cfg).load(req).await.unwrap();
+    assert_eq!(
+        (receipt.rows_loaded, receipt.bytes_loaded),
+        (5000, body_len)
+    );
+    if t.sim.is_some() {
+        assert_eq!(t.rows().await.len(), 5000);
+    }
+}

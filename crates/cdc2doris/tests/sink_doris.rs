@@ -992,3 +992,36 @@ async fn without_the_probe_the_body_goes_to_the_fe_and_is_resent_to_the_be() {
         assert_eq!(t.rows().await.len(), 5000);
     }
 }
+
+#[tokio::test]
+async fn a_running_label_is_polled_until_it_is_visible() {
+    let Some(t) = Target::sim_only("running", |_| {}).await else {
+        return;
+    };
+    // The first load of the batch stays RUNNING for 800 ms; a second load of the same batch meets
+    // `Label Already Exists` + RUNNING and must wait for the outcome instead of loading again.
+    t.faults(vec![FaultSpec::new(FaultKind::Delay).delay_ms(800)])
+        .await;
+    let sink = Arc::new(t.sink(&t.config()));
+    let first = tokio::spawn({
+        let sink = sink.clone();
+        let req = batch(&t, 2100, 1..4, 1);
+        async move { sink.load(req).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = sink.load(batch(&t, 2100, 1..4, 1)).await.unwrap();
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(first.status, cdc2doris::sink::LoadStatus::Success);
+    assert_eq!(second.status, cdc2doris::sink::LoadStatus::AlreadyCommitted);
+    assert_eq!(
+        second.attempts, 1,
+        "polling is part of the attempt, not a reload"
+    );
+    assert!(
+        second.elapsed >= Duration::from_millis(500),
+        "{:?}",
+        second.elapsed
+    );
+    assert_eq!(t.table_stats().await["labels"].as_u64(), Some(1));
+    assert_eq!(t.rows().await.len(), 3);
+}

@@ -28,7 +28,10 @@ struct Fixture {
     rt: tokio::runtime::Runtime,
     // Kept alive for the whole run.
     _sim: doris_sim::Sim,
+    /// Through the FE: probe, 307, body to the BE.
     sink: DorisSink,
+    /// Straight to the BE (`be_urls`), for comparison.
+    direct: DorisSink,
 }
 
 fn fixture() -> &'static Fixture {
@@ -53,10 +56,15 @@ fn fixture() -> &'static Fixture {
             "source_version",
         );
         let sink = DorisSink::new(&cfg, SecretString::from("bench")).expect("sink");
+        let mut direct_cfg = cfg.clone();
+        direct_cfg.fe_urls.clear();
+        direct_cfg.be_urls = vec![sim.be_url()];
+        let direct = DorisSink::new(&direct_cfg, SecretString::from("bench")).expect("sink");
         Fixture {
             rt,
             _sim: sim,
             sink,
+            direct,
         }
     })
 }
@@ -84,6 +92,15 @@ static NEXT_OFFSET: AtomicI64 = AtomicI64::new(0);
 
 #[divan::bench(args = [1, 16], sample_count = 10, sample_size = 1)]
 fn load_into_doris_sim(bencher: divan::Bencher, mib: usize) {
+    run(bencher, mib, &fixture().sink);
+}
+
+#[divan::bench(args = [1, 16], sample_count = 10, sample_size = 1)]
+fn load_direct_to_be(bencher: divan::Bencher, mib: usize) {
+    run(bencher, mib, &fixture().direct);
+}
+
+fn run(bencher: divan::Bencher, mib: usize, sink: &DorisSink) {
     let f = fixture();
     let (body, rows) = body(mib << 20);
     bencher
@@ -102,7 +119,7 @@ fn load_into_doris_sim(bencher: divan::Bencher, mib: usize) {
                 body: body.clone(),
                 row_count: rows,
             };
-            let receipt = f.rt.block_on(f.sink.load(req)).expect("load");
+            let receipt = f.rt.block_on(sink.load(req)).expect("load");
             assert_eq!(receipt.rows_loaded, rows);
         });
 }

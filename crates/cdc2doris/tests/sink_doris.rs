@@ -13,6 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use cdc2doris::sink::doris::{DorisConfig, DorisSink};
 use cdc2doris::sink::{ErrorClass, LoadRequest, OffsetRange, RedirectRefusal, Sink, SinkError};
+use doris_sim::{FaultKind, FaultSpec};
 use secrecy::SecretString;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -376,8 +377,7 @@ impl Target {
             .expect("sim-only helper used against a real Doris")
     }
 
-    async fn faults(&self, faults: serde_json::Value) {
-        let faults: Vec<doris_sim::FaultSpec> = serde_json::from_value(faults).unwrap();
+    async fn faults(&self, faults: Vec<FaultSpec>) {
         self.sim().client().queue_faults(&faults).await.unwrap();
     }
 
@@ -668,7 +668,7 @@ async fn publish_timeout_counts_as_committed() {
     let Some(t) = Target::sim_only("publish_timeout", |_| {}).await else {
         return;
     };
-    t.faults(serde_json::json!([{"kind": "publish_timeout", "delay_ms": 200}]))
+    t.faults(vec![FaultSpec::new(FaultKind::PublishTimeout).delay_ms(200)])
         .await;
     let receipt = t
         .sink(&t.config())
@@ -688,7 +688,7 @@ async fn http_500_is_retried_with_the_same_label_logged_and_counted() {
     };
     let recorder = CountingRecorder::default();
     let _guard = metrics::set_default_local_recorder(&recorder);
-    t.faults(serde_json::json!([{"kind": "http_500", "count": 2}]))
+    t.faults(vec![FaultSpec::new(FaultKind::Http500).times(2)])
         .await;
     let sink = t.sink(&t.config());
     let receipt = sink.load(batch(&t, 700, 1..4, 1)).await.unwrap();
@@ -698,6 +698,11 @@ async fn http_500_is_retried_with_the_same_label_logged_and_counted() {
         recorder.get("cdc2doris_sink_retries_total{reason=unexpected_answer}"),
         2
     );
+    assert_eq!(
+        recorder.get("cdc2doris_sink_loads_total{outcome=success}"),
+        1
+    );
+    assert_eq!(recorder.get("cdc2doris_sink_rows_total{}"), 3);
     // One label for all three attempts.
     let stats = t.table_stats().await;
     assert_eq!(stats["labels"].as_u64(), Some(1), "{stats}");
@@ -709,7 +714,7 @@ async fn reset_before_commit_is_retried_and_loads_once() {
     let Some(t) = Target::sim_only("reset_before", |_| {}).await else {
         return;
     };
-    t.faults(serde_json::json!([{"kind": "reset_before_commit"}]))
+    t.faults(vec![FaultSpec::new(FaultKind::ResetBeforeCommit)])
         .await;
     let receipt = t
         .sink(&t.config())
@@ -727,7 +732,7 @@ async fn reset_after_commit_ends_committed_exactly_once_through_the_label() {
     let Some(t) = Target::sim_only("reset_after", |_| {}).await else {
         return;
     };
-    t.faults(serde_json::json!([{"kind": "reset_after_commit"}]))
+    t.faults(vec![FaultSpec::new(FaultKind::ResetAfterCommit)])
         .await;
     let sink = t.sink(&t.config());
     let req = batch(&t, 900, 1..4, 1);
@@ -754,8 +759,7 @@ async fn version_pressure_bursts_back_off_longer_then_commit() {
     let _guard = metrics::set_default_local_recorder(&recorder);
     let message = "[E-235]failed to init rowset builder. version count: 2001, exceed limit: 2000, tablet: 10086. \
                    Please reduce the frequency of loading data or adjust the max_tablet_version_num";
-    t.faults(serde_json::json!([{"kind": "fail", "count": 3, "message": message}]))
-        .await;
+    t.faults(vec![FaultSpec::fail(message).times(3)]).await;
     let mut cfg = t.config();
     cfg.version_pressure_delay = Duration::from_millis(150);
     let receipt = t.sink(&cfg).load(batch(&t, 1000, 1..4, 1)).await.unwrap();
@@ -801,20 +805,18 @@ async fn transient_failures_are_retried_permanent_ones_are_not() {
     let Some(t) = Target::sim_only("classes", |_| {}).await else {
         return;
     };
-    t.faults(serde_json::json!([
-        {"kind": "fail", "message": "[MEM_LIMIT_EXCEEDED]PreCatch error"},
-        {"kind": "fail", "message": "[CANCELLED]timeout"},
-        {"kind": "fail", "message": "No backend load available"}
-    ]))
+    t.faults(vec![
+        FaultSpec::fail("[MEM_LIMIT_EXCEEDED]PreCatch error"),
+        FaultSpec::fail("[CANCELLED]timeout"),
+        FaultSpec::fail("No backend load available"),
+    ])
     .await;
     let sink = t.sink(&t.config());
     let receipt = sink.load(batch(&t, 1200, 1..4, 1)).await.unwrap();
     assert_eq!(receipt.attempts, 4);
 
-    t.faults(
-        serde_json::json!([{"kind": "fail", "message": "[E-238]Too many segments in rowset"}]),
-    )
-    .await;
+    t.faults(vec![FaultSpec::fail("[E-238]Too many segments in rowset")])
+        .await;
     let err = sink.load(batch(&t, 1210, 1..4, 1)).await.unwrap_err();
     assert_eq!(err.class(), ErrorClass::Permanent, "{err}");
 }
@@ -825,7 +827,7 @@ async fn a_slow_answer_past_the_timeout_is_resolved_through_the_label() {
         return;
     };
     // The load stays RUNNING for 1.5 s; the client gives up on each request after 500 ms.
-    t.faults(serde_json::json!([{"kind": "delay", "delay_ms": 1500}]))
+    t.faults(vec![FaultSpec::new(FaultKind::Delay).delay_ms(1500)])
         .await;
     let mut cfg = t.config();
     cfg.request_timeout = Some(Duration::from_millis(500));
@@ -840,7 +842,7 @@ async fn retries_stop_at_the_deadline_with_the_last_error() {
     let Some(t) = Target::sim_only("deadline", |_| {}).await else {
         return;
     };
-    t.faults(serde_json::json!([{"kind": "http_500", "count": 1000}]))
+    t.faults(vec![FaultSpec::new(FaultKind::Http500).times(1000)])
         .await;
     let mut cfg = t.config();
     cfg.retry_deadline = Duration::from_millis(600);
@@ -864,7 +866,7 @@ async fn a_redirect_to_an_unreachable_be_is_retried() {
     let Some(t) = Target::sim_only("unreachable", |_| {}).await else {
         return;
     };
-    t.faults(serde_json::json!([{"kind": "redirect_unreachable"}]))
+    t.faults(vec![FaultSpec::new(FaultKind::RedirectUnreachable)])
         .await;
     let receipt = t
         .sink(&t.config())
@@ -950,4 +952,76 @@ async fn deletes_and_sequence_order_reach_doris() {
         assert_eq!(ids, [1, 3]);
         assert_eq!(rows[0]["title"], "Job 1");
     }
+}
+
+#[tokio::test]
+async fn a_be_listed_as_fe_still_gets_the_body_under_the_label() {
+    let Some(t) = Target::sim_only("be_as_fe", |_| {}).await else {
+        return;
+    };
+    // Misconfiguration: the "FE" executes the empty-bodied, label-less probe itself; the client notices the
+    // Stream Load answer and sends the real request there.
+    let mut cfg = t.config();
+    cfg.fe_urls = vec![t.sim().be_url()];
+    let sink = t.sink(&cfg);
+    let req = batch(&t, 1900, 1..4, 1);
+    let label = sink.label_for(&req.ranges);
+    let receipt = sink.load(req).await.unwrap();
+    assert_eq!(
+        (receipt.label.as_str(), receipt.rows_loaded),
+        (label.as_str(), 3)
+    );
+    assert_eq!(t.label_state(&label).await, "VISIBLE");
+    assert_eq!(t.rows().await.len(), 3);
+}
+
+#[tokio::test]
+async fn without_the_probe_the_body_goes_to_the_fe_and_is_resent_to_the_be() {
+    let t = Target::start("no_probe", |_| {}).await;
+    let mut cfg = t.config();
+    cfg.probe_fe = false;
+    // Big enough that the FE answers 307 long before the body is through.
+    let req = batch(&t, 2000, 1..5001, 1);
+    let body_len = req.body.len() as u64;
+    let receipt = t.sink(&cfg).load(req).await.unwrap();
+    assert_eq!(
+        (receipt.rows_loaded, receipt.bytes_loaded),
+        (5000, body_len)
+    );
+    if t.sim.is_some() {
+        assert_eq!(t.rows().await.len(), 5000);
+    }
+}
+
+#[tokio::test]
+async fn a_running_label_is_polled_until_it_is_visible() {
+    let Some(t) = Target::sim_only("running", |_| {}).await else {
+        return;
+    };
+    // The first load of the batch stays RUNNING for 800 ms; a second load of the same batch meets
+    // `Label Already Exists` + RUNNING and must wait for the outcome instead of loading again.
+    t.faults(vec![FaultSpec::new(FaultKind::Delay).delay_ms(800)])
+        .await;
+    let sink = Arc::new(t.sink(&t.config()));
+    let first = tokio::spawn({
+        let sink = sink.clone();
+        let req = batch(&t, 2100, 1..4, 1);
+        async move { sink.load(req).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = sink.load(batch(&t, 2100, 1..4, 1)).await.unwrap();
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(first.status, cdc2doris::sink::LoadStatus::Success);
+    assert_eq!(second.status, cdc2doris::sink::LoadStatus::AlreadyCommitted);
+    assert_eq!(
+        second.attempts, 1,
+        "polling is part of the attempt, not a reload"
+    );
+    assert!(
+        second.elapsed >= Duration::from_millis(500),
+        "{:?}",
+        second.elapsed
+    );
+    assert_eq!(t.table_stats().await["labels"].as_u64(), Some(1));
+    assert_eq!(t.rows().await.len(), 3);
 }

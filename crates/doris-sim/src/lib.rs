@@ -1,7 +1,9 @@
 //! doris-sim: an Apache Doris Stream Load emulator for tests and demos (not part of Doris). See `README.md`.
 //!
 //! Reading order, following one load:
-//! - `http.rs` — the FE listener (auth, `Expect`, 307) and the BE listener (the load, 2PC, error logs, `/api/_sim/`).
+//! - `http/mod.rs` — both listeners: accept loop, panic isolation, auth, routing; `http/fe.rs` — the FE (auth,
+//!   `Expect`, 307, `get_load_state`); `http/be.rs` — the BE (the load, 2PC, error logs); `http/sim_api.rs` —
+//!   `/api/_sim/`.
 //! - `load.rs` — request headers → parameters; body (JSON / CSV) → typed row operations, counters, rejected rows.
 //! - `value.rs` — column types and value casts (DECIMAL, DATETIME(p), VARCHAR(n) …).
 //! - `expr.rs` — the `where` / `delete` / `columns` expression subset.

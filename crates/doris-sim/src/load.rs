@@ -187,7 +187,7 @@ pub fn parse_headers(h: &HeaderMap, default_tz: LoadTz) -> Result<LoadParams, St
         }
         Some(_) => {
             return Err(format!(
-                "[INVALID_ARGUMENT]unknown data format, format={}",
+                "[DATA_FILE_TYPE_ERROR]unknown data format, format={}",
                 header(h, "format").unwrap_or_default()
             ))
         }

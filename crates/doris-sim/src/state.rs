@@ -105,6 +105,47 @@ fn one() -> u32 {
     1
 }
 
+impl FaultSpec {
+    /// One use of `kind` on any table.
+    pub fn new(kind: FaultKind) -> Self {
+        FaultSpec {
+            kind,
+            count: 1,
+            message: None,
+            delay_ms: None,
+            db: None,
+            table: None,
+        }
+    }
+
+    /// A `Status: Fail` reply with this `Message`, e.g. an `[E-235]…` or `MEM_LIMIT_EXCEEDED` text.
+    pub fn fail(message: impl Into<String>) -> Self {
+        FaultSpec {
+            message: Some(message.into()),
+            ..FaultSpec::new(FaultKind::Fail)
+        }
+    }
+
+    /// Applies to the next `count` loads instead of one.
+    pub fn times(mut self, count: u32) -> Self {
+        self.count = count;
+        self
+    }
+
+    /// `delay`: how long the load stays RUNNING; `publish_timeout`: until the data is reported VISIBLE.
+    pub fn delay_ms(mut self, ms: u64) -> Self {
+        self.delay_ms = Some(ms);
+        self
+    }
+
+    /// Only loads into `db.table`.
+    pub fn for_table(mut self, db: impl Into<String>, table: impl Into<String>) -> Self {
+        self.db = Some(db.into());
+        self.table = Some(table.into());
+        self
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {
@@ -299,10 +340,15 @@ impl State {
         Ok(id)
     }
 
-    /// Aborts a running load (any failure after begin); its label becomes reusable.
+    /// Aborts a load that is still running (any failure after begin); its label becomes reusable. A no-op once the
+    /// load committed, pre-committed or was aborted.
     pub fn abort_running(&self, txn_id: i64) {
         let mut g = self.lock();
-        if let Some(t) = g.txns.get_mut(&txn_id) {
+        if let Some(t) = g
+            .txns
+            .get_mut(&txn_id)
+            .filter(|t| t.state == TxnState::Prepare)
+        {
             t.state = TxnState::Aborted;
             t.finished_ms = now_ms();
             t.ops = Vec::new();

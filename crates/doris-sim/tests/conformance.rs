@@ -210,6 +210,11 @@ async fn c08_be_answers_http_200_with_pretty_json_and_newline_for_every_outcome(
         assert_eq!(r.status, 200, "{}", r.body);
         assert!(r.body.starts_with("{\n    \"TxnId\": "), "{}", r.body);
         assert!(r.body.ends_with("\n}\n"), "{:?}", r.body);
+        assert_ne!(
+            r.header("Content-Type"),
+            Some("application/json"),
+            "clients must not rely on it"
+        );
         r.json();
     }
 }
@@ -940,6 +945,10 @@ async fn c26_too_many_filtered_rows_fails_with_error_url_and_commits_nothing() {
             j["NumberFilteredRows"].as_u64()
         ),
         (Some(3), Some(1))
+    );
+    assert_eq!(
+        j["NumberLoadedRows"], 2,
+        "counters are filled even when the load fails"
     );
     assert!(j["TxnId"].as_i64().unwrap() > 0);
     assert!(rows(&sim, "d1", "u").await.is_empty());

@@ -642,3 +642,54 @@ async fn stats_count_loads_rows_versions_and_labels_per_table() {
         json!({"db": "d1", "table": "u", "loads": 2, "failed_loads": 1, "rows": 2, "versions": 2, "labels": 2})
     );
 }
+
+#[tokio::test]
+async fn typed_client_queues_faults_and_reads_rows() {
+    use doris_sim::{FaultKind, FaultSpec};
+    let sim = sim().await;
+    let c = sim.client();
+    c.queue_faults(&[
+        FaultSpec::fail("[MEM_LIMIT_EXCEEDED]memory exceed")
+            .times(2)
+            .for_table("d1", "u"),
+        FaultSpec::new(FaultKind::PublishTimeout).delay_ms(10),
+    ])
+    .await
+    .unwrap();
+    for _ in 0..2 {
+        let j = be_load(&sim, "d1", "u", &[], "1\ta\t1\n").await.json();
+        assert_eq!(j["Message"], "[MEM_LIMIT_EXCEEDED]memory exceed");
+    }
+    assert_eq!(
+        be_load(&sim, "d1", "u", &[], "1\ta\t1\n").await.json()["Status"],
+        "Publish Timeout"
+    );
+    c.queue_faults(&[FaultSpec::fail("x")]).await.unwrap();
+    c.clear_faults().await.unwrap();
+    assert_eq!(
+        be_load(&sim, "d1", "u", &[], "2\tb\t2\n").await.json()["Status"],
+        "Success"
+    );
+    assert_eq!(c.rows("d1", "u").await.unwrap().len(), 2);
+    assert!(c.rows("d1", "nope").await.is_err());
+}
+
+#[tokio::test]
+async fn a_load_without_content_length_or_chunked_is_refused() {
+    use tokio::io::AsyncWriteExt;
+    let sim = sim().await;
+    let mut s = tokio::net::TcpStream::connect(sim.be_addr()).await.unwrap();
+    let auth = basic("root", "");
+    let req = format!("PUT /api/d1/u/_stream_load HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nlabel: nolen\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let j = read_response(&mut s).await.unwrap().json();
+    assert_eq!(j["Status"], "Fail");
+    assert!(
+        j["Message"]
+            .as_str()
+            .unwrap()
+            .contains("content_length is empty and transfer-encoding!=chunked"),
+        "{j}"
+    );
+    assert_eq!(j["TxnId"], -1);
+}

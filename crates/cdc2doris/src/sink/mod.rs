@@ -338,3 +338,82 @@ pub trait Sink: Send + Sync {
         batch: LoadRequest,
     ) -> impl Future<Output = Result<LoadReceipt, SinkError>> + Send;
 }
+
+/// A shared sink is a sink (concurrent loads hold an `Arc`).
+impl<S: Sink> Sink for std::sync::Arc<S> {
+    fn load(
+        &self,
+        batch: LoadRequest,
+    ) -> impl Future<Output = Result<LoadReceipt, SinkError>> + Send {
+        S::load(self, batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_classes_drive_retries() {
+        let rejected = |reason| SinkError::Rejected {
+            label: "l".into(),
+            reason,
+            message: String::new(),
+        };
+        let cases = [
+            (
+                rejected(FailReason::VersionPressure),
+                ErrorClass::Transient,
+                "version_pressure",
+            ),
+            (rejected(FailReason::Auth), ErrorClass::Permanent, "auth"),
+            (
+                SinkError::UnexpectedAnswer {
+                    label: "l".into(),
+                    url: "http://be:8040".into(),
+                    status: 500,
+                    body_excerpt: String::new(),
+                },
+                ErrorClass::Ambiguous,
+                "unexpected_answer",
+            ),
+            (
+                SinkError::Unresolved {
+                    label: "l".into(),
+                    state: "PREPARE".into(),
+                },
+                ErrorClass::Ambiguous,
+                "unresolved_label",
+            ),
+            (
+                SinkError::RedirectRefused {
+                    label: "l".into(),
+                    from: "http://be:8040/".into(),
+                    to: "http://x:1/".into(),
+                    refusal: RedirectRefusal::UntrustedRedirector,
+                },
+                ErrorClass::Permanent,
+                "redirect_refused",
+            ),
+            (
+                SinkError::InvalidRequest {
+                    problem: "no ranges",
+                },
+                ErrorClass::Permanent,
+                "invalid_request",
+            ),
+        ];
+        for (error, class, reason) in cases {
+            assert_eq!(error.class(), class, "{error}");
+            assert_eq!(error.reason(), reason);
+            assert_eq!(error.is_retryable(), class != ErrorClass::Permanent);
+            let exhausted = SinkError::RetriesExhausted {
+                label: "l".into(),
+                attempts: 3,
+                elapsed: Duration::from_secs(1),
+                last: Box::new(error),
+            };
+            assert_eq!((exhausted.class(), exhausted.reason()), (class, reason));
+        }
+    }
+}

@@ -9,6 +9,8 @@
 //!
 //! Attempts are retried with exponential backoff and jitter (longer after `[E-235]`) under `retry_deadline`;
 //! every retry is logged with the label and reason and counted in `cdc2doris_sink_retries_total{reason}`.
+//! Outcomes are counted in `cdc2doris_sink_loads_total{outcome}`, `cdc2doris_sink_rows_total` and
+//! `cdc2doris_sink_bytes_total`.
 
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -238,15 +240,30 @@ impl DorisSink {
                     attempts,
                     "Stream Load committed"
                 );
+                let status = match receipt.status {
+                    LoadStatus::Success => "success",
+                    LoadStatus::PublishTimeout => "publish_timeout",
+                    LoadStatus::AlreadyCommitted => "already_committed",
+                };
+                metrics::counter!("cdc2doris_sink_loads_total", "outcome" => status).increment(1);
+                metrics::counter!("cdc2doris_sink_rows_total").increment(receipt.rows_loaded);
+                metrics::counter!("cdc2doris_sink_bytes_total").increment(receipt.bytes_loaded);
                 Ok(receipt)
             }
-            Err(error) if error.is_retryable() => Err(SinkError::RetriesExhausted {
-                label,
-                attempts,
-                elapsed: started.elapsed(),
-                last: Box::new(error),
-            }),
-            Err(error) => Err(error),
+            Err(error) => {
+                metrics::counter!("cdc2doris_sink_loads_total", "outcome" => "failed").increment(1);
+                warn!(label = %label, reason = error.reason(), class = ?error.class(), attempts, error = %error, "Stream Load failed");
+                if error.is_retryable() {
+                    Err(SinkError::RetriesExhausted {
+                        label,
+                        attempts,
+                        elapsed: started.elapsed(),
+                        last: Box::new(error),
+                    })
+                } else {
+                    Err(error)
+                }
+            }
         }
     }
 

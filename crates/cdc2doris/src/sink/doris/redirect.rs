@@ -291,6 +291,25 @@ mod tests {
     }
 
     #[test]
+    fn refusals_never_carry_the_location_credentials() {
+        let p = policy();
+        for (from, hops) in [
+            ("http://be1:8040/x", 0),
+            ("https://fe2:8443/x", 0),
+            ("http://fe1:8030/x", 3),
+        ] {
+            let (_, shown) = p
+                .next_hop(
+                    &url(from),
+                    Some("http://root:s3cret@evil:8040/api/db/t/_stream_load?"),
+                    hops,
+                )
+                .unwrap_err();
+            assert_eq!(shown, "http://evil:8040/api/db/t/_stream_load?");
+        }
+    }
+
+    #[test]
     fn hop_limit_and_bad_locations() {
         let p = policy();
         let from = url("http://fe1:8030/x");

@@ -209,6 +209,11 @@ const FAIL_PATTERNS: &[(&str, FailReason)] = &[
     ("invalid merge type", FailReason::BadRequest),
     ("label format", FailReason::BadRequest),
     ("invalid label", FailReason::BadRequest),
+    // Doris 2.x+ status codes of request errors: a retry sends the same headers, so it cannot help.
+    ("[invalid_argument]", FailReason::BadRequest),
+    ("[data_file_type_error]", FailReason::BadRequest),
+    ("[not_implemented_error]", FailReason::BadRequest),
+    ("content_length is empty", FailReason::BadRequest),
     ("body exceed max size", FailReason::BodyTooLarge),
     ("exceed the max size", FailReason::BodyTooLarge),
     ("receive body don't equal", FailReason::ShortBody),
@@ -433,6 +438,10 @@ mod tests {
             ("Invalid timeout format, cause: For input string", BadRequest, ErrorClass::Permanent),
             ("[INTERNAL_ERROR]receive body don't equal with body bytes, body_bytes=10, receive_bytes=5", ShortBody, ErrorClass::Transient),
             ("body exceed max size: 10737418240, data: 10737418241", BodyTooLarge, ErrorClass::Permanent),
+            ("[INVALID_ARGUMENT]compress data of JSON format is not supported.", BadRequest, ErrorClass::Permanent),
+            ("[DATA_FILE_TYPE_ERROR]unknown data format, format=xml", BadRequest, ErrorClass::Permanent),
+            ("[ANALYSIS_ERROR]errCode = 2, detailMessage = Label format error. regex: ^[-_A-Za-z0-9:]{1,128}$", BadRequest, ErrorClass::Permanent),
+            ("[NETWORK_ERROR]receive body don't equal with body bytes, body_bytes=9, receive_bytes=3", ShortBody, ErrorClass::Transient),
             ("something nobody has seen", Unclassified, ErrorClass::Transient),
         ];
         for (message, reason, class) in cases {

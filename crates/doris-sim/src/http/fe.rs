@@ -1,0 +1,141 @@
+//! FE listener handlers: authenticate, check `Expect`, redirect to the BE with a 307 (spec §1, §2, §5).
+
+use super::*;
+
+/// The FE's reply when Basic auth is missing or wrong: HTTP 200 with the REST envelope (spec §2).
+fn fe_auth(ctx: &Ctx, headers: &HeaderMap, peer: SocketAddr) -> Result<(), Box<Resp>> {
+    match check_auth(ctx, headers) {
+        Auth::Ok(_) => Ok(()),
+        Auth::Missing => Err(Box::new(json(fe_envelope(
+            "Unauthorized",
+            401,
+            "Need auth information.",
+        )))),
+        Auth::Denied { user, .. } => Err(Box::new(json(fe_envelope(
+            "Unauthorized",
+            401,
+            &format!("Access denied for {user}@{}", peer.ip()),
+        )))),
+    }
+}
+
+fn redirect(
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    path: &str,
+    query: Option<&str>,
+    unreachable: bool,
+) -> Resp {
+    let (user, password) = match check_auth(ctx, headers) {
+        Auth::Ok(u) => (u, ctx.password.clone()),
+        _ => (ctx.user.clone(), ctx.password.clone()),
+    };
+    // An unreachable BE: port 1 on the loopback refuses connections.
+    let (host, port) = if unreachable {
+        ("127.0.0.1".to_string(), 1)
+    } else {
+        (ctx.be_host.clone(), ctx.be_port)
+    };
+    // Credentials as userinfo, always http, path kept, `?` always present (spec §1 step 6).
+    let location = format!(
+        "http://{}:{}@{host}:{port}{path}?{}",
+        encode_userinfo(&user),
+        encode_userinfo(&password),
+        query.unwrap_or("")
+    );
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+    match HeaderValue::from_str(&location) {
+        Ok(v) => {
+            r.headers_mut().insert(LOCATION, v);
+        }
+        Err(_) => {
+            return plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "doris-sim: unencodable Location\n",
+            )
+        }
+    }
+    r.headers_mut()
+        .insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+    r
+}
+
+/// FE `_stream_load`: auth, `Expect` check, 307 to the BE. The body is never read (spec §1, C2).
+pub(super) fn fe_stream_load(
+    ctx: &Ctx,
+    req: &Request<Incoming>,
+    db: &str,
+    table: &str,
+    peer: SocketAddr,
+) -> Resp {
+    if let Err(r) = fe_auth(ctx, req.headers(), peer) {
+        return *r;
+    }
+    if !req.headers().contains_key(hyper::header::EXPECT) {
+        return json(status_msg("FAILED", "There is no 100-continue header"));
+    }
+    let unreachable = ctx
+        .state
+        .take_fault(true, db, table)
+        .is_some_and(|f| f.kind == FaultKind::RedirectUnreachable);
+    redirect(
+        ctx,
+        req.headers(),
+        req.uri().path(),
+        req.uri().query(),
+        unreachable,
+    )
+}
+
+pub(super) fn fe_2pc(ctx: &Ctx, req: &Request<Incoming>, _db: &str, peer: SocketAddr) -> Resp {
+    if let Err(r) = fe_auth(ctx, req.headers(), peer) {
+        return *r;
+    }
+    let h = req.headers();
+    if !h.contains_key("txn_id") && !h.contains_key("label") {
+        return json(status_msg("FAILED", "No transaction id or label selected."));
+    }
+    if !h.contains_key("txn_operation") {
+        return json(status_msg(
+            "FAILED",
+            "No transaction operation('commit' or 'abort') selected.",
+        ));
+    }
+    redirect(ctx, h, req.uri().path(), req.uri().query(), false)
+}
+
+pub(super) fn fe_get_load_state(
+    ctx: &Ctx,
+    req: &Request<Incoming>,
+    db: &str,
+    peer: SocketAddr,
+) -> Resp {
+    if let Err(r) = fe_auth(ctx, req.headers(), peer) {
+        return *r;
+    }
+    let Some(label) = query_param(req.uri().query(), "label").filter(|l| !l.is_empty()) else {
+        return json(fe_envelope("Bad Request", 403, "No label selected"));
+    };
+    if !ctx.state.catalog.has_db(db) {
+        return json(fe_envelope(
+            "Error",
+            1,
+            &format!("unknown databases, dbName={db}"),
+        ));
+    }
+    json(fe_envelope("success", 0, ctx.state.load_state(db, &label)))
+}
+
+pub(super) fn fe_backends(ctx: &Ctx, req: &Request<Incoming>, peer: SocketAddr) -> Resp {
+    if let Err(r) = fe_auth(ctx, req.headers(), peer) {
+        return *r;
+    }
+    let mut s = String::from("{\"msg\":\"success\",\"code\":0,\"data\":{\"backends\":[{\"ip\":");
+    write_json_string(&ctx.be_host, &mut s);
+    s.push_str(&format!(
+        ",\"http_port\":{},\"is_alive\":true}}]}},\"count\":0}}",
+        ctx.be_port
+    ));
+    json(s)
+}

@@ -118,6 +118,7 @@ fn run(bencher: divan::Bencher, mib: usize, sink: &DorisSink) {
                 }],
                 body: body.clone(),
                 row_count: rows,
+                label_suffix: None,
             };
             let receipt = f.rt.block_on(sink.load(req)).expect("load");
             assert_eq!(receipt.rows_loaded, rows);

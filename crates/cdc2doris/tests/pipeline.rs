@@ -648,3 +648,77 @@ async fn graceful_restart_and_kill_9_mid_stream_both_converge() {
     }
     w.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_row_doris_rejects_is_isolated_and_dead_lettered_while_the_rest_loads() {
+    let mut w = World::new("reject", 1).await;
+    let config = w.write_config("");
+    let (stop, run) = w.start(&config);
+    // Ten new jobs in one batch; job 7's category is longer than Doris' VARCHAR(128).
+    let jobs: Vec<jobgen::Change> = (1..=10)
+        .map(|id| jobgen::Change::NewJob {
+            id,
+            client_id: 1,
+            title: format!("job {id}"),
+            category: if id == 7 {
+                "c".repeat(200)
+            } else {
+                "sales".into()
+            },
+            location: "Remote".into(),
+            salary_min: 1000,
+            salary_max: 2000,
+        })
+        .collect();
+    w.apply(&jobs).await;
+    let dl = w.dir.path().join("dead.jsonl");
+    let start = Instant::now();
+    let lines: Vec<serde_json::Value> = loop {
+        let text = std::fs::read_to_string(&dl).unwrap_or_default();
+        if !text.is_empty() {
+            break text
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("json line"))
+                .collect();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no dead letter for the rejected row"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["kind"], "load");
+    assert_eq!(lines[0]["keys"], serde_json::json!([7]));
+    assert!(
+        lines[0]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("rejected"),
+        "{}",
+        lines[0]
+    );
+    let rows = w
+        .sim
+        .client()
+        .rows("job_analytics", "merged_job_data")
+        .await
+        .expect("rows");
+    let ids: Vec<i64> = rows.iter().filter_map(|r| r["job_id"].as_i64()).collect();
+    assert_eq!(
+        ids,
+        vec![1, 2, 3, 4, 5, 6, 8, 9, 10],
+        "every other row is loaded"
+    );
+    let state = w.debug_state().await;
+    assert_eq!(state["totals"]["rows_rejected"], 1, "{state}");
+    stop.cancel();
+    run.await.expect("join").expect("graceful shutdown");
+    for (t, p, committed, end) in w.committed_vs_end(1) {
+        assert_eq!(
+            committed, end,
+            "{t}/{p}: the rejected row is handled, not blocking"
+        );
+    }
+    w.cleanup().await;
+}

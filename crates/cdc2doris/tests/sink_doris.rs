@@ -155,6 +155,7 @@ fn request(topic: &str, partition: i32, first: i64, last: i64, body: Bytes) -> L
         }],
         body,
         row_count,
+        label_suffix: None,
     }
 }
 

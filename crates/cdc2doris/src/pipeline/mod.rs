@@ -134,8 +134,8 @@ pub struct Totals {
     pub queries: u64,
     /// Body bytes loaded.
     pub bytes: u64,
-    /// Loads Doris rejected whose keys were dead-lettered.
-    pub loads_dead_lettered: u64,
+    /// Rows Doris rejected, each dead-lettered with its key.
+    pub rows_rejected: u64,
 }
 
 fn now_unix() -> u64 {
@@ -291,6 +291,7 @@ pub async fn run(
         }
     }
     let ctx = Arc::new(WorkerContext {
+        key_column: file.merge.key_column.clone(),
         pg_healthy: pg_healthy.clone(),
         pool: pool.clone(),
         merge,
@@ -768,6 +769,9 @@ impl<S: Sink + 'static> Coordinator<'_, S> {
                 rows,
                 deletes,
                 queries,
+                rejected,
+                loads,
+                bytes,
             } => {
                 if let Err(e) = self.tracker.ack_batch(done.id) {
                     tracing::warn!(label = %done.label, "ack ignored: {e}");
@@ -776,13 +780,14 @@ impl<S: Sink + 'static> Coordinator<'_, S> {
                 self.totals.rows += rows as u64 + deletes as u64;
                 self.totals.deletes += deletes as u64;
                 self.totals.queries += queries as u64;
+                self.totals.rows_rejected += rejected as u64;
                 if let Some(r) = &receipt {
-                    self.totals.loads += 1;
-                    self.totals.bytes += r.bytes_loaded;
+                    self.totals.loads += loads as u64;
+                    self.totals.bytes += bytes as u64;
                     self.last_load_unix = now_unix();
                     tracing::info!(
                         label = %done.label, keys, rows, deletes, queries, attempts = r.attempts,
-                        bytes = r.bytes_loaded, seconds = done.elapsed.as_secs_f64(), "batch loaded"
+                        bytes, rejected, seconds = done.elapsed.as_secs_f64(), "batch loaded"
                     );
                 }
                 metrics::counter!("cdc2doris_keys_refreshed_total").increment(keys as u64);
@@ -795,14 +800,6 @@ impl<S: Sink + 'static> Coordinator<'_, S> {
                     metrics::counter!("cdc2doris_batch_messages_acked_total")
                         .increment(info.messages);
                 }
-                Ok(())
-            }
-            BatchOutcome::DeadLettered { reason } => {
-                if let Err(e) = self.tracker.ack_batch(done.id) {
-                    tracing::warn!(label = %done.label, "ack ignored: {e}");
-                }
-                self.totals.loads_dead_lettered += 1;
-                tracing::warn!(label = %done.label, "batch dead-lettered: {reason}");
                 Ok(())
             }
             BatchOutcome::Abandoned => {

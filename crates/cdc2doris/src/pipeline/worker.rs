@@ -44,6 +44,8 @@ impl Resolver {
 
 /// What a worker needs; shared by all workers.
 pub struct WorkerContext<S> {
+    /// The merge query's key column (to name a rejected row's key).
+    pub key_column: String,
     /// Set after each PostgreSQL query: whether it succeeded (for `/readyz`).
     pub pg_healthy: Arc<std::sync::atomic::AtomicBool>,
     /// PostgreSQL connections.
@@ -96,11 +98,12 @@ pub enum BatchOutcome {
         deletes: usize,
         /// Merge queries run.
         queries: usize,
-    },
-    /// Doris refused the data for good; the keys went to the dead-letter destination.
-    DeadLettered {
-        /// Why.
-        reason: String,
+        /// Rows Doris refused, each sent to the dead-letter destination.
+        rejected: usize,
+        /// Stream Loads committed (more than one when rejected rows were isolated).
+        loads: usize,
+        /// Body bytes of the batch.
+        bytes: usize,
     },
     /// Shutdown came before the batch finished; it is not acknowledged.
     Abandoned,
@@ -355,14 +358,13 @@ async fn process<S: Sink + 'static>(
             rows: 0,
             deletes: 0,
             queries: 0,
+            rejected: 0,
+            loads: 0,
+            bytes: 0,
         });
     }
     let mut all: Vec<KeyValue> = keys.into_iter().collect();
     all.sort_unstable();
-    let key_json: Vec<serde_json::Value> = all
-        .iter()
-        .map(|k| serde_json::from_str(&k.to_json()).unwrap_or(serde_json::Value::Null))
-        .collect();
 
     // Merge: chunks in parallel, up to `parallel_chunks` at once; the body keeps chunk order.
     let chunks: Vec<Vec<KeyValue>> = all
@@ -412,72 +414,177 @@ async fn process<S: Sink + 'static>(
     for c in bodies.into_iter().flatten() {
         body.extend_from_slice(&c.body);
     }
-    let request = LoadRequest {
-        ranges,
-        body: Bytes::from(body),
-        row_count: (rows + deletes) as u64,
-    };
-
-    // Load: the sink retries within its deadline; past it, the same request (same label) is tried again.
-    let mut delay = Duration::from_secs(1);
-    loop {
-        let started = Instant::now();
-        let result = tokio::select! {
-            _ = ctx.abandon.cancelled() => return Err(StepError::Abandoned),
-            r = ctx.sink.load(request.clone()) => r,
+    let body = Bytes::from(body);
+    let lines = split_lines(&body);
+    let part = load_part(ctx, &ranges, &lines, None).await?;
+    let rejected = part.rejected.len();
+    for r in &part.rejected {
+        let rec = LoadRejection {
+            label: &r.label,
+            reason: r.reason.clone(),
+            keys: vec![r.key.clone()],
+            error_url_excerpt: r.excerpt.clone(),
         };
-        metrics::histogram!("cdc2doris_load_seconds").record(started.elapsed().as_secs_f64());
-        match result {
-            Ok(receipt) => {
-                metrics::counter!("cdc2doris_load_rows_total").increment(receipt.rows_loaded);
-                metrics::counter!("cdc2doris_load_bytes_total")
-                    .increment(request.body.len() as u64);
-                metrics::counter!("cdc2doris_loads_total", "status" => "committed").increment(1);
-                return Ok(BatchOutcome::Loaded {
-                    receipt: Some(receipt),
-                    keys: key_count,
-                    rows,
-                    deletes,
-                    queries,
-                });
-            }
-            Err(SinkError::FilteredRows {
-                label: l,
-                filtered,
-                total,
-                excerpt,
-                message,
-                ..
-            }) => {
-                metrics::counter!("cdc2doris_loads_total", "status" => "rejected").increment(1);
-                let reason = format!("Doris filtered {filtered} of {total} rows: {message}");
-                tracing::error!(label = %l, "{reason}; sending the batch's keys to the dead-letter destination");
-                let rec = LoadRejection {
-                    label: &l,
-                    reason: reason.clone(),
-                    keys: key_json.clone(),
-                    error_url_excerpt: excerpt,
-                };
-                let mut d = RETRY_MIN;
-                while let Err(e) = ctx.dead_letter.write_load(&rec).await {
-                    tracing::warn!("cannot write the dead letter, retrying: {e}");
-                    if !backoff(&ctx.abandon, &mut d).await {
-                        return Err(StepError::Abandoned);
-                    }
-                }
-                return Ok(BatchOutcome::DeadLettered { reason });
-            }
-            Err(e) if e.class() == ErrorClass::Permanent => {
-                metrics::counter!("cdc2doris_loads_total", "status" => "failed").increment(1);
-                return Err(StepError::Fatal(format!("{e}")));
-            }
-            Err(e) => {
-                metrics::counter!("cdc2doris_loads_total", "status" => "retried").increment(1);
-                tracing::warn!(label = %label, "load not committed yet, retrying with the same label: {e}");
-                if !backoff(&ctx.abandon, &mut delay).await {
-                    return Err(StepError::Abandoned);
-                }
+        let mut d = RETRY_MIN;
+        while let Err(e) = ctx.dead_letter.write_load(&rec).await {
+            tracing::warn!("cannot write the dead letter, retrying: {e}");
+            if !backoff(&ctx.abandon, &mut d).await {
+                return Err(StepError::Abandoned);
             }
         }
     }
+    if rejected > 0 {
+        tracing::error!(
+            label = %label, rejected,
+            "Doris rejected {rejected} row(s) of this batch; each went to the dead-letter destination with its key and Doris' reason, the other rows are loaded"
+        );
+    }
+    Ok(BatchOutcome::Loaded {
+        receipt: part.last_receipt,
+        keys: key_count,
+        rows,
+        deletes,
+        queries,
+        rejected,
+        loads: part.loads,
+        bytes: body.len(),
+    })
+}
+
+/// The lines of a JSON-lines body, each with its `\n`, sharing the body's memory.
+fn split_lines(body: &Bytes) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, b) in body.iter().enumerate() {
+        if *b == b'\n' {
+            out.push(body.slice(start..=i));
+            start = i + 1;
+        }
+    }
+    if start < body.len() {
+        out.push(body.slice(start..));
+    }
+    out
+}
+
+/// A row Doris refused, isolated by splitting.
+struct RejectedRow {
+    label: String,
+    key: serde_json::Value,
+    reason: String,
+    excerpt: Option<String>,
+}
+
+#[derive(Default)]
+struct PartResult {
+    last_receipt: Option<LoadReceipt>,
+    loads: usize,
+    rejected: Vec<RejectedRow>,
+}
+
+type PartFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<PartResult, StepError>> + Send + 'a>>;
+
+/// Loads `lines` as one Stream Load. When Doris filters rows (strict mode, a value too long, …) the
+/// part is split in halves, each loaded under the parent's label plus `0`/`1`, until every rejected
+/// row stands alone; those rows are returned for the dead-letter destination and every other row
+/// is loaded. Labels stay deterministic, so a retry of any part is idempotent.
+fn load_part<'a, S: Sink + 'static>(
+    ctx: &'a WorkerContext<S>,
+    ranges: &'a [OffsetRange],
+    lines: &'a [Bytes],
+    suffix: Option<String>,
+) -> PartFuture<'a> {
+    Box::pin(async move {
+        let mut body = Vec::with_capacity(lines.iter().map(Bytes::len).sum());
+        for l in lines {
+            body.extend_from_slice(l);
+        }
+        let request = LoadRequest {
+            ranges: ranges.to_vec(),
+            body: Bytes::from(body),
+            row_count: lines.len() as u64,
+            label_suffix: suffix.clone(),
+        };
+        // The sink retries within its deadline; past it, the same request (same label) is tried again.
+        let mut delay = Duration::from_secs(1);
+        loop {
+            let started = Instant::now();
+            let result = tokio::select! {
+                _ = ctx.abandon.cancelled() => return Err(StepError::Abandoned),
+                r = ctx.sink.load(request.clone()) => r,
+            };
+            metrics::histogram!("cdc2doris_load_seconds").record(started.elapsed().as_secs_f64());
+            match result {
+                Ok(receipt) => {
+                    metrics::counter!("cdc2doris_load_rows_total").increment(receipt.rows_loaded);
+                    metrics::counter!("cdc2doris_load_bytes_total")
+                        .increment(request.body.len() as u64);
+                    metrics::counter!("cdc2doris_loads_total", "status" => "committed")
+                        .increment(1);
+                    return Ok(PartResult {
+                        last_receipt: Some(receipt),
+                        loads: 1,
+                        rejected: Vec::new(),
+                    });
+                }
+                Err(SinkError::FilteredRows {
+                    label,
+                    filtered,
+                    total,
+                    excerpt,
+                    message,
+                    ..
+                }) => {
+                    metrics::counter!("cdc2doris_loads_total", "status" => "rows_rejected")
+                        .increment(1);
+                    if lines.len() <= 1 {
+                        let key = lines
+                            .first()
+                            .and_then(|l| serde_json::from_slice::<serde_json::Value>(l).ok())
+                            .and_then(|v| v.get(&ctx.key_column).cloned())
+                            .unwrap_or(serde_json::Value::Null);
+                        let reason = format!("Doris rejected the row: {message}");
+                        return Ok(PartResult {
+                            last_receipt: None,
+                            loads: 0,
+                            rejected: vec![RejectedRow {
+                                label,
+                                key,
+                                reason,
+                                excerpt,
+                            }],
+                        });
+                    }
+                    tracing::warn!(
+                        label = %label, filtered, total,
+                        "Doris filtered rows; loading the batch in halves to isolate them"
+                    );
+                    let mid = lines.len() / 2;
+                    let base = suffix.clone().unwrap_or_else(|| "b".to_string());
+                    let mut left =
+                        load_part(ctx, ranges, &lines[..mid], Some(format!("{base}0"))).await?;
+                    let right =
+                        load_part(ctx, ranges, &lines[mid..], Some(format!("{base}1"))).await?;
+                    left.loads += right.loads;
+                    left.rejected.extend(right.rejected);
+                    if right.last_receipt.is_some() {
+                        left.last_receipt = right.last_receipt;
+                    }
+                    return Ok(left);
+                }
+                Err(e) if e.class() == ErrorClass::Permanent => {
+                    metrics::counter!("cdc2doris_loads_total", "status" => "failed").increment(1);
+                    return Err(StepError::Fatal(format!("{e}")));
+                }
+                Err(e) => {
+                    metrics::counter!("cdc2doris_loads_total", "status" => "retried").increment(1);
+                    tracing::warn!("load not committed yet, retrying with the same label: {e}");
+                    if !backoff(&ctx.abandon, &mut delay).await {
+                        return Err(StepError::Abandoned);
+                    }
+                }
+            }
+        }
+    })
 }

@@ -39,6 +39,9 @@ pub struct LoadRequest {
     pub body: Bytes,
     /// Number of rows (lines) in `body`, for logs and metrics.
     pub row_count: u64,
+    /// Set when a batch is loaded in parts (e.g. split to isolate rows Doris rejects): appended to
+    /// the batch's label so each part has a label of its own, identical on every retry. `[-_A-Za-z0-9]`.
+    pub label_suffix: Option<String>,
 }
 
 /// How a committed load was recognised.

@@ -24,7 +24,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tracing::{debug, info, warn, Instrument};
 
 use super::config::{ConfigProblem, DorisConfig, GroupCommitMode};
-use super::label::build_label;
+use super::label::{build_label, label_with_suffix};
 use super::redirect::RedirectPolicy;
 use super::response::{
     classify_fe_refusal, classify_response, classify_two_phase, parse_reply, ExistingJob,
@@ -178,7 +178,10 @@ impl DorisSink {
                 problem: "the batch covers no offset range, so it has no label",
             });
         }
-        let label = self.label_for(&req.ranges);
+        let label = match &req.label_suffix {
+            Some(suffix) => label_with_suffix(&self.label_for(&req.ranges), suffix),
+            None => self.label_for(&req.ranges),
+        };
         let started = Instant::now();
         let deadline = started + self.cfg.retry_deadline;
         let attempts = AtomicU32::new(0);
@@ -743,7 +746,10 @@ impl Sink for DorisSink {
     ) -> impl std::future::Future<Output = Result<LoadReceipt, SinkError>> + Send {
         let span = tracing::info_span!(
             "doris_load",
-            label = %self.label_for(&batch.ranges),
+            label = %match &batch.label_suffix {
+                Some(suffix) => label_with_suffix(&self.label_for(&batch.ranges), suffix),
+                None => self.label_for(&batch.ranges),
+            },
             rows = batch.row_count,
             bytes = batch.body.len(),
         );

@@ -59,6 +59,25 @@ pub fn build_label(prefix: &str, db: &str, table: &str, ranges: &[OffsetRange]) 
     hashed_label(&prefix, db, table, &sorted)
 }
 
+/// The label of one part of a batch: `label:suffix` when it fits, else the batch label's prefix and a hash
+/// of both. Deterministic, valid, and distinct from the batch's own label and from other suffixes.
+pub fn label_with_suffix(label: &str, suffix: &str) -> String {
+    let suffix = sanitize(suffix, 32);
+    let joined = format!("{label}:{suffix}");
+    if joined.len() <= MAX_LABEL_LEN {
+        return joined;
+    }
+    let digest = Sha256::digest(joined.as_bytes());
+    let hash: String = digest
+        .iter()
+        .flat_map(|b| [b >> 4, b & 0x0f])
+        .take(HASH_HEX_LEN)
+        .map(|nibble| char::from_digit(u32::from(nibble), 16).unwrap_or('0'))
+        .collect();
+    let prefix = label.split(':').next().unwrap_or("cdc2doris");
+    format!("{prefix}:part:{hash}")
+}
+
 fn readable_label(prefix: &str, db: &str, table: &str, ranges: &[&OffsetRange]) -> Option<String> {
     if ranges.is_empty()
         || !is_plain_name(db)
@@ -188,6 +207,21 @@ mod tests {
             build_label("p", "d", "t", &a),
             build_label("p", "d", "t", &b)
         );
+    }
+
+    #[test]
+    fn suffixed_labels_are_valid_and_distinct() {
+        let base = build_label("p", "db", "t", &[range("topic", 0, 1, 2)]);
+        let a = label_with_suffix(&base, "b0");
+        let b = label_with_suffix(&base, "b1");
+        assert!(is_valid_label(&a) && is_valid_label(&b));
+        assert_ne!(a, b);
+        assert_ne!(a, base);
+        assert_eq!(a, label_with_suffix(&base, "b0"));
+        let long = "x".repeat(127);
+        let h = label_with_suffix(&long, "b0");
+        assert!(is_valid_label(&h), "{h}");
+        assert_ne!(h, label_with_suffix(&long, "b1"));
     }
 
     #[test]

@@ -1506,3 +1506,45 @@ async fn c45_total_is_loaded_plus_filtered_plus_unselected_and_load_bytes_is_bod
     );
     assert_eq!(n("LoadBytes"), body.len() as u64);
 }
+
+#[tokio::test]
+async fn c39_fe_validates_group_commit_and_looks_the_table_up() {
+    let sim = sim().await;
+    let auth = basic("root", "");
+    let fe = |gc: &'static str, path: &'static str| {
+        let auth = auth.clone();
+        let addr = sim.fe_addr();
+        async move {
+            send(
+                addr,
+                "PUT",
+                path,
+                &[
+                    ("Authorization", &auth),
+                    ("Expect", "100-continue"),
+                    ("group_commit", gc),
+                ],
+                b"",
+            )
+            .await
+        }
+    };
+    let r = fe("bogus", "/api/d1/u/_stream_load").await;
+    assert_eq!(
+        r.json(),
+        json!({"status": "FAILED", "msg": "Header `group_commit` can only be `sync_mode`, `async_mode` or `off_mode`."})
+    );
+    assert_eq!(
+        fe("async_mode", "/api/d1/nope/_stream_load").await.json()["msg"],
+        "OlapTable not found."
+    );
+    assert_eq!(
+        fe("sync_mode", "/api/nodb/u/_stream_load").await.json()["msg"],
+        "Database not found."
+    );
+    assert_eq!(fe("async_mode", "/api/d1/u/_stream_load").await.status, 307);
+    assert_eq!(
+        fe("off_mode", "/api/d1/nope/_stream_load").await.status,
+        307
+    );
+}

@@ -871,9 +871,13 @@ async fn c24_two_pc_without_id_label_or_operation_fails_on_fe() {
     )
     .await
     .json();
-    assert_eq!(
-        j,
-        json!({"status": "INTERNAL_ERROR", "msg": "convert txn_id [x1] failed"})
+    assert_eq!(j["status"], "INTERNAL_ERROR");
+    assert!(
+        j["msg"]
+            .as_str()
+            .unwrap()
+            .starts_with("convert txn_id [x1] failed"),
+        "{j}"
     );
     let j = two_pc(
         sim.be_addr(),
@@ -1546,5 +1550,35 @@ async fn c39_fe_validates_group_commit_and_looks_the_table_up() {
     assert_eq!(
         fe("off_mode", "/api/d1/nope/_stream_load").await.status,
         307
+    );
+}
+
+#[tokio::test]
+async fn c21_be_2pc_replies_are_pretty_name_both_ids_and_compare_the_operation_exactly() {
+    let sim = sim().await;
+    let txn = precommit(&sim, "both", r#"{"k": 1}"#).await["TxnId"].to_string();
+    let r = two_pc(
+        sim.be_addr(),
+        "d1",
+        &[("txn_id", &txn), ("txn_operation", "COMMIT")],
+    )
+    .await;
+    assert_eq!(
+        r.json()["msg"],
+        "transaction operation should be 'commit' or 'abort'"
+    );
+    let r = two_pc(
+        sim.be_addr(),
+        "d1",
+        &[
+            ("label", "both"),
+            ("txn_id", &txn),
+            ("txn_operation", "commit"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        r.body,
+        format!("{{\n    \"status\": \"Success\",\n    \"msg\": \"label [both] transaction [{txn}] commit successfully.\"\n}}")
     );
 }

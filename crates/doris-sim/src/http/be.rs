@@ -3,58 +3,66 @@
 use super::*;
 
 pub(super) fn be_2pc(ctx: &Ctx, req: &Request<Incoming>, db: &str) -> Resp {
+    // Same order and texts as the BE's StreamLoad2PCAction: label and txn_id name the transaction (both may be
+    // given; the id wins), the operation is compared exactly, the success text names whatever was given.
     let h = req.headers();
+    let get = |n: &str| {
+        h.get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let reply = |status: &str, msg: &str| be_reply(status_msg_pretty(status, msg));
+    let mut subject = String::new();
+    if let Some(l) = get("label") {
+        subject.push_str(&format!("label [{l}] "));
+    }
+    let mut txn = get("label").map(TxnRef::Label);
+    if let Some(id) = get("txn_id") {
+        subject.push_str(&format!("transaction [{id}] "));
+        match id.parse::<i64>() {
+            Ok(n) => txn = Some(TxnRef::Id(n)),
+            Err(_) => {
+                return reply(
+                    "INTERNAL_ERROR",
+                    &format!("convert txn_id [{id}] failed, reason=stoull"),
+                )
+            }
+        }
+    }
+    let op = get("txn_operation").unwrap_or_default();
+    let commit = match op {
+        "commit" => true,
+        "abort" => false,
+        _ => {
+            return reply(
+                "INTERNAL_ERROR",
+                "transaction operation should be 'commit' or 'abort'",
+            )
+        }
+    };
     match check_auth(ctx, h) {
         Auth::Ok(_) => {}
-        Auth::Missing => {
-            return be_reply(status_msg("INTERNAL_ERROR", "no valid Basic authorization"))
-        }
+        Auth::Missing => return reply("INTERNAL_ERROR", "no valid Basic authorization"),
         Auth::Denied { user, .. } => {
-            return be_reply(status_msg(
+            return reply(
                 "ANALYSIS_ERROR",
                 &format!("errCode = 2, detailMessage = Access denied for user '{user}'"),
-            ))
+            )
         }
     }
-    let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::trim);
-    let op = get("txn_operation").unwrap_or_default();
-    let commit = if op.eq_ignore_ascii_case("commit") {
-        true
-    } else if op.eq_ignore_ascii_case("abort") {
-        false
-    } else {
-        return be_reply(status_msg(
-            "INTERNAL_ERROR",
-            "transaction operation should be 'commit' or 'abort'",
-        ));
-    };
-    let txn = match (get("txn_id"), get("label")) {
-        (Some(id), _) => match id.parse::<i64>() {
-            Ok(n) => TxnRef::Id(n),
-            Err(_) => {
-                return be_reply(status_msg(
-                    "INTERNAL_ERROR",
-                    &format!("convert txn_id [{id}] failed"),
-                ))
-            }
-        },
-        (None, Some(l)) if !l.is_empty() => TxnRef::Label(l),
-        _ => {
-            return be_reply(status_msg(
-                "INTERNAL_ERROR",
-                "No transaction id or label selected.",
-            ))
-        }
+    let Some(txn) = txn else {
+        return reply("INTERNAL_ERROR", "No transaction id or label selected.");
     };
     if !ctx.state.catalog.has_db(db) {
-        return be_reply(status_msg(
+        return reply(
             "ANALYSIS_ERROR",
             &format!("errCode = 2, detailMessage = unknown databases, dbName={db}"),
-        ));
+        );
     }
     match ctx.state.finish_2pc(db, txn, commit) {
-        Ok(msg) => be_reply(status_msg("Success", &msg)),
-        Err(msg) => be_reply(status_msg("ANALYSIS_ERROR", &msg)),
+        Ok(_) => reply("Success", &format!("{subject}{op} successfully.")),
+        Err(msg) => reply("ANALYSIS_ERROR", &msg),
     }
 }
 

@@ -1582,3 +1582,64 @@ async fn c21_be_2pc_replies_are_pretty_name_both_ids_and_compare_the_operation_e
         format!("{{\n    \"status\": \"Success\",\n    \"msg\": \"label [both] transaction [{txn}] commit successfully.\"\n}}")
     );
 }
+
+#[tokio::test]
+async fn c39_group_commit_loads_in_one_interval_share_txn_label_and_one_version() {
+    let sim = sim_opts(doris_sim::SimOptions {
+        group_commit_interval_ms: 500,
+        max_versions: Some(1),
+        compaction_versions_per_sec: 0.0,
+        ..Default::default()
+    })
+    .await;
+    let a = be_load(
+        &sim,
+        "d1",
+        "u",
+        &[("group_commit", "async_mode")],
+        "1\ta\t1\n",
+    )
+    .await
+    .json();
+    let b = be_load(
+        &sim,
+        "d1",
+        "u",
+        &[("group_commit", "async_mode")],
+        "2\tb\t2\n",
+    )
+    .await
+    .json();
+    assert_eq!(a["TxnId"], b["TxnId"], "{a} {b}");
+    assert_eq!(a["Label"], b["Label"]);
+    let started = std::time::Instant::now();
+    let c = be_load(
+        &sim,
+        "d1",
+        "u",
+        &[("group_commit", "sync_mode")],
+        "3\tc\t3\n",
+    )
+    .await
+    .json();
+    assert_eq!(c["Status"], "Success", "{c}");
+    assert_eq!(c["TxnId"], a["TxnId"], "sync load joins the open group");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(200),
+        "sync mode replies after the internal commit"
+    );
+    assert_eq!(rows(&sim, "d1", "u").await.len(), 3);
+    let stats = sim.client().stats().await.unwrap();
+    let u = stats["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["db"] == "d1" && t["table"] == "u")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (u["loads"].as_u64(), u["versions"].as_u64()),
+        (Some(3), Some(1)),
+        "{u}"
+    );
+}

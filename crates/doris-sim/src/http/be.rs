@@ -234,7 +234,15 @@ pub(super) async fn be_stream_load(
         ));
     }
     let begin = Instant::now();
-    let txn_id = match ctx.state.begin(&db, table_idx, &label) {
+    let group = group_commit.map(|_| {
+        ctx.state
+            .join_group(&db, table_idx, ctx.group_commit_interval)
+    });
+    let begun = match &group {
+        Some((id, _, _)) => Ok(*id),
+        None => ctx.state.begin(&db, table_idx, &label),
+    };
+    let txn_id = match begun {
         Ok(id) => id,
         Err(BeginError::LabelExists { state, txn_id }) => {
             let mut r = fail(format!(
@@ -257,6 +265,9 @@ pub(super) async fn be_stream_load(
     }
     let mut base = base.clone();
     base.txn_id = txn_id;
+    if let Some((_, group_label, _)) = &group {
+        base.label = group_label.clone();
+    }
     base.begin_txn_time_ms = begin_ms;
     let fail = |msg: String, state: &State| {
         state.abort_running(txn_id);
@@ -358,10 +369,13 @@ pub(super) async fn be_stream_load(
         r.load_time_ms = ms(start);
         return reply(r);
     }
-    if let Some(mode) = group_commit {
-        // Group commit: the data becomes visible at the next internal commit (spec §7).
+    // Group commit: the data becomes visible at the group's internal commit (spec §7); sync mode replies after it.
+    let mut visible_from = None;
+    if let (Some(mode), Some((_, _, due))) = (group_commit, &group) {
         if mode == GroupCommit::Sync {
-            tokio::time::sleep(ctx.group_commit_interval).await;
+            tokio::time::sleep_until((*due).into()).await;
+        } else {
+            visible_from = Some(*due);
         }
     }
     let commit_start = Instant::now();
@@ -369,10 +383,6 @@ pub(super) async fn be_stream_load(
         Some(f) if f.kind == FaultKind::PublishTimeout => {
             Some(Duration::from_millis(f.delay_ms.unwrap_or(1000)))
         }
-        _ => None,
-    };
-    let delayed_visibility = match group_commit {
-        Some(GroupCommit::Async) => Some(ctx.group_commit_interval),
         _ => None,
     };
     let new_keys = match (
@@ -389,7 +399,7 @@ pub(super) async fn be_stream_load(
         prepared.ops,
         params.two_phase_commit,
         publish_delay,
-        delayed_visibility,
+        visible_from,
         new_keys,
     ) {
         r.message = msg;

@@ -164,8 +164,8 @@ pub enum FaultKind {
     Delay,
     /// The FE redirects to a BE address nobody listens on.
     RedirectUnreachable,
-    /// The BE handler panics before the transaction begins: shows that a panic becomes HTTP 500 and the sim keeps
-    /// serving.
+    /// The BE handler panics after its transaction began: shows that a panic becomes HTTP 500, the transaction is
+    /// aborted and the sim keeps serving.
     Panic,
 }
 

@@ -378,6 +378,15 @@ pub(super) async fn be_stream_load(
             visible_from = Some(*due);
         }
     }
+    // The FE's txn manager aborts a load that outlives its `timeout`; the commit then finds it aborted.
+    if group.is_none() && begin.elapsed() > Duration::from_secs(params.timeout_secs) {
+        ctx.state.abort_running(txn_id);
+        r.message = format!(
+            "[ANALYSIS_ERROR]errCode = 2, detailMessage = transaction [{txn_id}] is already aborted. abort reason: timeout by txn manager"
+        );
+        r.load_time_ms = ms(start);
+        return reply(r);
+    }
     let commit_start = Instant::now();
     let publish_delay = match fault.as_ref() {
         Some(f) if f.kind == FaultKind::PublishTimeout => {

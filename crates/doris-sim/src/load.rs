@@ -342,10 +342,10 @@ pub fn parse_headers(h: &HeaderMap, default_tz: LoadTz) -> Result<LoadParams, St
         Some("sync_mode") => Some(GroupCommit::Sync),
         Some("async_mode") => Some(GroupCommit::Async),
         Some(_) => {
-            return Err(format!(
-            "[INVALID_ARGUMENT]group_commit can only be [async_mode, sync_mode, off_mode], got {}",
-            header(h, "group_commit").unwrap_or_default()
-        ))
+            return Err(
+                "[INVALID_ARGUMENT]Header `group_commit` can only be `sync_mode`, `async_mode` or `off_mode`."
+                    .into(),
+            )
         }
     };
     // Exactly `true`, unlike the other booleans (spec §3).

@@ -20,7 +20,7 @@ struct Args {
     /// The user allowed to load.
     #[arg(long, default_value = "root")]
     user: String,
-    /// Name of the environment variable holding the password (empty password if unset).
+    /// Name of the environment variable holding the password (the password is empty without this flag).
     #[arg(long)]
     password_env: Option<String>,
     /// Directory for the commit log: data and labels survive a restart.
@@ -62,7 +62,11 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
     let password = match &args.password_env {
-        Some(var) => std::env::var(var).unwrap_or_default(),
+        Some(var) => std::env::var(var).map_err(|_| {
+            anyhow::anyhow!(
+                "--password-env {var}: the environment variable is not set (export it, even empty)"
+            )
+        })?,
         None => String::new(),
     };
     let sim = doris_sim::Sim::start(doris_sim::SimOptions {

@@ -185,6 +185,16 @@ pub fn status_msg(status: &str, msg: &str) -> String {
     s
 }
 
+/// `{"status":…,"msg":…}` pretty-printed by rapidjson's PrettyWriter (BE `Status::to_json`, 2PC replies).
+pub fn status_msg_pretty(status: &str, msg: &str) -> String {
+    let mut s = String::from("{\n    \"status\": ");
+    write_json_string(status, &mut s);
+    s.push_str(",\n    \"msg\": ");
+    write_json_string(msg, &mut s);
+    s.push_str("\n}");
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -164,8 +164,8 @@ pub enum FaultKind {
     Delay,
     /// The FE redirects to a BE address nobody listens on.
     RedirectUnreachable,
-    /// The BE handler panics before the transaction begins: shows that a panic becomes HTTP 500 and the sim keeps
-    /// serving.
+    /// The BE handler panics after its transaction began: shows that a panic becomes HTTP 500, the transaction is
+    /// aborted and the sim keeps serving.
     Panic,
 }
 
@@ -188,6 +188,8 @@ pub struct Inner {
     log: Option<File>,
     /// Group-commit loads waiting for their internal commit: (due, txn, table, rows).
     delayed: Vec<(Instant, i64, usize, Vec<RowOp>)>,
+    /// Open group-commit transaction per table: (txn, label, internal commit time).
+    groups: HashMap<usize, (i64, String, Instant)>,
 }
 
 /// Knobs of the state that come from `SimOptions`.
@@ -282,6 +284,7 @@ impl State {
                 error_log_order: VecDeque::new(),
                 log: None,
                 delayed: Vec::new(),
+                groups: HashMap::new(),
             }),
         };
         if let Some(dir) = data_dir {
@@ -340,6 +343,44 @@ impl State {
         Ok(id)
     }
 
+    /// Joins the table's current group-commit transaction, opening one if none is open (spec §7): loads within one
+    /// `group_commit_interval` share its `TxnId` and label and become visible together at `due`.
+    pub fn join_group(&self, db: &str, table: usize, interval: Duration) -> (i64, String, Instant) {
+        let mut g = self.lock();
+        let inner = &mut *g;
+        let now = Instant::now();
+        if let Some((txn, label, due)) = inner.groups.get(&table) {
+            if now < *due {
+                return (*txn, label.clone(), *due);
+            }
+        }
+        let id = inner.next_txn;
+        inner.next_txn += 1;
+        let label = format!("group_commit_{}", uuid::Uuid::new_v4().simple());
+        let due = now + interval;
+        inner.txns.insert(
+            id,
+            Txn {
+                id,
+                db: db.to_string(),
+                table,
+                label: label.clone(),
+                // Internal txn: never "running" from a client's point of view, so no load aborts it.
+                state: TxnState::Committed,
+                ops: Vec::new(),
+                finished_ms: now_ms(),
+                visible_at: None,
+            },
+        );
+        inner
+            .labels
+            .entry(db.to_string())
+            .or_default()
+            .insert(label.clone(), id);
+        inner.groups.insert(table, (id, label.clone(), due));
+        (id, label, due)
+    }
+
     /// Aborts a load that is still running (any failure after begin); its label becomes reusable. A no-op once the
     /// load committed, pre-committed or was aborted.
     pub fn abort_running(&self, txn_id: i64) {
@@ -382,7 +423,7 @@ impl State {
         ops: Vec<RowOp>,
         precommit: bool,
         publish_delay: Option<Duration>,
-        delayed_visibility: Option<Duration>,
+        visible_from: Option<Instant>,
         new_keys: NewKeys,
     ) -> Result<(), String> {
         let mut g = self.lock();
@@ -441,17 +482,21 @@ impl State {
         if precommit {
             t.state = TxnState::Precommitted;
             t.ops = ops;
-        } else if let Some(d) = delayed_visibility {
-            // Group commit: visible at the next internal commit.
+        } else if let Some(due) = visible_from {
+            // Group commit (async): visible at the group's internal commit.
             t.state = TxnState::Committed;
-            inner.delayed.push((Instant::now() + d, txn_id, table, ops));
+            inner.delayed.push((due, txn_id, table, ops));
         } else {
+            // A group-commit txn shared by several loads adds one version, not one per load.
+            let new_version = t.state != TxnState::Visible;
             t.state = TxnState::Visible;
             t.visible_at = publish_delay.map(|d| Instant::now() + d);
             let rt = &mut inner.tables[table];
             rt.data.apply(&self.catalog.tables[table], ops);
             rt.loads += 1;
-            rt.pending_versions += 1.0;
+            if new_version {
+                rt.pending_versions += 1.0;
+            }
         }
         Ok(())
     }
@@ -634,12 +679,19 @@ impl State {
             .partition(|d| d.0 <= now);
         inner.delayed = keep;
         for (_, txn, table, ops) in due {
+            let new_version = match inner.txns.get_mut(&txn) {
+                Some(t) if t.state == TxnState::Visible => false,
+                Some(t) => {
+                    t.state = TxnState::Visible;
+                    true
+                }
+                None => true,
+            };
             let rt = &mut inner.tables[table];
             rt.data.apply(&self.catalog.tables[table], ops);
             rt.loads += 1;
-            rt.pending_versions += 1.0;
-            if let Some(t) = inner.txns.get_mut(&txn) {
-                t.state = TxnState::Visible;
+            if new_version {
+                rt.pending_versions += 1.0;
             }
         }
     }

@@ -547,7 +547,11 @@ impl Value {
                 let _ = write!(s, "{i}");
             }
             Value::Float(f) => {
-                let _ = write!(s, "{}", f.0);
+                if matches!(ty, ColType::Float) {
+                    let _ = write!(s, "{}", f.0 as f32);
+                } else {
+                    let _ = write!(s, "{}", f.0);
+                }
             }
             Value::Decimal(v) => {
                 let scale = match ty {
@@ -608,8 +612,10 @@ impl Value {
                     let _ = write!(out, "{i}");
                 }
             }
-            Value::Float(f) => {
-                let _ = write!(out, "{}", f.0);
+            Value::Float(_) => {
+                if let Some(t) = self.to_text(ty) {
+                    out.push_str(&t);
+                }
             }
             Value::Json(j) => out.push_str(j),
             Value::Str(s) => write_json_string(s, out),
@@ -666,6 +672,8 @@ mod tests {
         assert_eq!(parse_text(&ty, "125E-4", UTC), Ok(Value::Decimal(1)));
         assert_eq!(parse_text(&ty, "aé1e-1", UTC), Err(ConvError::Invalid));
         assert_eq!(parse_tz("+a€"), None);
+        let f = parse_text(&ColType::Float, "0.1", UTC).unwrap();
+        assert_eq!(f.to_text(&ColType::Float).as_deref(), Some("0.1"));
     }
 
     #[test]

@@ -693,3 +693,28 @@ async fn a_load_without_content_length_or_chunked_is_refused() {
     );
     assert_eq!(j["TxnId"], -1);
 }
+
+#[tokio::test]
+async fn a_load_outliving_its_timeout_is_aborted() {
+    let sim = sim().await;
+    queue_fault(&sim, json!({"kind": "delay", "delay_ms": 1200})).await;
+    let j = be_load(
+        &sim,
+        "d1",
+        "u",
+        &[("label", "slowpoke"), ("timeout", "1")],
+        "1\ta\t1\n",
+    )
+    .await
+    .json();
+    assert_eq!(j["Status"], "Fail");
+    assert!(
+        j["Message"]
+            .as_str()
+            .unwrap()
+            .contains("timeout by txn manager"),
+        "{j}"
+    );
+    assert!(rows(&sim, "d1", "u").await.is_empty());
+    assert_eq!(load_state(&sim, "d1", "slowpoke").await["data"], "ABORTED");
+}

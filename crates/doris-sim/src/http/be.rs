@@ -3,58 +3,66 @@
 use super::*;
 
 pub(super) fn be_2pc(ctx: &Ctx, req: &Request<Incoming>, db: &str) -> Resp {
+    // Same order and texts as the BE's StreamLoad2PCAction: label and txn_id name the transaction (both may be
+    // given; the id wins), the operation is compared exactly, the success text names whatever was given.
     let h = req.headers();
+    let get = |n: &str| {
+        h.get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let reply = |status: &str, msg: &str| be_reply(status_msg_pretty(status, msg));
+    let mut subject = String::new();
+    if let Some(l) = get("label") {
+        subject.push_str(&format!("label [{l}] "));
+    }
+    let mut txn = get("label").map(TxnRef::Label);
+    if let Some(id) = get("txn_id") {
+        subject.push_str(&format!("transaction [{id}] "));
+        match id.parse::<i64>() {
+            Ok(n) => txn = Some(TxnRef::Id(n)),
+            Err(_) => {
+                return reply(
+                    "INTERNAL_ERROR",
+                    &format!("convert txn_id [{id}] failed, reason=stoull"),
+                )
+            }
+        }
+    }
+    let op = get("txn_operation").unwrap_or_default();
+    let commit = match op {
+        "commit" => true,
+        "abort" => false,
+        _ => {
+            return reply(
+                "INTERNAL_ERROR",
+                "transaction operation should be 'commit' or 'abort'",
+            )
+        }
+    };
     match check_auth(ctx, h) {
         Auth::Ok(_) => {}
-        Auth::Missing => {
-            return be_reply(status_msg("INTERNAL_ERROR", "no valid Basic authorization"))
-        }
+        Auth::Missing => return reply("INTERNAL_ERROR", "no valid Basic authorization"),
         Auth::Denied { user, .. } => {
-            return be_reply(status_msg(
+            return reply(
                 "ANALYSIS_ERROR",
                 &format!("errCode = 2, detailMessage = Access denied for user '{user}'"),
-            ))
+            )
         }
     }
-    let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::trim);
-    let op = get("txn_operation").unwrap_or_default();
-    let commit = if op.eq_ignore_ascii_case("commit") {
-        true
-    } else if op.eq_ignore_ascii_case("abort") {
-        false
-    } else {
-        return be_reply(status_msg(
-            "INTERNAL_ERROR",
-            "transaction operation should be 'commit' or 'abort'",
-        ));
-    };
-    let txn = match (get("txn_id"), get("label")) {
-        (Some(id), _) => match id.parse::<i64>() {
-            Ok(n) => TxnRef::Id(n),
-            Err(_) => {
-                return be_reply(status_msg(
-                    "INTERNAL_ERROR",
-                    &format!("convert txn_id [{id}] failed"),
-                ))
-            }
-        },
-        (None, Some(l)) if !l.is_empty() => TxnRef::Label(l),
-        _ => {
-            return be_reply(status_msg(
-                "INTERNAL_ERROR",
-                "No transaction id or label selected.",
-            ))
-        }
+    let Some(txn) = txn else {
+        return reply("INTERNAL_ERROR", "No transaction id or label selected.");
     };
     if !ctx.state.catalog.has_db(db) {
-        return be_reply(status_msg(
+        return reply(
             "ANALYSIS_ERROR",
             &format!("errCode = 2, detailMessage = unknown databases, dbName={db}"),
-        ));
+        );
     }
     match ctx.state.finish_2pc(db, txn, commit) {
-        Ok(msg) => be_reply(status_msg("Success", &msg)),
-        Err(msg) => be_reply(status_msg("ANALYSIS_ERROR", &msg)),
+        Ok(_) => reply("Success", &format!("{subject}{op} successfully.")),
+        Err(msg) => reply("ANALYSIS_ERROR", &msg),
     }
 }
 
@@ -226,7 +234,15 @@ pub(super) async fn be_stream_load(
         ));
     }
     let begin = Instant::now();
-    let txn_id = match ctx.state.begin(&db, table_idx, &label) {
+    let group = group_commit.map(|_| {
+        ctx.state
+            .join_group(&db, table_idx, ctx.group_commit_interval)
+    });
+    let begun = match &group {
+        Some((id, _, _)) => Ok(*id),
+        None => ctx.state.begin(&db, table_idx, &label),
+    };
+    let txn_id = match begun {
         Ok(id) => id,
         Err(BeginError::LabelExists { state, txn_id }) => {
             let mut r = fail(format!(
@@ -249,6 +265,9 @@ pub(super) async fn be_stream_load(
     }
     let mut base = base.clone();
     base.txn_id = txn_id;
+    if let Some((_, group_label, _)) = &group {
+        base.label = group_label.clone();
+    }
     base.begin_txn_time_ms = begin_ms;
     let fail = |msg: String, state: &State| {
         state.abort_running(txn_id);
@@ -350,21 +369,29 @@ pub(super) async fn be_stream_load(
         r.load_time_ms = ms(start);
         return reply(r);
     }
-    if let Some(mode) = group_commit {
-        // Group commit: the data becomes visible at the next internal commit (spec §7).
+    // Group commit: the data becomes visible at the group's internal commit (spec §7); sync mode replies after it.
+    let mut visible_from = None;
+    if let (Some(mode), Some((_, _, due))) = (group_commit, &group) {
         if mode == GroupCommit::Sync {
-            tokio::time::sleep(ctx.group_commit_interval).await;
+            tokio::time::sleep_until((*due).into()).await;
+        } else {
+            visible_from = Some(*due);
         }
+    }
+    // The FE's txn manager aborts a load that outlives its `timeout`; the commit then finds it aborted.
+    if group.is_none() && begin.elapsed() > Duration::from_secs(params.timeout_secs) {
+        ctx.state.abort_running(txn_id);
+        r.message = format!(
+            "[ANALYSIS_ERROR]errCode = 2, detailMessage = transaction [{txn_id}] is already aborted. abort reason: timeout by txn manager"
+        );
+        r.load_time_ms = ms(start);
+        return reply(r);
     }
     let commit_start = Instant::now();
     let publish_delay = match fault.as_ref() {
         Some(f) if f.kind == FaultKind::PublishTimeout => {
             Some(Duration::from_millis(f.delay_ms.unwrap_or(1000)))
         }
-        _ => None,
-    };
-    let delayed_visibility = match group_commit {
-        Some(GroupCommit::Async) => Some(ctx.group_commit_interval),
         _ => None,
     };
     let new_keys = match (
@@ -381,7 +408,7 @@ pub(super) async fn be_stream_load(
         prepared.ops,
         params.two_phase_commit,
         publish_delay,
-        delayed_visibility,
+        visible_from,
         new_keys,
     ) {
         r.message = msg;

@@ -2,6 +2,10 @@
 
 use super::*;
 
+/// The FE's text for a bad `group_commit` header (also used by the BE for direct loads).
+pub(super) const GROUP_COMMIT_VALUES: &str =
+    "Header `group_commit` can only be `sync_mode`, `async_mode` or `off_mode`.";
+
 /// The FE's reply when Basic auth is missing or wrong: HTTP 200 with the REST envelope (spec §2).
 fn fe_auth(ctx: &Ctx, headers: &HeaderMap, peer: SocketAddr) -> Result<(), Box<Resp>> {
     match check_auth(ctx, headers) {
@@ -69,11 +73,30 @@ pub(super) fn fe_stream_load(
     table: &str,
     peer: SocketAddr,
 ) -> Resp {
+    // The FE validates `group_commit` first, even before auth (LoadAction.streamLoad).
+    let group_commit = req
+        .headers()
+        .get("group_commit")
+        .map(|v| v.to_str().unwrap_or_default().to_ascii_lowercase());
+    if let Some(mode) = &group_commit {
+        if !["sync_mode", "async_mode", "off_mode"].contains(&mode.as_str()) {
+            return json(status_msg("FAILED", GROUP_COMMIT_VALUES));
+        }
+    }
     if let Err(r) = fe_auth(ctx, req.headers(), peer) {
         return *r;
     }
     if !req.headers().contains_key(hyper::header::EXPECT) {
         return json(status_msg("FAILED", "There is no 100-continue header"));
+    }
+    // Only group commit makes the FE look the table up (to pick the BE by table id).
+    if group_commit.as_deref().is_some_and(|m| m != "off_mode") {
+        if !ctx.state.catalog.has_db(db) {
+            return json(status_msg("FAILED", "Database not found."));
+        }
+        if ctx.state.catalog.table(db, table).is_none() {
+            return json(status_msg("FAILED", "OlapTable not found."));
+        }
     }
     let unreachable = ctx
         .state

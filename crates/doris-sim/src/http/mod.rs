@@ -27,7 +27,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::load::{label_is_valid, parse_headers, Format, GroupCommit, Plan};
 use crate::response::{
-    fe_envelope, status_msg, LoadReply, FAIL, LABEL_ALREADY_EXISTS, PUBLISH_TIMEOUT, SUCCESS,
+    fe_envelope, status_msg, status_msg_pretty, LoadReply, FAIL, LABEL_ALREADY_EXISTS,
+    PUBLISH_TIMEOUT, SUCCESS,
 };
 use crate::state::{BeginError, FaultKind, FaultSpec, NewKeys, State, TxnRef};
 use crate::value::write_json_string;

@@ -409,4 +409,59 @@ mod tests {
             assert!(find(text, &["id"], "").is_err(), "{text}");
         }
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn value() -> impl Strategy<Value = serde_json::Value> {
+            let leaf = prop_oneof![
+                Just(serde_json::Value::Null),
+                any::<bool>().prop_map(serde_json::Value::from),
+                any::<i64>().prop_map(serde_json::Value::from),
+                any::<u64>().prop_map(serde_json::Value::from),
+                // No floats: serde_json's default float parsing does not round-trip, and numbers are skipped alike.
+                ".{0,8}".prop_map(serde_json::Value::from),
+            ];
+            leaf.prop_recursive(3, 24, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                    prop::collection::btree_map(".{0,4}", inner, 0..4)
+                        .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            /// The scanner finds exactly what serde_json finds, compact or pretty-printed.
+            #[test]
+            fn scanner_agrees_with_serde_json(
+                members in prop::collection::btree_map(".{0,4}", value(), 0..6),
+                names in prop::collection::btree_set(".{0,4}", 1..4).prop_map(|n| n.into_iter().collect::<Vec<_>>()),
+                pretty in any::<bool>(),
+            ) {
+                let object = serde_json::Value::Object(members.clone().into_iter().collect());
+                let text = if pretty { serde_json::to_string_pretty(&object) } else { serde_json::to_string(&object) }
+                    .unwrap();
+                let mut found = vec![None; names.len()];
+                find_members(&text, &names, "", &mut found).unwrap();
+                for (name, found) in names.iter().zip(&found) {
+                    let found = found.map(|t| serde_json::from_str::<serde_json::Value>(t).unwrap());
+                    prop_assert_eq!(found.as_ref(), members.get(name.as_str()));
+                }
+                prop_assert_eq!(count_members(&text), Ok(members.len()));
+            }
+
+            /// Any prefix of a valid object is an error or a partial answer, never a panic.
+            #[test]
+            fn prefixes_never_panic(members in prop::collection::btree_map(".{0,4}", value(), 0..6), cut in any::<prop::sample::Index>()) {
+                let text = serde_json::to_string(&serde_json::Value::Object(members.into_iter().collect())).unwrap();
+                let mut end = cut.index(text.len() + 1);
+                while !text.is_char_boundary(end) { end -= 1; }
+                let mut found = [None; 2];
+                let _ = find_members(&text[..end], &["a", "b"], "", &mut found);
+                let _ = count_members(&text[..end]);
+            }
+        }
+    }
 }

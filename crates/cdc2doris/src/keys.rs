@@ -443,7 +443,7 @@ fn for_each_tuple<'s, N: AsRef<str>>(
                 let new = tokens(new);
                 emit(new.as_slice())?;
                 if let Some(old) = old_tuple(fields, new.as_slice(), before, changed_old) {
-                    if old != new {
+                    if old.as_slice() != new.as_slice() {
                         emit(old.as_slice())?;
                     }
                 }
@@ -460,7 +460,7 @@ fn for_each_tuple<'s, N: AsRef<str>>(
 }
 
 /// A key tuple as raw tokens, on the stack.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 struct Tokens<'s> {
     buf: [&'s str; MAX_KEY_FIELDS],
     len: usize,

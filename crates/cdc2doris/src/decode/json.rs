@@ -245,6 +245,58 @@ fn match_name<N: AsRef<str>>(
     names.iter().position(|n| n.as_ref() == bare)
 }
 
+/// Bytes that end a run inside a string: `"` and `\\`.
+static IN_STRING: [u8; 256] = byte_classes(b"\"\\");
+/// Bytes that matter while skipping an object or array: quotes and brackets.
+static IN_COMPOSITE: [u8; 256] = byte_classes(b"\"{}[]");
+
+const fn byte_classes(special: &[u8]) -> [u8; 256] {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < special.len() {
+        table[special[i] as usize] = 1;
+        i += 1;
+    }
+    table
+}
+
+/// `bytes` without JSON whitespace at either end.
+pub fn trim_ws(bytes: &[u8]) -> &[u8] {
+    let is_ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let start = bytes.iter().position(|b| !is_ws(b)).unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !is_ws(b))
+        .map_or(start, |i| i + 1);
+    bytes.get(start..end).unwrap_or_default()
+}
+
+/// Where the `payload` of a JsonConverter wrapper `{"schema": …, "payload": {…}}` probably is, found without reading
+/// the schema, which is most of such a message's bytes: the converter writes `schema` first and `payload` last, so
+/// the payload is the object after the last `"payload":` member name and before the final `}`.
+///
+/// Returns the bytes from that object's `{` up to (not including) the final `}`. The caller parses them with serde,
+/// which validates them; if that fails (the last `"payload":` was a column inside the payload, or the message is
+/// malformed) the caller parses the whole message instead, which then finds the payload or reports the error. The
+/// schema block itself is never validated.
+pub fn wrapped_payload(bytes: &[u8]) -> Option<&[u8]> {
+    const NAME: &[u8] = b"\"payload\"";
+    let body = trim_ws(bytes).strip_prefix(b"{")?.strip_suffix(b"}")?;
+    if !trim_ws(body).starts_with(b"\"schema\"") {
+        return None;
+    }
+    // The last `"payload"` directly followed by `:`; colons are few, and memrchr finds them fast.
+    let colon = memchr::memrchr_iter(b':', body)
+        .find(|&at| body.get(..at).is_some_and(|b| b.ends_with(NAME)))?;
+    // A member name follows `{` or `,`; anything else (a backslash, a letter) means the match is inside a string.
+    let name_start = colon.checked_sub(NAME.len())?;
+    if !trim_ws(body.get(..name_start)?).ends_with(b",") {
+        return None;
+    }
+    let payload = trim_ws(body.get(colon + 1..)?);
+    payload.starts_with(b"{").then_some(payload)
+}
+
 struct Scanner<'a> {
     text: &'a str,
     bytes: &'a [u8],
@@ -274,18 +326,29 @@ impl<'a> Scanner<'a> {
         self.at += 1;
         let mut escaped = false;
         loop {
+            self.skip_while(&IN_STRING);
             match self.peek() {
                 Some(b'"') => {
                     self.at += 1;
                     return Ok((self.slice(start)?, escaped));
                 }
-                Some(b'\\') => {
+                Some(_) => {
+                    // A backslash: skip it and the escaped byte.
                     escaped = true;
                     self.at += 2;
                 }
-                Some(_) => self.at += 1,
                 None => return Err(ScanError::Malformed(start)),
             }
+        }
+    }
+
+    /// Advances over bytes whose class in `table` is 0.
+    fn skip_while(&mut self, table: &[u8; 256]) {
+        while let Some(&b) = self.bytes.get(self.at) {
+            if table[usize::from(b)] != 0 {
+                break;
+            }
+            self.at += 1;
         }
     }
 
@@ -299,6 +362,7 @@ impl<'a> Scanner<'a> {
             Some(b'{' | b'[') => {
                 let mut depth = 0usize;
                 loop {
+                    self.skip_while(&IN_COMPOSITE);
                     match self.peek() {
                         Some(b'"') => {
                             self.string()?;
@@ -387,6 +451,34 @@ mod tests {
             find("null", &["id"], ""),
             Err(ScanError::NotAnObject("null"))
         );
+    }
+
+    #[test]
+    fn finds_the_wrapped_payload() {
+        let found = |text: &'static str| {
+            wrapped_payload(text.as_bytes()).map(|p| std::str::from_utf8(p).unwrap())
+        };
+        let text = r#" {"schema":{"fields":[{"f":"payload"}]},"payload":{"op":"c","after":{"x":"\"payload\":{"}}} "#;
+        assert_eq!(
+            found(text),
+            Some(r#"{"op":"c","after":{"x":"\"payload\":{"}}"#)
+        );
+        // The last `"payload":` is a column: the candidate is wrong, and serde will refuse it (trailing characters).
+        let text = r#"{"schema":{},"payload":{"after":{"id":1,"payload":{"a":1}}}}"#;
+        assert_eq!(found(text), Some(r#"{"a":1}}}"#));
+        for text in [
+            r#"{"payload":{},"schema":{}}"#,
+            r#"{"schema":{},"payload":null}"#,
+            r#"{"schema":{},"x":{"a\"payload":{}}}"#,
+            r#"{"schema":{},"payload":{}} x"#,
+            r#"{"schema":{"#,
+            "[]",
+            "",
+        ] {
+            assert_eq!(found(text), None, "{text}");
+        }
+        assert_eq!(trim_ws(b" \t\r\n"), b"");
+        assert_eq!(trim_ws(b" {} "), b"{}");
     }
 
     #[test]

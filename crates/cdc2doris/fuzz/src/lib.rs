@@ -6,7 +6,12 @@
 use cdc2doris::decode::{decode, Decoded, Format, MessageContext};
 use cdc2doris::keys::{exact_tuples, KeyRule, KeyType};
 
-const RULES: [&[&str]; 4] = [&["id"], &["id", "job_id"], &["d_w_id", "d_id"], &["entry_no"]];
+const RULES: [&[&str]; 4] = [
+    &["id"],
+    &["id", "job_id"],
+    &["d_w_id", "d_id"],
+    &["entry_no"],
+];
 
 /// Runs one input through `format`; panics only when an invariant is broken.
 pub fn check(format: Format, data: &[u8]) {
@@ -21,7 +26,8 @@ pub fn check(format: Format, data: &[u8]) {
     };
     if format == Format::Auto {
         // Detection then decoding must agree with decoding in the detected format.
-        let again = decode(decoded.format(), &ctx, key, Some(value)).expect("the detected format decodes");
+        let again =
+            decode(decoded.format(), &ctx, key, Some(value)).expect("the detected format decodes");
         assert_eq!(summary(&again), summary(&decoded));
     } else if !value.trim_ascii().is_empty() && value != b"null" {
         assert_eq!(decoded.format(), format);
@@ -35,20 +41,36 @@ pub fn check(format: Format, data: &[u8]) {
             assert_eq!(tuple.len(), fields.len());
             for token in tuple {
                 // Valid JSON grammar (serde_json's Value would also refuse numbers beyond f64, which are kept).
-                let raw: &serde_json::value::RawValue = serde_json::from_str(token).expect("a key token is JSON");
+                let raw: &serde_json::value::RawValue =
+                    serde_json::from_str(token).expect("a key token is JSON");
                 assert_eq!(raw.get(), token);
-                assert!(matches!(token.as_bytes().first(), Some(b'"' | b'-' | b'0'..=b'9')), "key token {token}");
+                assert!(
+                    matches!(token.as_bytes().first(), Some(b'"' | b'-' | b'0'..=b'9')),
+                    "key token {token}"
+                );
                 let placeholder = format!("\"{}\"", cdc2doris::keys::TOAST_PLACEHOLDER);
                 assert_ne!(token, placeholder);
             }
         }
     }
-    let _ = cdc2doris::inspect::describe(format, "srv.public.jobs", Some(&["id".to_owned()]), value, key);
+    let _ = cdc2doris::inspect::describe(
+        format,
+        "srv.public.jobs",
+        Some(&["id".to_owned()]),
+        value,
+        key,
+    );
 }
 
 fn summary(decoded: &Decoded<'_>) -> String {
     match decoded {
-        Decoded::Change(c) => format!("{:?} {:?} {:?} {}", c.format, c.table, c.op, c.rows.as_slice().len()),
+        Decoded::Change(c) => format!(
+            "{:?} {:?} {:?} {}",
+            c.format,
+            c.table,
+            c.op,
+            c.rows.as_slice().len()
+        ),
         Decoded::Ignore(i) => format!("{:?} {:?} {:?}", i.format, i.table, i.reason),
     }
 }

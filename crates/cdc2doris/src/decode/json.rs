@@ -236,11 +236,13 @@ fn match_name<N: AsRef<str>>(
     names: &[N],
     prefix: &str,
 ) -> Option<usize> {
-    let unescaped: Cow<str> = if escaped {
-        Cow::Owned(serde_json::from_str::<String>(name).ok()?)
-    } else {
-        Cow::Borrowed(name.get(1..name.len().saturating_sub(1))?)
-    };
+    if !escaped {
+        let bare = name
+            .get(1..name.len().saturating_sub(1))?
+            .strip_prefix(prefix)?;
+        return names.iter().position(|n| n.as_ref() == bare);
+    }
+    let unescaped = serde_json::from_str::<String>(name).ok()?;
     let bare = unescaped.strip_prefix(prefix)?;
     names.iter().position(|n| n.as_ref() == bare)
 }

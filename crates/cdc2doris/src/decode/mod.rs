@@ -1,9 +1,9 @@
 //! CDC event decoding: one Kafka message value (and key) → one change event.
 //!
 //! [`decode`] reads only what routing and key extraction need: the source table, the operation, the position, and the
-//! row images as borrowed raw JSON ([`RawValue`]). A Debezium `schema` block is skipped without being built, and
-//! nothing is allocated for a message beyond the odd escaped table name; [`crate::keys`] then reads the key columns
-//! straight out of the raw images.
+//! row images as borrowed raw JSON ([`RawValue`]). A JsonConverter `schema` block is not read at all, and nothing is
+//! allocated for a message beyond an escaped table name or a Canal message's list of rows; [`crate::keys`] then reads
+//! the key columns straight out of the raw images.
 //!
 //! One file per wire format, each with the format's rules stated at the top:
 //! [`debezium`] (the envelope, with or without schemas), [`unwrapped`] (after ExtractNewRecordState), [`maxwell`],

@@ -215,6 +215,18 @@ fn auto_with_schema(bencher: Bencher) {
     run(bencher, Format::Auto, true, &["id"]);
 }
 
+/// Decoding alone, to tell its cost from key extraction's.
+#[divan::bench(args = [false, true])]
+fn decode_only(bencher: Bencher, with_schema: bool) {
+    let messages = messages(with_schema);
+    let ctx = MessageContext::new("shop.public.job_activity", 0, 0);
+    bencher.counter(ItemsCount::new(MESSAGES)).bench_local(|| {
+        for value in &messages {
+            divan::black_box(decode(Format::Debezium, &ctx, None, Some(value)).unwrap());
+        }
+    });
+}
+
 /// The floor: serde_json validating each message without building anything.
 #[divan::bench(args = [false, true])]
 fn baseline_validate_only(bencher: Bencher, with_schema: bool) {

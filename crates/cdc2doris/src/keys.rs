@@ -31,7 +31,7 @@ use crate::decode::{Decoded, Location, MessageContext, Op, Row};
 use crate::error::ErrorClass;
 
 /// The most fields a composite key may have.
-pub const MAX_KEY_FIELDS: usize = 16;
+pub const MAX_KEY_FIELDS: usize = 8;
 
 /// What Debezium writes for an unchanged TOASTed column (`unavailable.value.placeholder`); never a key value.
 pub const TOAST_PLACEHOLDER: &str = "__debezium_unavailable_value";
@@ -968,8 +968,8 @@ mod tests {
             Err(KeyRuleError::EmptyName)
         );
         assert_eq!(
-            KeyRule::new((0..17).map(|i| i.to_string()), KeyType::Integer),
-            Err(KeyRuleError::TooMany(17))
+            KeyRule::new((0..9).map(|i| i.to_string()), KeyType::Integer),
+            Err(KeyRuleError::TooMany(9))
         );
     }
 

@@ -143,6 +143,11 @@ impl World {
 
     /// The example pipeline.toml, pointed at this world.
     fn write_config(&self, extra_batch: &str) -> PathBuf {
+        self.write_config_at(extra_batch, self.admin_port, "pipeline.toml")
+    }
+
+    /// A config for one more instance in the same consumer group, with its own admin port.
+    fn write_config_at(&self, extra_batch: &str, admin_port: u16, file: &str) -> PathBuf {
         let merge = repo().join("examples/job-analytics/merge.sql");
         let rules: String = [("jobs", "id", ""), ("job_activity", "job_id", ""), ("standard_revenue", "job_id", ""),
             ("clients_to_exclude", "client_id", "resolve_query = \"SELECT id FROM jobs WHERE client_id = ANY($1)\"")]
@@ -201,9 +206,9 @@ progress_interval = "5s"
             merge = merge.display(),
             fe = self.sim.fe_url(),
             dl = self.dir.path().join("dead.jsonl").display(),
-            port = self.admin_port,
+            port = admin_port,
         );
-        let path = self.dir.path().join("pipeline.toml");
+        let path = self.dir.path().join(file);
         std::fs::write(&path, text).expect("write config");
         path
     }
@@ -323,8 +328,14 @@ progress_interval = "5s"
     }
 
     async fn debug_state(&self) -> serde_json::Value {
+        debug_state_at(self.admin_port).await
+    }
+}
+
+async fn debug_state_at(port: u16) -> serde_json::Value {
+    {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.admin_port))
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .expect("admin port");
         s.write_all(b"GET /debug/state HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -335,7 +346,9 @@ progress_interval = "5s"
         let body = buf.split("\r\n\r\n").nth(1).unwrap_or_default();
         serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {buf}"))
     }
+}
 
+impl World {
     async fn cleanup(self) {
         self.sim.shutdown().await;
         drop(self.pg);
@@ -934,5 +947,58 @@ async fn real_debezium_cdc_converges_with_deletes_toast_and_client_fan_out() {
     stop.cancel();
     run.await.expect("join").expect("graceful shutdown");
     dbz.remove().await;
+    w.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_share_the_partitions_and_one_takes_over_when_the_other_stops() {
+    let mut w = World::new("scale", 4).await;
+    let first = w.write_config("");
+    let other_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let second = w.write_config_at("", other_port, "second.toml");
+    let (stop_a, run_a) = w.start(&first);
+    let (stop_b, run_b) = w.start(&second);
+    let mut m = model();
+    let mut changes: Vec<jobgen::Change> = (0..30).map(|_| m.new_job()).collect();
+    changes.extend((0..300).map(|_| m.next_change()));
+    w.apply(&changes).await;
+    w.converge(m.all_job_ids(), Duration::from_secs(90)).await;
+    // Both members get partitions (cooperative-sticky spreads the 16 partitions).
+    let start = Instant::now();
+    loop {
+        let a = w.debug_state().await["partitions"]
+            .as_array()
+            .map_or(0, Vec::len);
+        let b = debug_state_at(other_port).await["partitions"]
+            .as_array()
+            .map_or(0, Vec::len);
+        if a > 0 && b > 0 && a + b == 16 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "partitions not shared: A {a}, B {b}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let more: Vec<jobgen::Change> = (0..100).map(|_| m.next_change()).collect();
+    w.apply(&more).await;
+    w.converge(m.all_job_ids(), Duration::from_secs(90)).await;
+
+    // A stops gracefully mid-stream; B takes over its partitions from what A committed.
+    let more: Vec<jobgen::Change> = (0..300).map(|_| m.next_change()).collect();
+    let apply = w.apply(&more);
+    stop_a.cancel();
+    apply.await;
+    run_a.await.expect("join").expect("A shuts down gracefully");
+    w.converge(m.all_job_ids(), Duration::from_secs(90)).await;
+    stop_b.cancel();
+    run_b.await.expect("join").expect("B shuts down gracefully");
+    for (t, p, committed, end) in w.committed_vs_end(4) {
+        assert_eq!(committed, end, "{t}/{p}");
+    }
     w.cleanup().await;
 }

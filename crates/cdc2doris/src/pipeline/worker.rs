@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::dead_letter::{DeadLetter, LoadRejection};
 use crate::error::ErrorClass;
 use crate::keys::{KeyType, KeyValue};
+use crate::merge::postgres::{classify_pg_error, describe_pg_error};
 use crate::merge::{MergeKeys, MergeQuery};
 use crate::offsets::BatchId;
 use crate::sink::{LoadReceipt, LoadRequest, OffsetRange, Sink, SinkError};
@@ -199,12 +200,12 @@ async fn resolve<S>(
                     }],
                 )
                 .await
-                .map_err(|e| (pg_class(&e), pg_text(&e)))?;
+                .map_err(|e| (classify_pg_error(&e), describe_pg_error(&e)))?;
             let rows = match &params {
                 MergeKeys::Int(v) => client.query(&stmt, &[v]).await,
                 MergeKeys::Str(v) => client.query(&stmt, &[v]).await,
             }
-            .map_err(|e| (pg_class(&e), pg_text(&e)))?;
+            .map_err(|e| (classify_pg_error(&e), describe_pg_error(&e)))?;
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
                 let text: Option<String> = row
@@ -238,27 +239,6 @@ async fn resolve<S>(
                 }
             }
         }
-    }
-}
-
-fn pg_class(e: &tokio_postgres::Error) -> ErrorClass {
-    match e.code() {
-        None => ErrorClass::Transient,
-        Some(c)
-            if ["08", "40", "53", "57", "55"]
-                .iter()
-                .any(|p| c.code().starts_with(p)) =>
-        {
-            ErrorClass::Transient
-        }
-        Some(_) => ErrorClass::Permanent,
-    }
-}
-
-fn pg_text(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
-        None => e.to_string(),
     }
 }
 

@@ -497,11 +497,6 @@ fn load_part<'a, S: Sink + 'static>(
             metrics::histogram!("cdc2doris_load_seconds").record(started.elapsed().as_secs_f64());
             match result {
                 Ok(receipt) => {
-                    metrics::counter!("cdc2doris_load_rows_total").increment(receipt.rows_loaded);
-                    metrics::counter!("cdc2doris_load_bytes_total")
-                        .increment(request.body.len() as u64);
-                    metrics::counter!("cdc2doris_loads_total", "status" => "committed")
-                        .increment(1);
                     return Ok(PartResult {
                         last_receipt: Some(receipt),
                         loads: 1,
@@ -516,8 +511,6 @@ fn load_part<'a, S: Sink + 'static>(
                     message,
                     ..
                 }) => {
-                    metrics::counter!("cdc2doris_loads_total", "status" => "rows_rejected")
-                        .increment(1);
                     if lines.len() <= 1 {
                         let key = lines
                             .first()
@@ -554,11 +547,9 @@ fn load_part<'a, S: Sink + 'static>(
                     return Ok(left);
                 }
                 Err(e) if e.class() == ErrorClass::Permanent => {
-                    metrics::counter!("cdc2doris_loads_total", "status" => "failed").increment(1);
                     return Err(StepError::Fatal(format!("{e}")));
                 }
                 Err(e) => {
-                    metrics::counter!("cdc2doris_loads_total", "status" => "retried").increment(1);
                     tracing::warn!("load not committed yet, retrying with the same label: {e}");
                     if !backoff(&ctx.abandon, &mut delay).await {
                         return Err(StepError::Abandoned);

@@ -621,11 +621,12 @@ async fn a_resolve_query_is_checked_as_the_service_wraps_it() {
     let world = World::create(&TABLES).await;
     let doris = Doris::unreachable();
     let config = world.config("job_id", &doris);
-    // Prepares on its own, but not inside `SELECT (r.k)::text FROM (<query>) AS r(k)`.
+    // Prepares on its own, but not inside `SELECT (r.k)::text FROM (<query>) AS r(k)`: a data-modifying
+    // CTE must be at the top level. (A comment after the final `;` is stripped, so it no longer breaks.)
     edit(
         &config,
-        "client_id = ANY($1)\"",
-        "client_id = ANY($1); -- by client\"",
+        "SELECT id FROM jobs WHERE client_id = ANY($1)\"",
+        "WITH t AS (UPDATE jobs SET status = status WHERE false RETURNING id) SELECT id FROM jobs WHERE client_id = ANY($1); -- by client\"",
     );
     let report = run_check(&config, &doris).await;
     let text = report.render();

@@ -31,7 +31,7 @@ use crate::decode::{Decoded, Location, MessageContext, Op, Row};
 use crate::error::ErrorClass;
 
 /// The most fields a composite key may have.
-pub const MAX_KEY_FIELDS: usize = 16;
+pub const MAX_KEY_FIELDS: usize = 8;
 
 /// What Debezium writes for an unchanged TOASTed column (`unavailable.value.placeholder`); never a key value.
 pub const TOAST_PLACEHOLDER: &str = "__debezium_unavailable_value";
@@ -296,19 +296,19 @@ pub enum KeyError {
         field: String,
         looked_in: &'static str,
     },
-    /// The field is null in the row image, and the Kafka message key does not have it.
+    /// The field is null where it was found, and no later source (Kafka message key, old row) has it.
     #[error(
-        "{at}: key field `{field}` is null in the {image} image and not in the Kafka message key"
+        "{at}: key field `{field}` is null in {image}, and no other source has a value for it"
     )]
     Null {
         at: Location,
         field: String,
         image: &'static str,
     },
-    /// The field holds the TOAST placeholder, and the Kafka message key does not have it.
+    /// The field holds the TOAST placeholder where it was found, and no later source has it.
     #[error(
-        "{at}: key field `{field}` holds the TOAST placeholder `{TOAST_PLACEHOLDER}` in the {image} image and is not in \
-         the Kafka message key; set REPLICA IDENTITY FULL on the table or key on a primary-key column"
+        "{at}: key field `{field}` holds the TOAST placeholder `{TOAST_PLACEHOLDER}` in {image}, and no other source \
+         has a value for it; set REPLICA IDENTITY FULL on the table or key on a primary-key column"
     )]
     Unavailable {
         at: Location,
@@ -406,6 +406,19 @@ fn for_each_tuple<'s, N: AsRef<str>>(
         return Ok(());
     }
     let mut message_key = LazyMessageKey::new(message_key);
+    // Every tuple goes out through here: a key value must be a number or a string.
+    let mut emit = |tuple: &[&'s str]| {
+        for (field, token) in fields.iter().zip(tuple) {
+            if !matches!(token.as_bytes().first(), Some(b'"' | b'-' | b'0'..=b'9')) {
+                return Err(KeyError::NotScalar {
+                    at: ctx.location(),
+                    field: field.as_ref().to_owned(),
+                    found: json::kind_of(token),
+                });
+            }
+        }
+        emit(tuple)
+    };
     for &Row {
         before,
         after,
@@ -430,7 +443,7 @@ fn for_each_tuple<'s, N: AsRef<str>>(
                 let new = tokens(new);
                 emit(new.as_slice())?;
                 if let Some(old) = old_tuple(fields, new.as_slice(), before, changed_old) {
-                    if old != new {
+                    if old.as_slice() != new.as_slice() {
                         emit(old.as_slice())?;
                     }
                 }
@@ -447,7 +460,7 @@ fn for_each_tuple<'s, N: AsRef<str>>(
 }
 
 /// A key tuple as raw tokens, on the stack.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 struct Tokens<'s> {
     buf: [&'s str; MAX_KEY_FIELDS],
     len: usize,
@@ -549,8 +562,9 @@ fn resolve<'s, N: AsRef<str>>(
             }
         }
         let image = match source {
-            Source::Image(name, _) => name,
-            Source::MessageKey => "message key",
+            Source::Image("before", _) => "the before image",
+            Source::Image(_, _) => "the after image",
+            Source::MessageKey => "the Kafka message key",
         };
         for (i, slot) in slots.iter_mut().enumerate() {
             let newly_found = !had.get(i).copied().unwrap_or(true);
@@ -896,6 +910,36 @@ mod tests {
         );
     }
 
+    /// Found by the `debezium_unwrapped` fuzz target: `exact_tuples` (inspect) printed a boolean as a key.
+    #[test]
+    fn fuzz_regression_boolean_key_is_not_a_key() {
+        let ctx = MessageContext::detached("srv.public.t");
+        for value in [
+            &b"  {\"id\":true}\n"[..],
+            br#"{"id":{"a":1}}"#,
+            br#"{"id":[1]}"#,
+        ] {
+            let decoded = decode(Format::DebeziumUnwrapped, &ctx, None, Some(value)).unwrap();
+            let err = exact_tuples(&["id"], &decoded, None, &ctx).unwrap_err();
+            assert!(matches!(err, KeyError::NotScalar { .. }), "{err}");
+        }
+    }
+
+    /// Found by the `debezium` fuzz target: a tombstone whose key is a number with a huge exponent. The token is valid
+    /// JSON (kept exactly for inspect) but no integer, and must not be taken for one.
+    #[test]
+    fn fuzz_regression_exponent_key() {
+        let ctx = MessageContext::detached("srv.public.t");
+        let key = &b"-922337203685477591e40009"[..];
+        let decoded = decode(Format::Debezium, &ctx, Some(key), None).unwrap();
+        assert_eq!(
+            exact_tuples(&["id"], &decoded, Some(key), &ctx).unwrap(),
+            vec![vec!["-922337203685477591e40009"]]
+        );
+        let err = int(&["id"]).extract(&decoded, Some(key), &ctx).unwrap_err();
+        assert!(matches!(err, KeyError::NotInteger { .. }), "{err}");
+    }
+
     #[test]
     fn nothing_for_truncate_and_ignored() {
         let rule = int(&["id"]);
@@ -924,8 +968,8 @@ mod tests {
             Err(KeyRuleError::EmptyName)
         );
         assert_eq!(
-            KeyRule::new((0..17).map(|i| i.to_string()), KeyType::Integer),
-            Err(KeyRuleError::TooMany(17))
+            KeyRule::new((0..9).map(|i| i.to_string()), KeyType::Integer),
+            Err(KeyRuleError::TooMany(9))
         );
     }
 

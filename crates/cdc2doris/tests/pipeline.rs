@@ -143,6 +143,11 @@ impl World {
 
     /// The example pipeline.toml, pointed at this world.
     fn write_config(&self, extra_batch: &str) -> PathBuf {
+        self.write_config_at(extra_batch, self.admin_port, "pipeline.toml")
+    }
+
+    /// A config for one more instance in the same consumer group, with its own admin port.
+    fn write_config_at(&self, extra_batch: &str, admin_port: u16, file: &str) -> PathBuf {
         let merge = repo().join("examples/job-analytics/merge.sql");
         let rules: String = [("jobs", "id", ""), ("job_activity", "job_id", ""), ("standard_revenue", "job_id", ""),
             ("clients_to_exclude", "client_id", "resolve_query = \"SELECT id FROM jobs WHERE client_id = ANY($1)\"")]
@@ -201,9 +206,9 @@ progress_interval = "5s"
             merge = merge.display(),
             fe = self.sim.fe_url(),
             dl = self.dir.path().join("dead.jsonl").display(),
-            port = self.admin_port,
+            port = admin_port,
         );
-        let path = self.dir.path().join("pipeline.toml");
+        let path = self.dir.path().join(file);
         std::fs::write(&path, text).expect("write config");
         path
     }
@@ -323,8 +328,14 @@ progress_interval = "5s"
     }
 
     async fn debug_state(&self) -> serde_json::Value {
+        debug_state_at(self.admin_port).await
+    }
+}
+
+async fn debug_state_at(port: u16) -> serde_json::Value {
+    {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.admin_port))
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .expect("admin port");
         s.write_all(b"GET /debug/state HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -335,7 +346,9 @@ progress_interval = "5s"
         let body = buf.split("\r\n\r\n").nth(1).unwrap_or_default();
         serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {buf}"))
     }
+}
 
+impl World {
     async fn cleanup(self) {
         self.sim.shutdown().await;
         drop(self.pg);
@@ -719,6 +732,273 @@ async fn a_row_doris_rejects_is_isolated_and_dead_lettered_while_the_rest_loads(
             committed, end,
             "{t}/{p}: the rejected row is handled, not blocking"
         );
+    }
+    w.cleanup().await;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Real CDC: Debezium's PostgreSQL connector (Kafka Connect of `dev/stack up --with-debezium`) captures the changes.
+
+fn connect_url() -> String {
+    std::env::var("CDC2DORIS_CONNECT_URL").unwrap_or_else(|_| "http://127.0.0.1:8083".to_string())
+}
+
+/// A Debezium connector for one World's database; deleted (and its slot dropped) by `remove`.
+struct Debezium {
+    name: String,
+    slot: String,
+    http: reqwest::Client,
+}
+
+impl Debezium {
+    async fn register(w: &World) -> Debezium {
+        let name = format!("dbz-{}", w.prefix);
+        let slot = format!("slot_{}", w.prefix).to_lowercase();
+        let mut cfg: tokio_postgres::Config = pg_url(&w.db).parse().expect("pg url");
+        cfg.password(pg_password());
+        let host = "127.0.0.1";
+        let port = cfg.get_ports().first().copied().unwrap_or(5432);
+        let config = serde_json::json!({
+            "name": name,
+            "config": {
+                "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+                "tasks.max": "1",
+                "plugin.name": "pgoutput",
+                "database.hostname": host,
+                "database.port": port.to_string(),
+                "database.user": cfg.get_user().unwrap_or("cdc2doris"),
+                "database.password": pg_password(),
+                "database.dbname": w.db,
+                "topic.prefix": w.prefix,
+                "slot.name": slot,
+                "publication.name": "cdc2doris_job_analytics",
+                "publication.autocreate.mode": "disabled",
+                "table.include.list": "public.jobs,public.job_activity,public.clients_to_exclude,public.standard_revenue",
+                "snapshot.mode": "initial",
+                "decimal.handling.mode": "string",
+                "tombstones.on.delete": "true",
+            }
+        });
+        let http = reqwest::Client::new();
+        let resp = http
+            .post(format!("{}/connectors", connect_url()))
+            .json(&config)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("Kafka Connect at {} is not reachable ({e}); run `dev/stack up --with-debezium`", connect_url()));
+        assert!(
+            resp.status().is_success(),
+            "register connector: {} {}",
+            resp.status(),
+            resp.text().await.unwrap_or_default()
+        );
+        let start = Instant::now();
+        loop {
+            let status: serde_json::Value = http
+                .get(format!("{}/connectors/{name}/status", connect_url()))
+                .send()
+                .await
+                .expect("status")
+                .json()
+                .await
+                .unwrap_or_default();
+            let running = status["connector"]["state"] == "RUNNING"
+                && status["tasks"][0]["state"] == "RUNNING";
+            if running {
+                break;
+            }
+            assert!(
+                status["tasks"][0]["state"] != "FAILED",
+                "connector failed: {status}"
+            );
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "connector not RUNNING after 60 s: {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Debezium { name, slot, http }
+    }
+
+    async fn remove(self) {
+        let _ = self
+            .http
+            .delete(format!("{}/connectors/{}", connect_url(), self.name))
+            .send()
+            .await;
+        let admin = connect("postgres").await;
+        let start = Instant::now();
+        // The slot stays active until the task has stopped.
+        while start.elapsed() < Duration::from_secs(30) {
+            let r = admin
+                .execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active", &[&self.slot])
+                .await;
+            let left = admin
+                .query_one(
+                    "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1",
+                    &[&self.slot],
+                )
+                .await
+                .map(|r| r.get::<_, i64>(0))
+                .unwrap_or(0);
+            if r.is_ok() && left == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+impl World {
+    /// Applies changes in PostgreSQL only: Debezium captures them.
+    async fn apply_pg(&mut self, changes: &[jobgen::Change]) {
+        for change in changes {
+            jobgen::apply(&mut self.pg, change)
+                .await
+                .unwrap_or_else(|e| panic!("apply {change:?}: {e}"));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn real_debezium_cdc_converges_with_deletes_toast_and_client_fan_out() {
+    let mut w = World::new("dbz", 1).await;
+    let mut m = model();
+    // Rows that exist before the connector starts arrive as snapshot reads (op "r").
+    let mut changes: Vec<jobgen::Change> = (0..12).map(|_| m.new_job()).collect();
+    changes.push(jobgen::Change::NewJob {
+        id: 100,
+        client_id: 3,
+        title: (0..600)
+            .map(|i| format!("w{}", (i * 7919) % 1000))
+            .collect::<Vec<_>>()
+            .join(" "),
+        category: "engineering".into(),
+        location: "Remote".into(),
+        salary_min: 1000,
+        salary_max: 2000,
+    });
+    w.apply_pg(&changes).await;
+    let dbz = Debezium::register(&w).await;
+    let config = w.write_config("");
+    let (stop, run) = w.start(&config);
+    let ids = || (1..13).chain(100..101);
+    w.converge(1..101, Duration::from_secs(90)).await;
+
+    // A TOASTed title left unchanged by an update: Debezium sends `__debezium_unavailable_value` for it,
+    // but cdc2doris re-reads the row, so Doris keeps the full title.
+    let title: String =
+        w.pg.query_one("SELECT title FROM jobs WHERE id = 100", &[])
+            .await
+            .expect("title")
+            .get(0);
+    assert!(title.len() > 2000);
+    w.apply_pg(&[jobgen::Change::SetStatus {
+        id: 100,
+        status: "paused".into(),
+    }])
+    .await;
+    // Client 3 is excluded: every job of client 3 is refreshed through the resolve query.
+    w.apply_pg(&[jobgen::Change::ExcludeClient {
+        client_id: 3,
+        reason: "fraud review".into(),
+    }])
+    .await;
+    // A delete (REPLICA IDENTITY FULL: the before image carries job_id for the activity rows too).
+    let activity: Vec<jobgen::Change> = (0..40).map(|_| m.next_change()).collect();
+    w.apply_pg(&activity).await;
+    w.apply_pg(&[jobgen::Change::DeleteJob { id: 2 }]).await;
+    w.converge(1..101, Duration::from_secs(90)).await;
+    let _ = ids;
+
+    let rows = w
+        .sim
+        .client()
+        .rows("job_analytics", "merged_job_data")
+        .await
+        .expect("rows");
+    let job100 = rows.iter().find(|r| r["job_id"] == 100).expect("job 100");
+    assert_eq!(job100["status"], "paused");
+    assert_eq!(
+        job100["title"].as_str().map(str::len),
+        Some(title.len()),
+        "the TOASTed title stays whole"
+    );
+    assert_eq!(job100["client_excluded"], true);
+    assert_eq!(job100["exclusion_reason"], "fraud review");
+    assert!(
+        rows.iter().all(|r| r["job_id"] != 2),
+        "deleted job 2 is deleted in Doris"
+    );
+
+    // Re-included: the fan-out clears the flag again.
+    w.apply_pg(&[jobgen::Change::IncludeClient { client_id: 3 }])
+        .await;
+    w.converge(1..101, Duration::from_secs(60)).await;
+    let rows = w
+        .sim
+        .client()
+        .rows("job_analytics", "merged_job_data")
+        .await
+        .expect("rows");
+    let job100 = rows.iter().find(|r| r["job_id"] == 100).expect("job 100");
+    assert_eq!(job100["client_excluded"], false);
+
+    stop.cancel();
+    run.await.expect("join").expect("graceful shutdown");
+    dbz.remove().await;
+    w.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_share_the_partitions_and_one_takes_over_when_the_other_stops() {
+    let mut w = World::new("scale", 4).await;
+    let first = w.write_config("");
+    let other_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let second = w.write_config_at("", other_port, "second.toml");
+    let (stop_a, run_a) = w.start(&first);
+    let (stop_b, run_b) = w.start(&second);
+    let mut m = model();
+    let mut changes: Vec<jobgen::Change> = (0..30).map(|_| m.new_job()).collect();
+    changes.extend((0..300).map(|_| m.next_change()));
+    w.apply(&changes).await;
+    w.converge(m.all_job_ids(), Duration::from_secs(90)).await;
+    // Both members get partitions (cooperative-sticky spreads the 16 partitions).
+    let start = Instant::now();
+    loop {
+        let a = w.debug_state().await["partitions"]
+            .as_array()
+            .map_or(0, Vec::len);
+        let b = debug_state_at(other_port).await["partitions"]
+            .as_array()
+            .map_or(0, Vec::len);
+        if a > 0 && b > 0 && a + b == 16 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "partitions not shared: A {a}, B {b}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let more: Vec<jobgen::Change> = (0..100).map(|_| m.next_change()).collect();
+    w.apply(&more).await;
+    w.converge(m.all_job_ids(), Duration::from_secs(90)).await;
+
+    // A stops gracefully mid-stream; B takes over its partitions from what A committed.
+    let more: Vec<jobgen::Change> = (0..300).map(|_| m.next_change()).collect();
+    let apply = w.apply(&more);
+    stop_a.cancel();
+    apply.await;
+    run_a.await.expect("join").expect("A shuts down gracefully");
+    w.converge(m.all_job_ids(), Duration::from_secs(90)).await;
+    stop_b.cancel();
+    run_b.await.expect("join").expect("B shuts down gracefully");
+    for (t, p, committed, end) in w.committed_vs_end(4) {
+        assert_eq!(committed, end, "{t}/{p}");
     }
     w.cleanup().await;
 }

@@ -94,6 +94,20 @@ impl Probe<'_> {
     }
 }
 
+/// The payload of a `{schema, payload}` wrapper found by [`json::wrapped_payload`]: an envelope or an unwrapped
+/// record; `None` when it is neither, for the caller to decode the whole message with [`decode`].
+pub fn decode_payload<'a>(
+    ctx: &MessageContext<'a>,
+    payload: &'a str,
+) -> Option<Result<Decoded<'a>, DecodeError>> {
+    let probe = serde_json::from_str::<Probe>(payload).ok()?;
+    if probe.is_debezium_envelope() {
+        debezium::decode_payload(ctx, payload)
+    } else {
+        unwrapped::decode_payload(ctx, payload)
+    }
+}
+
 /// Detects the format of `text` (a JSON object), then decodes it as that format.
 pub fn decode<'a>(ctx: &MessageContext<'a>, text: &'a str) -> Result<Decoded<'a>, DecodeError> {
     match detect(ctx, text)? {

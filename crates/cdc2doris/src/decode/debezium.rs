@@ -1,8 +1,8 @@
 //! The Debezium envelope, as written by Kafka Connect's JsonConverter.
 //!
 //! - With `schemas.enable=true` the value is `{"schema": …, "payload": <envelope>}`; without, it is the envelope. The
-//!   `schema` block is skipped unparsed: schema *names* can be stale (the table comes from `source`), and skipping it
-//!   is most of the cost of such a message anyway.
+//!   `schema` block is not read at all ([`super::decode`] finds the payload from the end): schema *names* can be
+//!   stale (the table comes from `source`), and the schema is most of such a message's bytes.
 //! - A data event has both `op` and `source`: `c` insert, `u` update, `d` delete, `r` snapshot read, `t` truncate,
 //!   `m` a PostgreSQL logical-decoding message (ignored).
 //! - The table is `source.schema` + `source.table`; the MySQL connector has no `source.schema`, so its database
@@ -76,6 +76,19 @@ impl<'a> Source<'a> {
             table: non_empty(self.table),
         }
     }
+}
+
+/// Decodes the payload of a `{schema, payload}` wrapper found by [`json::wrapped_payload`]; `None` when it is not
+/// an envelope after all, for the caller to decode the whole message with [`decode`].
+pub fn decode_payload<'a>(
+    ctx: &MessageContext<'_>,
+    payload: &'a str,
+) -> Option<Result<Decoded<'a>, DecodeError>> {
+    let envelope = serde_json::from_str::<Envelope<'a>>(payload).ok()?;
+    if envelope.payload.is_some() && envelope.op.is_none() {
+        return None;
+    }
+    Some(interpret(ctx, envelope, payload))
 }
 
 /// Decodes a Debezium envelope, with or without the `{schema, payload}` wrapper.

@@ -236,13 +236,67 @@ fn match_name<N: AsRef<str>>(
     names: &[N],
     prefix: &str,
 ) -> Option<usize> {
-    let unescaped: Cow<str> = if escaped {
-        Cow::Owned(serde_json::from_str::<String>(name).ok()?)
-    } else {
-        Cow::Borrowed(name.get(1..name.len().saturating_sub(1))?)
-    };
+    if !escaped {
+        let bare = name
+            .get(1..name.len().saturating_sub(1))?
+            .strip_prefix(prefix)?;
+        return names.iter().position(|n| n.as_ref() == bare);
+    }
+    let unescaped = serde_json::from_str::<String>(name).ok()?;
     let bare = unescaped.strip_prefix(prefix)?;
     names.iter().position(|n| n.as_ref() == bare)
+}
+
+/// Bytes that end a run inside a string: `"` and `\\`.
+static IN_STRING: [u8; 256] = byte_classes(b"\"\\");
+/// Bytes that matter while skipping an object or array: quotes and brackets.
+static IN_COMPOSITE: [u8; 256] = byte_classes(b"\"{}[]");
+
+const fn byte_classes(special: &[u8]) -> [u8; 256] {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < special.len() {
+        table[special[i] as usize] = 1;
+        i += 1;
+    }
+    table
+}
+
+/// `bytes` without JSON whitespace at either end.
+pub fn trim_ws(bytes: &[u8]) -> &[u8] {
+    let is_ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let start = bytes.iter().position(|b| !is_ws(b)).unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !is_ws(b))
+        .map_or(start, |i| i + 1);
+    bytes.get(start..end).unwrap_or_default()
+}
+
+/// Where the `payload` of a JsonConverter wrapper `{"schema": …, "payload": {…}}` probably is, found without reading
+/// the schema, which is most of such a message's bytes: the converter writes `schema` first and `payload` last, so
+/// the payload is the object after the last `"payload":` member name and before the final `}`.
+///
+/// Returns the bytes from that object's `{` up to (not including) the final `}`. The caller parses them with serde,
+/// which validates them; if that fails (the last `"payload":` was a column inside the payload, or the message is
+/// malformed) the caller parses the whole message instead, which then finds the payload or reports the error. The
+/// schema block itself is never validated.
+pub fn wrapped_payload(bytes: &[u8]) -> Option<&[u8]> {
+    const NAME: &[u8] = b"\"payload\"";
+    let body = trim_ws(bytes).strip_prefix(b"{")?.strip_suffix(b"}")?;
+    if !trim_ws(body).starts_with(b"\"schema\"") {
+        return None;
+    }
+    // The last `"payload"` directly followed by `:`; colons are few, and memrchr finds them fast.
+    let colon = memchr::memrchr_iter(b':', body)
+        .find(|&at| body.get(..at).is_some_and(|b| b.ends_with(NAME)))?;
+    // A member name follows `{` or `,`; anything else (a backslash, a letter) means the match is inside a string.
+    let name_start = colon.checked_sub(NAME.len())?;
+    if !trim_ws(body.get(..name_start)?).ends_with(b",") {
+        return None;
+    }
+    let payload = trim_ws(body.get(colon + 1..)?);
+    payload.starts_with(b"{").then_some(payload)
 }
 
 struct Scanner<'a> {
@@ -274,18 +328,29 @@ impl<'a> Scanner<'a> {
         self.at += 1;
         let mut escaped = false;
         loop {
+            self.skip_while(&IN_STRING);
             match self.peek() {
                 Some(b'"') => {
                     self.at += 1;
                     return Ok((self.slice(start)?, escaped));
                 }
-                Some(b'\\') => {
+                Some(_) => {
+                    // A backslash: skip it and the escaped byte.
                     escaped = true;
                     self.at += 2;
                 }
-                Some(_) => self.at += 1,
                 None => return Err(ScanError::Malformed(start)),
             }
+        }
+    }
+
+    /// Advances over bytes whose class in `table` is 0.
+    fn skip_while(&mut self, table: &[u8; 256]) {
+        while let Some(&b) = self.bytes.get(self.at) {
+            if table[usize::from(b)] != 0 {
+                break;
+            }
+            self.at += 1;
         }
     }
 
@@ -299,6 +364,7 @@ impl<'a> Scanner<'a> {
             Some(b'{' | b'[') => {
                 let mut depth = 0usize;
                 loop {
+                    self.skip_while(&IN_COMPOSITE);
                     match self.peek() {
                         Some(b'"') => {
                             self.string()?;
@@ -390,6 +456,34 @@ mod tests {
     }
 
     #[test]
+    fn finds_the_wrapped_payload() {
+        let found = |text: &'static str| {
+            wrapped_payload(text.as_bytes()).map(|p| std::str::from_utf8(p).unwrap())
+        };
+        let text = r#" {"schema":{"fields":[{"f":"payload"}]},"payload":{"op":"c","after":{"x":"\"payload\":{"}}} "#;
+        assert_eq!(
+            found(text),
+            Some(r#"{"op":"c","after":{"x":"\"payload\":{"}}"#)
+        );
+        // The last `"payload":` is a column: the candidate is wrong, and serde will refuse it (trailing characters).
+        let text = r#"{"schema":{},"payload":{"after":{"id":1,"payload":{"a":1}}}}"#;
+        assert_eq!(found(text), Some(r#"{"a":1}}}"#));
+        for text in [
+            r#"{"payload":{},"schema":{}}"#,
+            r#"{"schema":{},"payload":null}"#,
+            r#"{"schema":{},"x":{"a\"payload":{}}}"#,
+            r#"{"schema":{},"payload":{}} x"#,
+            r#"{"schema":{"#,
+            "[]",
+            "",
+        ] {
+            assert_eq!(found(text), None, "{text}");
+        }
+        assert_eq!(trim_ws(b" \t\r\n"), b"");
+        assert_eq!(trim_ws(b" {} "), b"{}");
+    }
+
+    #[test]
     fn counts_members() {
         assert_eq!(count_members(r#" {"a":{"b":1},"c":[{}],"d":"}"} "#), Ok(3));
         assert_eq!(count_members("{}"), Ok(0));
@@ -407,6 +501,61 @@ mod tests {
             r#"{"a" 1}"#,
         ] {
             assert!(find(text, &["id"], "").is_err(), "{text}");
+        }
+    }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn value() -> impl Strategy<Value = serde_json::Value> {
+            let leaf = prop_oneof![
+                Just(serde_json::Value::Null),
+                any::<bool>().prop_map(serde_json::Value::from),
+                any::<i64>().prop_map(serde_json::Value::from),
+                any::<u64>().prop_map(serde_json::Value::from),
+                // No floats: serde_json's default float parsing does not round-trip, and numbers are skipped alike.
+                ".{0,8}".prop_map(serde_json::Value::from),
+            ];
+            leaf.prop_recursive(3, 24, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                    prop::collection::btree_map(".{0,4}", inner, 0..4)
+                        .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            /// The scanner finds exactly what serde_json finds, compact or pretty-printed.
+            #[test]
+            fn scanner_agrees_with_serde_json(
+                members in prop::collection::btree_map(".{0,4}", value(), 0..6),
+                names in prop::collection::btree_set(".{0,4}", 1..4).prop_map(|n| n.into_iter().collect::<Vec<_>>()),
+                pretty in any::<bool>(),
+            ) {
+                let object = serde_json::Value::Object(members.clone().into_iter().collect());
+                let text = if pretty { serde_json::to_string_pretty(&object) } else { serde_json::to_string(&object) }
+                    .unwrap();
+                let mut found = vec![None; names.len()];
+                find_members(&text, &names, "", &mut found).unwrap();
+                for (name, found) in names.iter().zip(&found) {
+                    let found = found.map(|t| serde_json::from_str::<serde_json::Value>(t).unwrap());
+                    prop_assert_eq!(found.as_ref(), members.get(name.as_str()));
+                }
+                prop_assert_eq!(count_members(&text), Ok(members.len()));
+            }
+
+            /// Any prefix of a valid object is an error or a partial answer, never a panic.
+            #[test]
+            fn prefixes_never_panic(members in prop::collection::btree_map(".{0,4}", value(), 0..6), cut in any::<prop::sample::Index>()) {
+                let text = serde_json::to_string(&serde_json::Value::Object(members.into_iter().collect())).unwrap();
+                let mut end = cut.index(text.len() + 1);
+                while !text.is_char_boundary(end) { end -= 1; }
+                let mut found = [None; 2];
+                let _ = find_members(&text[..end], &["a", "b"], "", &mut found);
+                let _ = count_members(&text[..end]);
+            }
         }
     }
 }

@@ -1,9 +1,9 @@
 //! CDC event decoding: one Kafka message value (and key) → one change event.
 //!
 //! [`decode`] reads only what routing and key extraction need: the source table, the operation, the position, and the
-//! row images as borrowed raw JSON ([`RawValue`]). A Debezium `schema` block is skipped without being built, and
-//! nothing is allocated for a message beyond the odd escaped table name; [`crate::keys`] then reads the key columns
-//! straight out of the raw images.
+//! row images as borrowed raw JSON ([`RawValue`]). A JsonConverter `schema` block is not read at all, and nothing is
+//! allocated for a message beyond an escaped table name or a Canal message's list of rows; [`crate::keys`] then reads
+//! the key columns straight out of the raw images.
 //!
 //! One file per wire format, each with the format's rules stated at the top:
 //! [`debezium`] (the envelope, with or without schemas), [`unwrapped`] (after ExtractNewRecordState), [`maxwell`],
@@ -416,23 +416,30 @@ pub fn decode<'a>(
     key: Option<&[u8]>,
     value: Option<&'a [u8]>,
 ) -> Result<Decoded<'a>, DecodeError> {
-    let text = match value {
-        None => None,
-        Some(bytes) => {
-            let text = std::str::from_utf8(bytes).map_err(|e| DecodeError::Json {
-                at: ctx.location(),
-                format,
-                source: <serde_json::Error as serde::de::Error>::custom(format_args!(
-                    "not UTF-8: {e}"
-                )),
-            })?;
-            let trimmed = text.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
-            (!trimmed.is_empty() && trimmed != "null").then_some(text)
-        }
-    };
-    let Some(text) = text else {
+    let bytes = value
+        .map(json::trim_ws)
+        .filter(|b| !b.is_empty() && *b != b"null");
+    let Some(bytes) = bytes else {
         return Ok(tombstone(format, ctx, key));
     };
+    // A JsonConverter `{schema, payload}` wrapper: decode the payload alone, never reading (nor checking the
+    // UTF-8 of) the schema. Whatever the fast path cannot settle goes through the full parse below.
+    if let Some(payload) = json::wrapped_payload(bytes).and_then(|p| std::str::from_utf8(p).ok()) {
+        let fast = match format {
+            Format::Auto => auto::decode_payload(ctx, payload),
+            Format::Debezium => debezium::decode_payload(ctx, payload),
+            Format::DebeziumUnwrapped => unwrapped::decode_payload(ctx, payload),
+            Format::Maxwell | Format::Canal => None,
+        };
+        if let Some(decoded) = fast {
+            return decoded;
+        }
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| DecodeError::Json {
+        at: ctx.location(),
+        format,
+        source: <serde_json::Error as serde::de::Error>::custom(format_args!("not UTF-8: {e}")),
+    })?;
     // Every format's value is a JSON object; serde would otherwise accept a struct written as an array.
     if text.trim_start().as_bytes().first() != Some(&b'{') {
         let found = parse::<serde::de::IgnoredAny>(ctx, format, text)

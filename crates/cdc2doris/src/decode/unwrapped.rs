@@ -48,8 +48,8 @@ struct Record<'a> {
 /// Decodes an unwrapped record, with or without the `{schema, payload}` wrapper.
 pub fn decode<'a>(ctx: &MessageContext<'a>, text: &'a str) -> Result<Decoded<'a>, DecodeError> {
     let record: Record<'a> = parse(ctx, FORMAT, text)?;
-    let (record, row) = match record.payload {
-        Some(payload) if record.schema.is_some() && json::count_members(text) == Ok(2) => {
+    let (record, row) = match (record.payload, record.schema) {
+        (Some(payload), Some(_)) if json::count_members(text) == Ok(2) => {
             if !json::is_object(payload) {
                 return Err(DecodeError::WrongType {
                     at: ctx.location(),
@@ -61,13 +61,29 @@ pub fn decode<'a>(ctx: &MessageContext<'a>, text: &'a str) -> Result<Decoded<'a>
             }
             (parse(ctx, FORMAT, payload.get())?, payload)
         }
-        _ => {
-            // The record is the row: take it whole (a second pass, since serde has no borrowed raw constructor).
-            let row: &'a RawValue = parse(ctx, FORMAT, text)?;
-            (record, row)
-        }
+        // The record is the row: take it whole (a second pass, as serde has no borrowed raw constructor).
+        _ => (record, parse(ctx, FORMAT, text)?),
     };
+    interpret(ctx, record, row)
+}
 
+/// Decodes the payload of a `{schema, payload}` wrapper found by [`json::wrapped_payload`]; `None` when it is not a
+/// record after all, for the caller to decode the whole message with [`decode`].
+pub fn decode_payload<'a>(
+    ctx: &MessageContext<'a>,
+    payload: &'a str,
+) -> Option<Result<Decoded<'a>, DecodeError>> {
+    let record = serde_json::from_str::<Record<'a>>(payload).ok()?;
+    let row = serde_json::from_str::<&'a RawValue>(payload).ok()?;
+    Some(interpret(ctx, record, row))
+}
+
+/// The operation, table and row of a record.
+fn interpret<'a>(
+    ctx: &MessageContext<'a>,
+    record: Record<'a>,
+    row: &'a RawValue,
+) -> Result<Decoded<'a>, DecodeError> {
     let deleted = match record.deleted.map(RawValue::get) {
         None | Some("null" | "\"false\"" | "false") => false,
         Some("\"true\"" | "true") => true,

@@ -145,7 +145,7 @@ impl MergeError {
 
 /// Transient for connection trouble, timeouts, serialization failures and resource limits;
 /// permanent for errors in the query itself (syntax, unknown column, data exceptions).
-fn classify_pg_error(e: &tokio_postgres::Error) -> ErrorClass {
+pub(crate) fn classify_pg_error(e: &tokio_postgres::Error) -> ErrorClass {
     let Some(code) = e.code() else {
         // No SQLSTATE: an I/O error or a closed connection.
         return ErrorClass::Transient;
@@ -161,7 +161,7 @@ fn classify_pg_error(e: &tokio_postgres::Error) -> ErrorClass {
     }
 }
 
-fn describe_pg_error(e: &tokio_postgres::Error) -> String {
+pub(crate) fn describe_pg_error(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => {
             let mut s = format!("{} (SQLSTATE {})", db.message(), db.code().code());

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::dead_letter::{DeadLetter, LoadRejection};
 use crate::error::ErrorClass;
 use crate::keys::{KeyType, KeyValue};
+use crate::merge::postgres::{classify_pg_error, describe_pg_error};
 use crate::merge::{MergeKeys, MergeQuery};
 use crate::offsets::BatchId;
 use crate::sink::{LoadReceipt, LoadRequest, OffsetRange, Sink, SinkError};
@@ -199,12 +200,12 @@ async fn resolve<S>(
                     }],
                 )
                 .await
-                .map_err(|e| (pg_class(&e), pg_text(&e)))?;
+                .map_err(|e| (classify_pg_error(&e), describe_pg_error(&e)))?;
             let rows = match &params {
                 MergeKeys::Int(v) => client.query(&stmt, &[v]).await,
                 MergeKeys::Str(v) => client.query(&stmt, &[v]).await,
             }
-            .map_err(|e| (pg_class(&e), pg_text(&e)))?;
+            .map_err(|e| (classify_pg_error(&e), describe_pg_error(&e)))?;
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
                 let text: Option<String> = row
@@ -238,27 +239,6 @@ async fn resolve<S>(
                 }
             }
         }
-    }
-}
-
-fn pg_class(e: &tokio_postgres::Error) -> ErrorClass {
-    match e.code() {
-        None => ErrorClass::Transient,
-        Some(c)
-            if ["08", "40", "53", "57", "55"]
-                .iter()
-                .any(|p| c.code().starts_with(p)) =>
-        {
-            ErrorClass::Transient
-        }
-        Some(_) => ErrorClass::Permanent,
-    }
-}
-
-fn pg_text(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
-        None => e.to_string(),
     }
 }
 
@@ -517,11 +497,6 @@ fn load_part<'a, S: Sink + 'static>(
             metrics::histogram!("cdc2doris_load_seconds").record(started.elapsed().as_secs_f64());
             match result {
                 Ok(receipt) => {
-                    metrics::counter!("cdc2doris_load_rows_total").increment(receipt.rows_loaded);
-                    metrics::counter!("cdc2doris_load_bytes_total")
-                        .increment(request.body.len() as u64);
-                    metrics::counter!("cdc2doris_loads_total", "status" => "committed")
-                        .increment(1);
                     return Ok(PartResult {
                         last_receipt: Some(receipt),
                         loads: 1,
@@ -536,8 +511,6 @@ fn load_part<'a, S: Sink + 'static>(
                     message,
                     ..
                 }) => {
-                    metrics::counter!("cdc2doris_loads_total", "status" => "rows_rejected")
-                        .increment(1);
                     if lines.len() <= 1 {
                         let key = lines
                             .first()
@@ -574,11 +547,9 @@ fn load_part<'a, S: Sink + 'static>(
                     return Ok(left);
                 }
                 Err(e) if e.class() == ErrorClass::Permanent => {
-                    metrics::counter!("cdc2doris_loads_total", "status" => "failed").increment(1);
                     return Err(StepError::Fatal(format!("{e}")));
                 }
                 Err(e) => {
-                    metrics::counter!("cdc2doris_loads_total", "status" => "retried").increment(1);
                     tracing::warn!("load not committed yet, retrying with the same label: {e}");
                     if !backoff(&ctx.abandon, &mut delay).await {
                         return Err(StepError::Abandoned);

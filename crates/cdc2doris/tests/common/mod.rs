@@ -75,11 +75,18 @@ pub fn kafka_admin() -> AdminClient<DefaultClientContext> {
 /// `unique_name(prefix)`.
 pub async fn create_topic(prefix: &str, partitions: i32) -> String {
     let name = unique_name(prefix);
+    create_topic_named(&name, partitions).await;
+    name
+}
+
+/// Creates the topic `name` with `partitions` partitions (replication factor 1), e.g. a topic a connector will
+/// write to, so that a consumer can subscribe before the first record exists.
+pub async fn create_topic_named(name: &str, partitions: i32) {
     let admin = kafka_admin();
     let opts = AdminOptions::new().operation_timeout(Some(SERVICE_TIMEOUT));
     let results = admin
         .create_topics(
-            &[NewTopic::new(&name, partitions, TopicReplication::Fixed(1))],
+            &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
             &opts,
         )
         .await
@@ -89,7 +96,6 @@ pub async fn create_topic(prefix: &str, partitions: i32) -> String {
             panic!("creating topic {topic} failed: {code}");
         }
     }
-    name
 }
 
 /// Deletes a topic; errors are ignored (cleanup only).
@@ -101,6 +107,23 @@ pub async fn delete_topic(name: &str) {
             &AdminOptions::new().operation_timeout(Some(SERVICE_TIMEOUT)),
         )
         .await;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Kafka Connect
+
+/// The Kafka Connect REST API: `CDC2DORIS_CONNECT_URL`, default `http://127.0.0.1:8083` (`dev/stack up
+/// --with-debezium`).
+pub fn connect_url() -> String {
+    env_or("CDC2DORIS_CONNECT_URL", "http://127.0.0.1:8083")
+}
+
+/// Message for a test that cannot reach Kafka Connect.
+pub fn connect_unreachable(e: &dyn std::fmt::Display) -> String {
+    format!(
+        "Kafka Connect at {} is not reachable ({e}); start it with `dev/stack up --with-debezium` (or run `dev/test`)",
+        connect_url()
+    )
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -74,7 +74,10 @@ pub fn label_with_suffix(label: &str, suffix: &str) -> String {
         .take(HASH_HEX_LEN)
         .map(|nibble| char::from_digit(u32::from(nibble), 16).unwrap_or('0'))
         .collect();
-    let prefix = label.split(':').next().unwrap_or("cdc2doris");
+    let prefix = sanitize(
+        label.split(':').next().unwrap_or("cdc2doris"),
+        MAX_PREFIX_LEN,
+    );
     format!("{prefix}:part:{hash}")
 }
 

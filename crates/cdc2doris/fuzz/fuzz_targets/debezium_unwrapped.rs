@@ -1,0 +1,5 @@
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    cdc2doris_fuzz::check(cdc2doris::decode::Format::DebeziumUnwrapped, data);
+});

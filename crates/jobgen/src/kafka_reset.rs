@@ -89,28 +89,43 @@ pub async fn reset(
             Err((t, code)) => return Err(refused(format!("deleting topic {t}"), code)),
         }
     }
-    for r in admin
-        .delete_groups(&[group], &opts)
-        .await
-        .map_err(kafka(format!("deleting group {group}")))?
-    {
-        match r {
-            Ok(_) => report.deleted_group = true,
-            Err((_, RDKafkaErrorCode::GroupIdNotFound)) => {}
-            Err((g, code)) => {
-                return Err(refused(
-                    format!("deleting group {g} (is a consumer of it still running?)"),
-                    code,
-                ))
+    // A broker that never had a group has no __consumer_offsets topic yet: the first request creates it and is
+    // answered NotCoordinator / CoordinatorNotAvailable meanwhile, so those are retried.
+    let deadline = Instant::now() + timeout;
+    loop {
+        let results = admin
+            .delete_groups(&[group], &opts)
+            .await
+            .map_err(kafka(format!("deleting group {group}")))?;
+        let mut retry = false;
+        for r in results {
+            match r {
+                Ok(_) => report.deleted_group = true,
+                Err((_, RDKafkaErrorCode::GroupIdNotFound)) => {}
+                Err((
+                    _,
+                    RDKafkaErrorCode::NotCoordinator
+                    | RDKafkaErrorCode::CoordinatorNotAvailable
+                    | RDKafkaErrorCode::CoordinatorLoadInProgress,
+                )) if Instant::now() < deadline => retry = true,
+                Err((g, code)) => {
+                    return Err(refused(
+                        format!("deleting group {g} (is a consumer of it still running?)"),
+                        code,
+                    ))
+                }
             }
         }
+        if !retry {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     if partitions == 0 {
         return Ok(report);
     }
     // Deletion finishes in the background; creating a topic that is still being deleted fails with
     // TopicAlreadyExists, so retry until the deadline.
-    let deadline = Instant::now() + timeout;
     let new: Vec<NewTopic> = names
         .iter()
         .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))

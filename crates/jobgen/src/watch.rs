@@ -98,9 +98,10 @@ impl Sample {
 impl Watcher {
     /// Takes one sample; the Kafka part runs on a blocking thread (librdkafka's calls block).
     pub async fn sample(&self, http: &reqwest::Client) -> Result<Sample, WatchError> {
+        // The service first, then Kafka: what it consumed was captured before, so consumed ≤ captured.
+        let state = self.debug_state(http).await.ok();
         let me = self.clone();
         let (captured, lag) = tokio::task::spawn_blocking(move || me.kafka_offsets()).await??;
-        let state = self.debug_state(http).await.ok();
         let mut s = Sample {
             captured,
             lag,

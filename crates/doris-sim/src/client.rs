@@ -69,6 +69,11 @@ impl SimClient {
         self.call("POST", "/api/_sim/compact", "").await.map(drop)
     }
 
+    /// Empties every table (rows, versions, labels; persisted with `--data-dir`), keeping the schema. Sim-only.
+    pub async fn reset(&self) -> Result<(), ClientError> {
+        self.call("POST", "/api/_sim/reset", "").await.map(drop)
+    }
+
     fn parse_err(&self, e: serde_json::Error) -> ClientError {
         ClientError::Parse {
             addr: self.addr,

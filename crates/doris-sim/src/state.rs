@@ -186,6 +186,8 @@ pub struct Inner {
     pub error_logs: HashMap<String, String>,
     error_log_order: VecDeque<String>,
     log: Option<File>,
+    /// Where `log` lives (for error messages and `reset`).
+    log_path: Option<PathBuf>,
     /// Group-commit loads waiting for their internal commit: (due, txn, table, rows).
     delayed: Vec<(Instant, i64, usize, Vec<RowOp>)>,
     /// Open group-commit transaction per table: (txn, label, internal commit time).
@@ -283,6 +285,7 @@ impl State {
                 error_logs: HashMap::new(),
                 error_log_order: VecDeque::new(),
                 log: None,
+                log_path: None,
                 delayed: Vec::new(),
                 groups: HashMap::new(),
             }),
@@ -884,6 +887,38 @@ impl State {
         file.set_len(good_len).map_err(io)?;
         file.seek(std::io::SeekFrom::End(0)).map_err(io)?;
         inner.log = Some(file);
+        inner.log_path = Some(path);
+        Ok(())
+    }
+
+    /// Sim-only (`POST /api/_sim/reset`): forgets every row, version, label, transaction, group commit, queued fault
+    /// and rejected-row log, as if the sim had just started with its DDL; the schema stays. With `--data-dir` the
+    /// commit log is truncated (and synced) first, so a restart also comes back empty. A load still running gets
+    /// `transaction not found` at its commit. Transaction ids keep increasing.
+    pub fn reset(&self) -> Result<(), PersistError> {
+        let mut g = self.lock();
+        let inner = &mut *g;
+        if let (Some(log), Some(path)) = (&inner.log, &inner.log_path) {
+            let io = |source| PersistError::Io {
+                path: path.clone(),
+                source,
+            };
+            log.set_len(0).map_err(io)?;
+            log.sync_all().map_err(io)?;
+        }
+        inner.tables = self
+            .catalog
+            .tables
+            .iter()
+            .map(|_| TableRt::default())
+            .collect();
+        inner.labels.clear();
+        inner.txns.clear();
+        inner.faults.clear();
+        inner.error_logs.clear();
+        inner.error_log_order.clear();
+        inner.delayed.clear();
+        inner.groups.clear();
         Ok(())
     }
 }

@@ -624,6 +624,73 @@ async fn fe_answers_307_even_when_the_client_streams_the_body_without_waiting() 
 }
 
 #[tokio::test]
+async fn reset_empties_every_table_keeps_the_schema_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = || doris_sim::SimOptions {
+        data_dir: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    };
+    let sim = sim_opts(opts()).await;
+    json_load(&sim, "d1", "u", "r1", "{\"k\": 1}\n{\"k\": 2}").await;
+    json_load(&sim, "d2", "u", "r1", "{\"k\": 1}").await;
+    let txn = be_load(
+        &sim,
+        "d1",
+        "u",
+        &[("label", "r2"), ("two_phase_commit", "true")],
+        "3\tc\t3\n",
+    )
+    .await
+    .json()["TxnId"]
+        .as_i64()
+        .unwrap();
+    sim.client()
+        .queue_faults(&[doris_sim::FaultSpec::fail("x")])
+        .await
+        .unwrap();
+
+    sim.client().reset().await.unwrap();
+    assert!(rows(&sim, "d1", "u").await.is_empty());
+    assert!(rows(&sim, "d2", "u").await.is_empty());
+    let stats = sim.client().stats().await.unwrap();
+    for t in stats["tables"].as_array().unwrap() {
+        assert_eq!(
+            (&t["loads"], &t["rows"], &t["versions"], &t["labels"]),
+            (&json!(0), &json!(0), &json!(0), &json!(0)),
+            "{t}"
+        );
+    }
+    // The labels are free again, the queued fault is gone, the pre-committed txn is forgotten.
+    let r = json_load(&sim, "d1", "u", "r1", "{\"k\": 7}").await;
+    assert_eq!(r["Status"], "Success", "{r}");
+    assert!(
+        r["TxnId"].as_i64().unwrap() > txn,
+        "txn ids keep increasing"
+    );
+    let r = two_pc(
+        sim.be_addr(),
+        "d1",
+        &[("txn_id", &txn.to_string()), ("txn_operation", "commit")],
+    )
+    .await;
+    assert!(r.body.contains("not found"), "{}", r.body);
+    assert_eq!(load_state(&sim, "d1", "r2").await["data"], "UNKNOWN");
+
+    // Persisted: a restart replays only what came after the reset.
+    sim.shutdown().await;
+    let sim = sim_opts(opts()).await;
+    assert_eq!(
+        rows(&sim, "d1", "u").await,
+        vec![json!({"k": 7, "v": null, "n": null})]
+    );
+    assert!(rows(&sim, "d2", "u").await.is_empty());
+    sim.client().reset().await.unwrap();
+    sim.shutdown().await;
+    let sim = sim_opts(opts()).await;
+    assert!(rows(&sim, "d1", "u").await.is_empty());
+}
+
+#[tokio::test]
 async fn stats_count_loads_rows_versions_and_labels_per_table() {
     let sim = sim().await;
     json_load(&sim, "d1", "u", "s1", "{\"k\": 1}\n{\"k\": 2}").await;

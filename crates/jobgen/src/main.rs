@@ -1,29 +1,96 @@
-//! `jobgen`: apply a seeded stream of job-analytics changes to PostgreSQL at a given rate,
-//! optionally writing the matching Debezium events straight to Kafka (no Kafka Connect needed).
+//! `jobgen`: the job-analytics change generator and the demo's helpers.
+//!
+//! - `generate`: apply a seeded stream of changes to PostgreSQL at a given rate, optionally writing the matching
+//!   Debezium events straight to Kafka (benchmarks; no Kafka Connect needed), optionally printing a progress line.
+//! - `reset-kafka`: delete the demo's topics and consumer group, create the topics again.
+//! - `wait`: wait until a running cdc2doris has loaded and committed everything captured, then summarize.
+//! - `verify`: compare doris-sim's rows with the merge query over every job id.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use clap::Parser;
-use jobgen::{apply, debezium, Change, Model, ModelConfig};
+use clap::{Parser, Subcommand};
+use jobgen::watch::{histogram_quantile, Sample, Watcher};
+use jobgen::{apply, debezium, Change, Model, ModelConfig, RowOp};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+
+/// The four captured tables, in the order of `examples/job-analytics/postgres.sql`.
+const TABLES: [&str; 4] = [
+    "jobs",
+    "job_activity",
+    "clients_to_exclude",
+    "standard_revenue",
+];
 
 #[derive(Debug, Parser)]
 #[command(
     name = "jobgen",
-    about = "Seeded change generator for the job-analytics reference database"
+    about = "Seeded change generator for the job-analytics reference database, and the demo's helpers"
 )]
-struct Args {
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Apply a seeded stream of changes at a given rate; print a JSON summary last.
+    Generate(GenerateArgs),
+    /// Delete the topics and the consumer group, then create the topics again.
+    ResetKafka(ResetKafkaArgs),
+    /// Wait until cdc2doris has loaded and committed every captured event, then print a summary.
+    Wait(WaitArgs),
+    /// Compare Doris (doris-sim) rows with the merge query over every job id; exit 1 on any difference.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct PgArgs {
     /// PostgreSQL URL of the enhanced_job_server_v2 database (no password in it).
     #[arg(long, env = "JOBGEN_PG_URL")]
     pg_url: String,
     /// Environment variable holding the PostgreSQL password.
     #[arg(long, default_value = "CDC2DORIS_PG_PASSWORD")]
     password_env: String,
+}
+
+/// Where the pipeline runs, for the progress line and `wait`.
+#[derive(Debug, clap::Args)]
+struct WatchArgs {
+    /// cdc2doris admin address (its `/debug/state` and `/metrics`), e.g. http://127.0.0.1:9464.
+    #[arg(long)]
+    admin_url: Option<String>,
+    /// Kafka cluster whose topics Debezium writes (end offsets = events captured).
+    #[arg(long)]
+    watch_kafka: Option<String>,
+    /// cdc2doris's consumer group (committed offsets give the lag).
+    #[arg(long, default_value = "cdc2doris-job-analytics")]
+    group: String,
+    /// Interval of the progress line.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    progress_every: Duration,
+}
+
+impl WatchArgs {
+    fn watcher(&self, topic_prefix: &str) -> Option<Watcher> {
+        Some(Watcher {
+            admin_url: self.admin_url.clone()?,
+            bootstrap: self.watch_kafka.clone()?,
+            topics: topics(topic_prefix),
+            group: self.group.clone(),
+        })
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct GenerateArgs {
+    #[command(flatten)]
+    pg: PgArgs,
     /// Run this schema file first (examples/job-analytics/postgres.sql) in the (empty) database.
     #[arg(long)]
     create_schema: Option<PathBuf>,
@@ -54,27 +121,132 @@ struct Args {
     /// Write every change applied (JSON lines) to this file.
     #[arg(long)]
     record: Option<PathBuf>,
+    /// Also write the JSON summary to this file.
+    #[arg(long)]
+    summary_file: Option<PathBuf>,
+    /// Print a progress line while generating (needs --admin-url and --watch-kafka).
+    #[command(flatten)]
+    watch: WatchArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct ResetKafkaArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long)]
+    bootstrap: String,
+    /// Debezium topic prefix: the topics are `<prefix>.public.{jobs,job_activity,clients_to_exclude,standard_revenue}`.
+    #[arg(long, default_value = "enhanced_job_server_v2")]
+    topic_prefix: String,
+    /// Consumer group to delete.
+    #[arg(long)]
+    group: String,
+    /// Partitions of the topics created afterwards (0: do not create them).
+    #[arg(long, default_value_t = 3)]
+    partitions: i32,
+    /// How long deleting and creating may take.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+}
+
+#[derive(Debug, clap::Args)]
+struct WaitArgs {
+    #[command(flatten)]
+    watch: WatchArgs,
+    /// Debezium topic prefix.
+    #[arg(long, default_value = "enhanced_job_server_v2")]
+    topic_prefix: String,
+    /// Messages the topics must hold before the pipeline counts as caught up (row events + delete tombstones).
+    #[arg(long, default_value_t = 0)]
+    expect_messages: i64,
+    /// Give up after this long.
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+}
+
+#[derive(Debug, clap::Args)]
+struct VerifyArgs {
+    #[command(flatten)]
+    pg: PgArgs,
+    /// The merge query (examples/job-analytics/merge.sql).
+    #[arg(long)]
+    merge_file: PathBuf,
+    /// The merge query's key column.
+    #[arg(long, default_value = "job_id")]
+    key_column: String,
+    /// doris-sim FE URL (its sim-only rows endpoint is read).
+    #[arg(long, default_value = "http://127.0.0.1:8030")]
+    doris_fe: String,
+    /// Doris database.
+    #[arg(long, default_value = "job_analytics")]
+    db: String,
+    /// Doris table.
+    #[arg(long, default_value = "merged_job_data")]
+    table: String,
+    /// Highest job id ever created (the generator's `jobs_ever`); ids 1..=N are checked, or up to the highest id
+    /// in PostgreSQL if that is larger. Rows Doris has beyond them count as extra.
+    #[arg(long, default_value_t = 0)]
+    max_id: i64,
+    /// Differences listed before the verdict line.
+    #[arg(long, default_value_t = 10)]
+    show: usize,
+}
+
+fn topics(prefix: &str) -> Vec<String> {
+    TABLES.iter().map(|t| debezium::topic(prefix, t)).collect()
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let mut cfg: tokio_postgres::Config = args
+    match Cli::parse().command {
+        Command::Generate(a) => generate(a).await,
+        Command::ResetKafka(a) => reset_kafka(a).await,
+        Command::Wait(a) => wait(a).await,
+        Command::Verify(a) => verify(a).await,
+    }
+}
+
+async fn connect(pg: &PgArgs) -> anyhow::Result<(tokio_postgres::Client, String)> {
+    let mut cfg: tokio_postgres::Config = pg
         .pg_url
         .parse()
         .context("--pg-url is not a PostgreSQL URL")?;
-    if let Ok(p) = std::env::var(&args.password_env) {
+    if let Ok(p) = std::env::var(&pg.password_env) {
         cfg.password(p);
     }
     let database = cfg
         .get_dbname()
         .unwrap_or("enhanced_job_server_v2")
         .to_string();
-    let (mut client, conn) = cfg
+    let (client, conn) = cfg
         .connect(tokio_postgres::NoTls)
         .await
-        .context("cannot connect to PostgreSQL")?;
+        .with_context(|| format!("cannot connect to PostgreSQL at {}", pg.pg_url))?;
     tokio::spawn(conn);
+    Ok((client, database))
+}
+
+/// Prints `[  12s] <line>` every `every` forever (the caller drops it when done).
+async fn progress_loop(
+    watcher: &Watcher,
+    every: Duration,
+    start: Instant,
+    prefix: impl Fn() -> String,
+) {
+    let http = reqwest::Client::new();
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let line = match watcher.sample(&http).await {
+            Ok(s) => s.progress(),
+            Err(e) => format!("(no sample: {e})"),
+        };
+        println!("[{:>4}s] {}{line}", start.elapsed().as_secs(), prefix());
+    }
+}
+
+async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
+    let (mut client, database) = connect(&args.pg).await?;
     // Each change is a transaction; waiting for its WAL flush would cap the rate at the disk's
     // fsync rate, and a generator's changes need no durability guarantee.
     client
@@ -107,6 +279,56 @@ async fn main() -> anyhow::Result<()> {
         None => None,
     };
 
+    let start = Instant::now();
+    let changes_done = AtomicU64::new(0);
+    let events_done = AtomicU64::new(0);
+    let run = run_changes(
+        &args,
+        &mut client,
+        &database,
+        producer.as_ref(),
+        record.as_mut(),
+        start,
+        (&changes_done, &events_done),
+    );
+    let summary = match args.watch.watcher(&args.topic_prefix) {
+        Some(w) => {
+            let prefix = || {
+                format!(
+                    "changes {} ({} row events) | ",
+                    changes_done.load(Ordering::Relaxed),
+                    events_done.load(Ordering::Relaxed)
+                )
+            };
+            tokio::select! {
+                r = run => r?,
+                () = progress_loop(&w, args.watch.progress_every, start, prefix) => unreachable!("the progress loop never ends"),
+            }
+        }
+        None => run.await?,
+    };
+    if let Some(r) = record.as_mut() {
+        r.flush().context("writing the record file")?;
+    }
+    let summary = summary.to_string();
+    if let Some(p) = &args.summary_file {
+        std::fs::write(p, format!("{summary}\n"))
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    println!("{summary}");
+    Ok(())
+}
+
+/// The generation loop: the initial jobs as fast as possible, then one change per period. Returns the summary.
+async fn run_changes(
+    args: &GenerateArgs,
+    client: &mut tokio_postgres::Client,
+    database: &str,
+    producer: Option<&FutureProducer>,
+    mut record: Option<&mut std::io::BufWriter<std::fs::File>>,
+    start: Instant,
+    (changes_done, events_done): (&AtomicU64, &AtomicU64),
+) -> anyhow::Result<serde_json::Value> {
     let mut model = Model::new(ModelConfig {
         seed: args.seed,
         clients: args.clients,
@@ -114,9 +336,8 @@ async fn main() -> anyhow::Result<()> {
     });
     let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut events = 0u64;
+    let mut deletes = 0u64;
     let mut lsn = 0i64;
-    let mut pending: Vec<rdkafka::producer::DeliveryFuture> = Vec::new();
-    let start = Instant::now();
     let mut changes = 0u64;
     let mut initial = args.initial_jobs;
     let period = Duration::from_secs_f64(1.0 / args.rate.max(0.001));
@@ -134,16 +355,19 @@ async fn main() -> anyhow::Result<()> {
             changes += 1;
             model.next_change()
         };
-        let evs = apply(&mut client, &change)
+        let evs = apply(client, &change)
             .await
             .with_context(|| format!("applying {change:?}"))?;
         *counts.entry(change.kind()).or_default() += 1;
         events += evs.len() as u64;
-        if let Some(p) = &producer {
+        deletes += evs.iter().filter(|e| e.op == RowOp::Delete).count() as u64;
+        changes_done.fetch_add(1, Ordering::Relaxed);
+        events_done.fetch_add(evs.len() as u64, Ordering::Relaxed);
+        if let Some(p) = producer {
             for ev in &evs {
                 lsn += 1;
                 let topic = debezium::topic(&args.topic_prefix, ev.table);
-                let (key, value) = debezium::message(&args.topic_prefix, &database, ev, lsn);
+                let (key, value) = debezium::message(&args.topic_prefix, database, ev, lsn);
                 p.send(
                     FutureRecord::to(&topic).key(&key).payload(&value),
                     Duration::from_secs(30),
@@ -157,30 +381,169 @@ async fn main() -> anyhow::Result<()> {
             writeln!(r, "{line}").context("writing the record file")?;
         }
     }
-    await_deliveries(&mut pending).await?;
-    if let Some(r) = record.as_mut() {
-        r.flush().context("writing the record file")?;
-    }
-    let summary = serde_json::json!({
+    Ok(serde_json::json!({
         "changes": counts,
         "row_events": events,
+        "delete_events": deletes,
         "jobs_ever": model.all_job_ids().end - 1,
         "jobs_live": model.jobs().len(),
         "seconds": start.elapsed().as_secs_f64(),
-    });
-    println!("{summary}");
+    }))
+}
+
+async fn reset_kafka(args: ResetKafkaArgs) -> anyhow::Result<()> {
+    let topics = topics(&args.topic_prefix);
+    let r = jobgen::kafka_reset::reset(
+        &args.bootstrap,
+        &topics,
+        &args.group,
+        args.partitions,
+        args.timeout,
+    )
+    .await?;
+    println!(
+        "Kafka: deleted {} topic(s){}, created {} topic(s) with {} partitions",
+        r.deleted_topics.len(),
+        if r.deleted_group {
+            format!(" and group {}", args.group)
+        } else {
+            String::new()
+        },
+        r.created_topics.len(),
+        args.partitions
+    );
     Ok(())
 }
 
-async fn await_deliveries(
-    pending: &mut Vec<rdkafka::producer::DeliveryFuture>,
-) -> anyhow::Result<()> {
-    for d in pending.drain(..) {
-        match d.await {
-            Ok(Ok(_)) => {}
-            Ok(Err((e, _))) => anyhow::bail!("a Debezium event was not delivered: {e}"),
-            Err(_) => anyhow::bail!("the Kafka producer was dropped"),
+async fn wait(args: WaitArgs) -> anyhow::Result<()> {
+    let w = args
+        .watch
+        .watcher(&args.topic_prefix)
+        .context("wait needs --admin-url and --watch-kafka")?;
+    let http = reqwest::Client::new();
+    let start = Instant::now();
+    let mut last_print = Instant::now();
+    let sample: Sample = loop {
+        let s = w.sample(&http).await;
+        if let Ok(s) = &s {
+            if s.caught_up(args.expect_messages) {
+                println!("[{:>4}s] {}", start.elapsed().as_secs(), s.progress());
+                break s.clone();
+            }
         }
+        if last_print.elapsed() >= args.watch.progress_every {
+            last_print = Instant::now();
+            let line = match &s {
+                Ok(s) => s.progress(),
+                Err(e) => format!("(no sample: {e})"),
+            };
+            println!("[{:>4}s] {line}", start.elapsed().as_secs());
+        }
+        if start.elapsed() >= args.timeout {
+            let why = match &s {
+                Ok(s) if s.captured < args.expect_messages => format!(
+                    "Debezium captured {} of the {} expected messages",
+                    s.captured, args.expect_messages
+                ),
+                Ok(s) => format!(
+                    "lag {}, {} batch(es) in flight, {} message(s) in the open batch",
+                    s.lag, s.in_flight, s.open_messages
+                ),
+                Err(e) => e.to_string(),
+            };
+            anyhow::bail!("not caught up after {}s: {why}", args.timeout.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let metrics = w.metrics(&http).await.unwrap_or_default();
+    print_summary(&sample, &metrics);
+    Ok(())
+}
+
+fn print_summary(s: &Sample, metrics: &str) {
+    let t = |name: &str| {
+        s.totals
+            .as_ref()
+            .and_then(|t| t.get(name))
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0)
+    };
+    let loads = t("loads");
+    let rows = t("rows");
+    let per_load = if loads > 0 {
+        rows as f64 / loads as f64
+    } else {
+        0.0
+    };
+    let name = "cdc2doris_pipeline_event_to_ack_seconds";
+    let q = |q| {
+        histogram_quantile(metrics, name, q)
+            .map_or("n/a".to_string(), |v| format!("{:.0} ms", v * 1000.0))
+    };
+    println!("summary:");
+    println!(
+        "  events          {} captured by Debezium, {} consumed ({} ignored, {} dead-lettered)",
+        s.captured,
+        t("messages"),
+        t("ignored"),
+        t("dead_lettered")
+    );
+    println!("  keys refreshed  {}", t("keys_refreshed"));
+    println!("  PostgreSQL      {} merge queries", t("queries"));
+    println!(
+        "  Doris           {loads} loads, {rows} rows ({} deletes), {per_load:.1} rows per load, {:.1} KiB",
+        t("deletes"),
+        t("bytes") as f64 / 1024.0
+    );
+    println!(
+        "  event -> Doris  p50 {}, p99 {} (Kafka message time to Doris ack)",
+        q(0.5),
+        q(0.99)
+    );
+}
+
+async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
+    let (client, _) = connect(&args.pg).await?;
+    let merge = std::fs::read_to_string(&args.merge_file)
+        .with_context(|| format!("cannot read {}", args.merge_file.display()))?;
+    let pg_max: i64 = client
+        .query_one("SELECT coalesce(max(id), 0) FROM jobs", &[])
+        .await
+        .context("reading max(jobs.id)")?
+        .get(0);
+    let ids: Vec<i64> = (1..=args.max_id.max(pg_max)).collect();
+    let expected = jobgen::verify::expected_rows(&client, &merge, &args.key_column, &ids)
+        .await
+        .context("running the merge query")?;
+    let url = format!(
+        "{}/api/_sim/{}/{}/rows",
+        args.doris_fe.trim_end_matches('/'),
+        args.db,
+        args.table
+    );
+    let rows: Vec<serde_json::Value> = reqwest::get(&url)
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .with_context(|| format!("GET {url}"))?
+        .json()
+        .await
+        .with_context(|| format!("GET {url}: not a JSON array of rows"))?;
+    let report = jobgen::verify::compare(&expected, &rows, &args.key_column);
+    for (what, keys) in [
+        ("missing", &report.missing),
+        ("stale", &report.stale),
+        ("extra", &report.extra),
+    ] {
+        for k in keys.iter().take(args.show) {
+            println!("  {what}: {k}");
+        }
+        if keys.len() > args.show {
+            println!("  … {} more {what}", keys.len() - args.show);
+        }
+    }
+    println!("{}", report.line());
+    if !report.is_ok() {
+        std::process::exit(1);
     }
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! Sim-only endpoints under `/api/_sim/` (not part of Doris): inspection and fault injection.
+//! Sim-only endpoints under `/api/_sim/` (not part of Doris): inspection, fault injection and reset.
 
 use super::be::read_body;
 use super::*;
@@ -72,6 +72,10 @@ pub(super) async fn sim_api(
             ctx.state.compact(f64::MAX);
             json("{\"compacted\":true}".into())
         }
+        (&Method::POST, ["reset"]) => match ctx.state.reset() {
+            Ok(()) => json("{\"reset\":true}".into()),
+            Err(e) => sim_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        },
         (&Method::POST, ["clean_labels"]) => {
             ctx.state.clean_labels();
             json("{\"cleaned\":true}".into())

@@ -907,7 +907,15 @@ async fn real_debezium_cdc_converges_with_deletes_toast_and_client_fan_out() {
     // A delete (REPLICA IDENTITY FULL: the before image carries job_id for the activity rows too).
     let activity: Vec<jobgen::Change> = (0..40).map(|_| m.next_change()).collect();
     w.apply_pg(&activity).await;
-    w.apply_pg(&[jobgen::Change::DeleteJob { id: 2 }]).await;
+    w.apply_pg(&[
+        jobgen::Change::Activity {
+            first_id: 900_000,
+            job_id: 2,
+            types: vec!["view".into(), "click".into()],
+        },
+        jobgen::Change::DeleteJob { id: 2 },
+    ])
+    .await;
     w.converge(1..101, Duration::from_secs(90)).await;
     let _ = ids;
 
@@ -926,6 +934,14 @@ async fn real_debezium_cdc_converges_with_deletes_toast_and_client_fan_out() {
     );
     assert_eq!(job100["client_excluded"], true);
     assert_eq!(job100["exclusion_reason"], "fraud review");
+    // Tombstones follow every delete (tombstones.on.delete=true); those of job_activity rows carry only
+    // the activity id, not job_id: they are ignored, not dead-lettered (the delete events gave the keys).
+    let state = w.debug_state().await;
+    assert_eq!(state["totals"]["dead_lettered"], 0, "{state}");
+    assert!(
+        state["totals"]["ignored"].as_u64().unwrap_or(0) > 0,
+        "{state}"
+    );
     assert!(
         rows.iter().all(|r| r["job_id"] != 2),
         "deleted job 2 is deleted in Doris"

@@ -657,6 +657,17 @@ impl<S: Sink + 'static> Coordinator<'_, S> {
         }
         let tuples = match rule.rule.extract(&decoded, m.key.as_deref(), &ctx) {
             Ok(t) => t,
+            // In the Debezium envelope a tombstone always follows the delete event of the same row, and
+            // that event (its before image) already gave the keys. When the rule's field is not part of
+            // the row's primary key (job_activity → job_id), the tombstone cannot name it and needs not.
+            // Unwrapped records are different: there the tombstone may be the only sign of a delete.
+            Err(crate::keys::KeyError::Missing { .. })
+                if m.payload.is_none() && rule.format == Format::Debezium =>
+            {
+                self.totals.ignored += 1;
+                self.handled(&m, "ignored");
+                return;
+            }
             Err(e) => {
                 let reason = e.to_string();
                 self.dead_letter_message(&m, "keys", reason).await;

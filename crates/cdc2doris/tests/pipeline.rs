@@ -779,6 +779,15 @@ impl Debezium {
                 "tombstones.on.delete": "true",
             }
         });
+        // Slots of earlier runs of this test that failed before their cleanup hold back WAL: drop them.
+        let admin = connect("postgres").await;
+        let _ = admin
+            .execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+                 WHERE slot_name LIKE 'slot\\_dbz\\_%' AND NOT active",
+                &[],
+            )
+            .await;
         let http = reqwest::Client::new();
         let resp = http
             .post(format!("{}/connectors", connect_url()))

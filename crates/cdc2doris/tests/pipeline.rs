@@ -359,6 +359,24 @@ impl World {
     }
 }
 
+/// Cancels a pipeline started by [`World::start`] and checks it drained and returned `Ok`.
+async fn stop_gracefully(
+    stop: CancellationToken,
+    run: tokio::task::JoinHandle<Result<(), pipeline::PipelineError>>,
+) {
+    stop.cancel();
+    run.await.expect("join").expect("graceful shutdown");
+}
+
+impl World {
+    /// Every partition's committed offset is its end offset: every message was acknowledged or handled.
+    fn assert_all_committed(&self, partitions: i32, why: &str) {
+        for (t, p, committed, end) in self.committed_vs_end(partitions) {
+            assert_eq!(committed, end, "{t}/{p}: {why}");
+        }
+    }
+}
+
 fn unsafe_env_set(k: &str, v: &str) {
     // Tests in this file set one variable to one constant value; no test reads a different value.
     if std::env::var(k).ok().as_deref() != Some(v) {
@@ -411,14 +429,11 @@ async fn a_seeded_change_stream_converges_and_every_offset_is_committed() {
         "deleted jobs become Doris deletes: {state}"
     );
 
-    stop.cancel();
-    run.await.expect("join").expect("graceful shutdown");
-    for (t, p, committed, end) in w.committed_vs_end(2) {
-        assert_eq!(
-            committed, end,
-            "{t}/{p}: every message was acknowledged, so the committed offset is the end"
-        );
-    }
+    stop_gracefully(stop, run).await;
+    w.assert_all_committed(
+        2,
+        "every message was acknowledged, so the committed offset is the end",
+    );
     w.cleanup().await;
 }
 
@@ -504,14 +519,8 @@ async fn hot_keys_collapse_into_few_queries_and_poison_goes_to_the_dead_letter_f
         .expect("job 1 in Doris");
     assert_eq!(job1["view_count"], 10_000);
 
-    stop.cancel();
-    run.await.expect("join").expect("graceful shutdown");
-    for (t, p, committed, end) in w.committed_vs_end(1) {
-        assert_eq!(
-            committed, end,
-            "{t}/{p}: dead-lettered messages count as handled"
-        );
-    }
+    stop_gracefully(stop, run).await;
+    w.assert_all_committed(1, "dead-lettered messages count as handled");
     w.cleanup().await;
 }
 
@@ -576,8 +585,7 @@ async fn an_older_read_that_lands_last_never_overwrites_a_newer_one() {
         rows[0]
     );
     w.converge(m.all_job_ids(), Duration::from_secs(10)).await;
-    stop.cancel();
-    run.await.expect("join").expect("graceful shutdown");
+    stop_gracefully(stop, run).await;
     w.cleanup().await;
 }
 
@@ -656,9 +664,7 @@ async fn graceful_restart_and_kill_9_mid_stream_both_converge() {
     signal(&child, "-TERM");
     let status = wait_exit(&mut child, Duration::from_secs(40));
     assert!(status.success(), "{status:?}");
-    for (t, p, committed, end) in w.committed_vs_end(2) {
-        assert_eq!(committed, end, "{t}/{p}");
-    }
+    w.assert_all_committed(2, "every message was acknowledged");
     w.cleanup().await;
 }
 
@@ -725,14 +731,8 @@ async fn a_row_doris_rejects_is_isolated_and_dead_lettered_while_the_rest_loads(
     );
     let state = w.debug_state().await;
     assert_eq!(state["totals"]["rows_rejected"], 1, "{state}");
-    stop.cancel();
-    run.await.expect("join").expect("graceful shutdown");
-    for (t, p, committed, end) in w.committed_vs_end(1) {
-        assert_eq!(
-            committed, end,
-            "{t}/{p}: the rejected row is handled, not blocking"
-        );
-    }
+    stop_gracefully(stop, run).await;
+    w.assert_all_committed(1, "the rejected row is handled, not blocking");
     w.cleanup().await;
 }
 
@@ -969,8 +969,7 @@ async fn real_debezium_cdc_converges_with_deletes_toast_and_client_fan_out() {
     let job100 = rows.iter().find(|r| r["job_id"] == 100).expect("job 100");
     assert_eq!(job100["client_excluded"], false);
 
-    stop.cancel();
-    run.await.expect("join").expect("graceful shutdown");
+    stop_gracefully(stop, run).await;
     dbz.remove().await;
     w.cleanup().await;
 }
@@ -1020,10 +1019,7 @@ async fn two_instances_share_the_partitions_and_one_takes_over_when_the_other_st
     apply.await;
     run_a.await.expect("join").expect("A shuts down gracefully");
     w.converge(m.all_job_ids(), Duration::from_secs(90)).await;
-    stop_b.cancel();
-    run_b.await.expect("join").expect("B shuts down gracefully");
-    for (t, p, committed, end) in w.committed_vs_end(4) {
-        assert_eq!(committed, end, "{t}/{p}");
-    }
+    stop_gracefully(stop_b, run_b).await;
+    w.assert_all_committed(4, "B committed everything");
     w.cleanup().await;
 }

@@ -166,12 +166,12 @@ async fn a_snapshot_that_sees_more_gets_a_greater_version() {
         before.version,
         after.version
     );
-    // Nothing changed in between: equal snapshots give equal versions.
+    // Versions never go back. (Not "equal": tests running in parallel commit transactions of their own.)
     let again = q
         .read_chunk(&mut obj, &MergeKeys::Int(vec![1]))
         .await
         .expect("read 3");
-    assert_eq!(again.version, after.version);
+    assert!(again.version >= after.version);
     drop(obj);
     db.drop_db().await;
 }

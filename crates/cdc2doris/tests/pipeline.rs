@@ -553,7 +553,18 @@ async fn an_older_read_that_lands_last_never_overwrites_a_newer_one() {
         status: "paused".into(),
     }])
     .await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Wait until batch A is in flight (its load held RUNNING by the fault) before B's change.
+    let start = Instant::now();
+    while w.debug_state().await["in_flight"]
+        .as_array()
+        .is_none_or(|a| a.is_empty())
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "batch A never went in flight"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     w.apply(&[jobgen::Change::SetStatus {
         id: 1,
         status: "closed".into(),

@@ -369,6 +369,27 @@ async fn stop_gracefully(
 }
 
 impl World {
+    /// Waits (bounded) until the running pipeline committed every partition to its end: it read every
+    /// message and Doris acknowledged them (or they were handled). Call before stopping it.
+    async fn wait_all_committed(&self, partitions: i32) {
+        let start = Instant::now();
+        loop {
+            let behind: Vec<_> = self
+                .committed_vs_end(partitions)
+                .into_iter()
+                .filter(|(_, _, c, e)| c != e)
+                .collect();
+            if behind.is_empty() {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "not committed to the end after 60 s: {behind:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
     /// Every partition's committed offset is its end offset: every message was acknowledged or handled.
     fn assert_all_committed(&self, partitions: i32, why: &str) {
         for (t, p, committed, end) in self.committed_vs_end(partitions) {
@@ -429,6 +450,7 @@ async fn a_seeded_change_stream_converges_and_every_offset_is_committed() {
         "deleted jobs become Doris deletes: {state}"
     );
 
+    w.wait_all_committed(2).await;
     stop_gracefully(stop, run).await;
     w.assert_all_committed(
         2,
@@ -519,6 +541,7 @@ async fn hot_keys_collapse_into_few_queries_and_poison_goes_to_the_dead_letter_f
         .expect("job 1 in Doris");
     assert_eq!(job1["view_count"], 10_000);
 
+    w.wait_all_committed(1).await;
     stop_gracefully(stop, run).await;
     w.assert_all_committed(1, "dead-lettered messages count as handled");
     w.cleanup().await;
@@ -671,7 +694,7 @@ async fn graceful_restart_and_kill_9_mid_stream_both_converge() {
     let mut child = spawn_binary(&config, &w.dir.path().join("run3.log"));
     w.converge(m.all_job_ids(), Duration::from_secs(90)).await;
     // Let the last acknowledgements be committed, then stop.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    w.wait_all_committed(2).await;
     signal(&child, "-TERM");
     let status = wait_exit(&mut child, Duration::from_secs(40));
     assert!(status.success(), "{status:?}");
@@ -742,6 +765,7 @@ async fn a_row_doris_rejects_is_isolated_and_dead_lettered_while_the_rest_loads(
     );
     let state = w.debug_state().await;
     assert_eq!(state["totals"]["rows_rejected"], 1, "{state}");
+    w.wait_all_committed(1).await;
     stop_gracefully(stop, run).await;
     w.assert_all_committed(1, "the rejected row is handled, not blocking");
     w.cleanup().await;
@@ -1030,6 +1054,7 @@ async fn two_instances_share_the_partitions_and_one_takes_over_when_the_other_st
     apply.await;
     run_a.await.expect("join").expect("A shuts down gracefully");
     w.converge(m.all_job_ids(), Duration::from_secs(90)).await;
+    w.wait_all_committed(4).await;
     stop_gracefully(stop_b, run_b).await;
     w.assert_all_committed(4, "B committed everything");
     w.cleanup().await;

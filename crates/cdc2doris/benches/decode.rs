@@ -1,6 +1,7 @@
 //! Decode + key extraction throughput over a realistic mix of ~1 KB Debezium messages, with and without the
 //! JsonConverter schema block. Run with `cargo bench -p cdc2doris --bench decode`; the items/s column is messages
-//! per second on one core, and the allocation profiler shows what one batch of messages allocates.
+//! per second on one core, and the allocation profiler shows what one batch of messages allocates (one key tuple per
+//! message, nothing else). Targets: ≥ 1,000,000 messages/s schemaless, ≥ 300,000/s with schemas.
 //!
 //! The mix: 60% updates without an old row (REPLICA IDENTITY DEFAULT), 10% updates with a full old row whose
 //! `job_id` changed, 20% inserts, 10% deletes with a full old row (REPLICA IDENTITY FULL, which a foreign-key rule needs); a TOASTed column now and then.

@@ -27,7 +27,7 @@ use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
 use crate::decode::json::{self, ScanError};
-use crate::decode::{Decoded, Location, MessageContext, Op, Row};
+use crate::decode::{Decoded, Location, MessageContext, Op, RawObject, Row};
 use crate::error::ErrorClass;
 
 /// The most fields a composite key may have.
@@ -373,7 +373,7 @@ pub fn exact_tuples<'s, N: AsRef<str>>(
 /// Where a value was looked for, for error messages.
 #[derive(Clone, Copy)]
 enum Source<'s> {
-    Image(&'static str, Option<&'s RawValue>),
+    Image(&'static str, Option<RawObject<'s>>),
     MessageKey,
 }
 
@@ -490,8 +490,8 @@ fn tokens<'s>(slots: &[Option<&'s str>]) -> Tokens<'s> {
 fn old_tuple<'s, N: AsRef<str>>(
     fields: &[N],
     new: &[&'s str],
-    before: Option<&'s RawValue>,
-    changed_old: Option<&'s RawValue>,
+    before: Option<RawObject<'s>>,
+    changed_old: Option<RawObject<'s>>,
 ) -> Option<Tokens<'s>> {
     let mut slots = [None; MAX_KEY_FIELDS];
     let slots = slots.get_mut(..fields.len())?;

@@ -1,9 +1,10 @@
 //! Every input the fuzz targets ever crashed on (`fuzz/regressions/<target>/`), replayed with the same checks as
-//! `fuzz/src/lib.rs`: decoding and key extraction must not panic, and a key is a number or a string.
+//! `fuzz/src/lib.rs`: decoding and key extraction must not panic, a key is a number or a string, and the Debezium
+//! fast path decodes only what serde decodes, the same way.
 
 use std::path::Path;
 
-use cdc2doris::decode::{decode, Format, MessageContext};
+use cdc2doris::decode::{debezium, decode, Format, MessageContext};
 use cdc2doris::keys::{exact_tuples, KeyRule, KeyType};
 
 const RULES: [&[&str]; 4] = [
@@ -20,6 +21,12 @@ fn check(format: Format, data: &[u8]) {
     };
     let fields = RULES[usize::from(data.first().copied().unwrap_or(0)) % RULES.len()];
     let ctx = MessageContext::new("srv.public.jobs", 0, 1);
+    if let Ok(text) = std::str::from_utf8(value) {
+        if let Some(fast) = debezium::decode_fast(text) {
+            let slow = debezium::decode_with_serde(&ctx, text);
+            assert_eq!(Ok(fast), slow.map_err(|e| e.to_string()), "{text}");
+        }
+    }
     let Ok(decoded) = decode(format, &ctx, key, Some(value)) else {
         return;
     };

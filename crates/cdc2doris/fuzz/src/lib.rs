@@ -1,9 +1,10 @@
-//! What every fuzz target does with one input: decode it, extract keys three ways, and check what must hold.
+//! What every fuzz target does with one input: decode it, extract keys three ways, and check what must hold —
+//! including that the Debezium fast path agrees with the serde decoder.
 //!
 //! An input is a message value, optionally followed by a NUL byte and the Kafka message key. Its first byte picks
 //! the key rule, so that composite keys and keys that exist only in the message key are reached too.
 
-use cdc2doris::decode::{decode, Decoded, Format, MessageContext};
+use cdc2doris::decode::{debezium, decode, Decoded, Format, MessageContext};
 use cdc2doris::keys::{exact_tuples, KeyRule, KeyType};
 
 const RULES: [&[&str]; 4] = [
@@ -21,6 +22,13 @@ pub fn check(format: Format, data: &[u8]) {
     };
     let fields = RULES[usize::from(data.first().copied().unwrap_or(0)) % RULES.len()];
     let ctx = MessageContext::new("srv.public.jobs", 0, 1);
+    // The Debezium fast path decodes only what serde decodes, and the same way.
+    if let Ok(text) = std::str::from_utf8(value) {
+        if let Some(fast) = debezium::decode_fast(text) {
+            let slow = debezium::decode_with_serde(&ctx, text);
+            assert_eq!(Ok(fast), slow.map_err(|e| e.to_string()), "{text}");
+        }
+    }
     let Ok(decoded) = decode(format, &ctx, key, Some(value)) else {
         return;
     };

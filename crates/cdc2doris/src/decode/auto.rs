@@ -9,8 +9,8 @@
 //! - `type` + `database`: Maxwell.
 //! - Any other object: an unwrapped record (a row is an arbitrary object).
 //!
-//! Detection reads the message once more than decoding with a declared format does; configure the format of a topic
-//! when throughput matters.
+//! A Debezium data event, the common case, is recognised and decoded in one pass ([`debezium::decode_fast`]); any
+//! other message is read once more than decoding with a declared format does.
 
 use std::fmt;
 
@@ -100,6 +100,10 @@ pub fn decode_payload<'a>(
     ctx: &MessageContext<'a>,
     payload: &'a str,
 ) -> Option<Result<Decoded<'a>, DecodeError>> {
+    // A data event is what detection would find (`op` + `source`) and decode; skip the probe.
+    if let Some(decoded) = debezium::decode_fast(payload) {
+        return Some(Ok(decoded));
+    }
     let probe = serde_json::from_str::<Probe>(payload).ok()?;
     if probe.is_debezium_envelope() {
         debezium::decode_payload(ctx, payload)
@@ -110,6 +114,9 @@ pub fn decode_payload<'a>(
 
 /// Detects the format of `text` (a JSON object), then decodes it as that format.
 pub fn decode<'a>(ctx: &MessageContext<'a>, text: &'a str) -> Result<Decoded<'a>, DecodeError> {
+    if let Some(decoded) = debezium::decode_fast(text) {
+        return Ok(decoded);
+    }
     match detect(ctx, text)? {
         Format::Debezium => debezium::decode(ctx, text),
         Format::Maxwell => maxwell::decode(ctx, text),

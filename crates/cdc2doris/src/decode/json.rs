@@ -237,14 +237,31 @@ fn match_name<N: AsRef<str>>(
     prefix: &str,
 ) -> Option<usize> {
     if !escaped {
-        let bare = name
-            .get(1..name.len().saturating_sub(1))?
-            .strip_prefix(prefix)?;
-        return names.iter().position(|n| n.as_ref() == bare);
+        let inner = name.as_bytes().get(1..name.len().saturating_sub(1))?;
+        let bare = match prefix.as_bytes() {
+            [] => inner,
+            prefix => inner.strip_prefix(prefix)?,
+        };
+        return names
+            .iter()
+            .position(|n| same_bytes(n.as_ref().as_bytes(), bare));
     }
     let unescaped = serde_json::from_str::<String>(name).ok()?;
     let bare = unescaped.strip_prefix(prefix)?;
     names.iter().position(|n| n.as_ref() == bare)
+}
+
+/// `a == b` for the short strings member names are, without a call to `memcmp` (which costs more than the whole
+/// comparison here: this runs for every member a key scan passes).
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut difference = 0u8;
+    for (x, y) in a.iter().zip(b) {
+        difference |= x ^ y;
+    }
+    difference == 0
 }
 
 /// Bytes that end a run inside a string: `"` and `\\`.

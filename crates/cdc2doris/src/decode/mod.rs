@@ -1,9 +1,10 @@
 //! CDC event decoding: one Kafka message value (and key) → one change event.
 //!
 //! [`decode`] reads only what routing and key extraction need: the source table, the operation, the position, and the
-//! row images as borrowed raw JSON ([`RawValue`]). A JsonConverter `schema` block is not read at all, and nothing is
+//! row images as borrowed raw JSON ([`RawObject`]). A JsonConverter `schema` block is not read at all, and nothing is
 //! allocated for a message beyond an escaped table name or a Canal message's list of rows; [`crate::keys`] then reads
-//! the key columns straight out of the raw images.
+//! the key columns straight out of the raw images. A Debezium data event, the common message, is read in one
+//! validating pass by a small reader of our own (`reader.rs`); everything else, and every error, goes through serde.
 //!
 //! One file per wire format, each with the format's rules stated at the top:
 //! [`debezium`] (the envelope, with or without schemas), [`unwrapped`] (after ExtractNewRecordState), [`maxwell`],
@@ -17,6 +18,7 @@ pub mod canal;
 pub mod debezium;
 pub(crate) mod json;
 pub mod maxwell;
+pub(crate) mod reader;
 pub mod unwrapped;
 
 use std::borrow::Cow;
@@ -259,20 +261,44 @@ pub struct Position {
     pub ts_ms: Option<u64>,
 }
 
+/// The raw text of a JSON object in a message, already checked to be well-formed: a row image, read without being
+/// parsed (key extraction picks its few fields out of it).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RawObject<'a>(&'a str);
+
+impl<'a> RawObject<'a> {
+    /// The object's text, from `{` to `}`.
+    pub fn get(self) -> &'a str {
+        self.0
+    }
+
+    /// `text` (well-formed JSON, e.g. after serde accepted it) without surrounding whitespace, when it is an object.
+    pub(crate) fn of_checked(text: &'a str) -> Option<Self> {
+        let text = text.trim_matches([' ', '\t', '\n', '\r']);
+        text.starts_with('{').then_some(RawObject(text))
+    }
+}
+
+impl fmt::Debug for RawObject<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
 /// The row images of one changed row, as borrowed raw JSON objects.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Row<'a> {
     /// The row before the change: Debezium `before` (every column with REPLICA IDENTITY FULL, only the key columns or
     /// nothing otherwise), or the deleted row of a Maxwell/Canal/unwrapped delete.
-    pub before: Option<&'a RawValue>,
+    pub before: Option<RawObject<'a>>,
     /// The row after the change: Debezium `after`, Maxwell/Canal `data` of an insert or update, an unwrapped record.
-    pub after: Option<&'a RawValue>,
+    pub after: Option<RawObject<'a>>,
     /// Maxwell/Canal `old`: the previous values of the changed columns only. The old row is `after` overlaid with it.
-    pub changed_old: Option<&'a RawValue>,
+    pub changed_old: Option<RawObject<'a>>,
 }
 
 /// The rows of a change event: one, or several for a Canal message.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rows<'a> {
     /// Debezium, unwrapped and Maxwell messages carry one row.
     One(Row<'a>),
@@ -291,7 +317,7 @@ impl<'a> Rows<'a> {
 }
 
 /// A decoded row change.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeEvent<'a> {
     /// The format the message was decoded as (never [`Format::Auto`]).
     pub format: Format,
@@ -306,7 +332,7 @@ pub struct ChangeEvent<'a> {
 }
 
 /// A message that carries no row change.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ignored<'a> {
     /// The format the message was decoded as (never [`Format::Auto`]).
     pub format: Format,
@@ -317,7 +343,7 @@ pub struct Ignored<'a> {
 }
 
 /// What a Kafka message means to the pipeline.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decoded<'a> {
     /// A row change whose keys must be refreshed.
     Change(ChangeEvent<'a>),
@@ -513,11 +539,11 @@ pub(crate) fn image<'a>(
     format: Format,
     field: &'static str,
     raw: Option<&'a RawValue>,
-) -> Result<Option<&'a RawValue>, DecodeError> {
+) -> Result<Option<RawObject<'a>>, DecodeError> {
     match raw {
         None => Ok(None),
         Some(raw) if json::is_null(raw) => Ok(None),
-        Some(raw) if json::is_object(raw) => Ok(Some(raw)),
+        Some(raw) if json::is_object(raw) => Ok(Some(RawObject(raw.get()))),
         Some(raw) => Err(DecodeError::WrongType {
             at: ctx.location(),
             format,

@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 use super::json::{self, Lenient, Text};
 use super::{
     parse, ChangeEvent, DecodeError, Decoded, Format, IgnoreReason, Ignored, MessageContext, Op,
-    Position, Row, Rows, TableName,
+    Position, RawObject, Row, Rows, TableName,
 };
 
 const FORMAT: Format = Format::DebeziumUnwrapped;
@@ -59,10 +59,19 @@ pub fn decode<'a>(ctx: &MessageContext<'a>, text: &'a str) -> Result<Decoded<'a>
                     found: json::kind_of(payload.get()),
                 });
             }
-            (parse(ctx, FORMAT, payload.get())?, payload)
+            (parse(ctx, FORMAT, payload.get())?, payload.get())
         }
-        // The record is the row: take it whole (a second pass, as serde has no borrowed raw constructor).
-        _ => (record, parse(ctx, FORMAT, text)?),
+        // The record is the row: take it whole.
+        _ => (record, text),
+    };
+    let Some(row) = RawObject::of_checked(row) else {
+        return Err(DecodeError::WrongType {
+            at: ctx.location(),
+            format: FORMAT,
+            field: "value",
+            expected: "an object",
+            found: json::kind_of(row.trim_start()),
+        });
     };
     interpret(ctx, record, row)
 }
@@ -74,7 +83,7 @@ pub fn decode_payload<'a>(
     payload: &'a str,
 ) -> Option<Result<Decoded<'a>, DecodeError>> {
     let record = serde_json::from_str::<Record<'a>>(payload).ok()?;
-    let row = serde_json::from_str::<&'a RawValue>(payload).ok()?;
+    let row = RawObject::of_checked(payload)?;
     Some(interpret(ctx, record, row))
 }
 
@@ -82,7 +91,7 @@ pub fn decode_payload<'a>(
 fn interpret<'a>(
     ctx: &MessageContext<'a>,
     record: Record<'a>,
-    row: &'a RawValue,
+    row: RawObject<'a>,
 ) -> Result<Decoded<'a>, DecodeError> {
     let deleted = match record.deleted.map(RawValue::get) {
         None | Some("null" | "\"false\"" | "false") => false,

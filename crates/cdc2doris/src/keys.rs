@@ -27,7 +27,7 @@ use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
 use crate::decode::json::{self, ScanError};
-use crate::decode::{Decoded, Location, MessageContext, Op, RawObject, Row};
+use crate::decode::{Decoded, Location, MessageContext, Op, RawObject, Row, TableName};
 use crate::error::ErrorClass;
 
 /// The most fields a composite key may have.
@@ -176,6 +176,65 @@ impl KeyRule {
             }
             Ok(())
         })
+    }
+}
+
+/// Which table's events a rule takes, on a topic that carries several: `table`, or `schema.table` (the schema is the
+/// PostgreSQL schema, or the MySQL database of Maxwell, Canal and Debezium MySQL events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableMatch {
+    schema: Option<String>,
+    table: String,
+}
+
+impl TableMatch {
+    /// Parses `table` or `schema.table`; the error says what is wrong.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let (schema, table) = match text.split_once('.') {
+            Some((schema, table)) => (Some(schema), table),
+            None => (None, text),
+        };
+        let bad = |part: &str| part.is_empty() || part.contains(['.', ' ', '"', '`']);
+        if bad(table) || schema.is_some_and(bad) {
+            return Err(format!(
+                "{text:?} is not `table` or `schema.table` (unquoted names, one dot at most)"
+            ));
+        }
+        Ok(TableMatch {
+            schema: schema.map(str::to_owned),
+            table: table.to_owned(),
+        })
+    }
+
+    /// The schema (or database), when the rule names one.
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Whether an event about `table` is one of this rule's: same table name, and the same schema when the rule
+    /// names one. An event that names no table matches nothing.
+    pub fn matches(&self, table: &TableName<'_>) -> bool {
+        let same_table = table.table.as_deref() == Some(self.table.as_str());
+        let same_schema = match &self.schema {
+            None => true,
+            Some(schema) => table.schema.as_deref() == Some(schema.as_str()),
+        };
+        same_table && same_schema
+    }
+}
+
+impl fmt::Display for TableMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.schema {
+            Some(schema) => write!(f, "{schema}.{}", self.table),
+            None => f.write_str(&self.table),
+        }
     }
 }
 
@@ -981,5 +1040,26 @@ mod tests {
         let value = format!(r#"{{"type":"INSERT","data":[{}]}}"#, rows.join(","));
         let got = keys(Format::Canal, &value, None, &int(&["id"])).unwrap();
         assert_eq!(got, (0..50).map(|i| vec![Int(i)]).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn table_matches() {
+        let table = |schema: Option<&'static str>, table: Option<&'static str>| TableName {
+            schema: schema.map(Cow::Borrowed),
+            table: table.map(Cow::Borrowed),
+        };
+        let bare = TableMatch::parse(" job_activity ").unwrap();
+        assert!(bare.matches(&table(Some("public"), Some("job_activity"))));
+        assert!(bare.matches(&table(None, Some("job_activity"))));
+        assert!(!bare.matches(&table(Some("public"), Some("jobs"))));
+        assert!(!bare.matches(&table(None, None)));
+        let qualified = TableMatch::parse("shop.orders").unwrap();
+        assert_eq!(qualified.to_string(), "shop.orders");
+        assert!(qualified.matches(&table(Some("shop"), Some("orders"))));
+        assert!(!qualified.matches(&table(Some("crm"), Some("orders"))));
+        assert!(!qualified.matches(&table(None, Some("orders"))));
+        for bad in ["", ".", "a.", ".b", "a.b.c", "a b", "\"T\""] {
+            assert!(TableMatch::parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -333,19 +333,24 @@ progress_interval = "5s"
 }
 
 async fn debug_state_at(port: u16) -> serde_json::Value {
-    {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .expect("admin port");
-        s.write_all(b"GET /debug/state HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await
-            .expect("write");
-        let mut buf = String::new();
-        s.read_to_string(&mut buf).await.expect("read");
-        let body = buf.split("\r\n\r\n").nth(1).unwrap_or_default();
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {buf}"))
-    }
+    let body = admin_get(port, "/debug/state").await;
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+/// The body of `GET path` on the admin endpoint.
+async fn admin_get(port: u16, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("admin port");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.expect("read");
+    buf.split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
 }
 
 impl World {
@@ -1057,5 +1062,153 @@ async fn two_instances_share_the_partitions_and_one_takes_over_when_the_other_st
     w.wait_all_committed(4).await;
     stop_gracefully(stop_b, run_b).await;
     w.assert_all_committed(4, "B committed everything");
+    w.cleanup().await;
+}
+
+/// A Maxwell event for a row change jobgen applied: `data` is the row (the deleted one for a delete), `old` the
+/// previous values of the columns an update changed.
+fn maxwell_event(database: &str, ev: &jobgen::RowEvent) -> (String, String) {
+    let kind = match ev.op {
+        jobgen::RowOp::Insert => "insert",
+        jobgen::RowOp::Update => "update",
+        jobgen::RowOp::Delete => "delete",
+    };
+    let data = match ev.op {
+        jobgen::RowOp::Delete => ev.before.clone(),
+        _ => ev.after.clone(),
+    };
+    let mut value = serde_json::json!({
+        "database": database, "table": ev.table, "type": kind, "ts": 1_700_000_000, "xid": ev.txid,
+        "commit": true, "data": data,
+    });
+    if let (Some(serde_json::Value::Object(before)), Some(serde_json::Value::Object(after))) =
+        (&ev.before, &ev.after)
+    {
+        let old: serde_json::Map<String, serde_json::Value> = before
+            .iter()
+            .filter(|(k, v)| after.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        value["old"] = serde_json::Value::Object(old);
+    }
+    let mut key = serde_json::json!({"database": database, "table": ev.table});
+    if let serde_json::Value::Object(pk) = &ev.key {
+        for (k, v) in pk {
+            key[format!("pk.{k}")] = v.clone();
+        }
+    }
+    (key.to_string(), value.to_string())
+}
+
+/// Maxwell writes every table to one topic: one rule per table picks each table's key field, and a table no rule
+/// names is ignored (counted, committed), even when its rows would not yield a key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_maxwell_topic_for_every_table_routes_events_by_table() {
+    let mut w = World::new("maxwell", 1).await;
+    let topic = format!("{}.maxwell", w.prefix);
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .expect("admin");
+    for r in admin
+        .create_topics(
+            &[NewTopic::new(&topic, 2, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("create topic")
+    {
+        r.expect("topic");
+    }
+    // The example config, with the four Debezium topics replaced by the one Maxwell topic.
+    let text = std::fs::read_to_string(w.write_config("")).expect("config");
+    let topics_line = text
+        .lines()
+        .find(|l| l.starts_with("topics = "))
+        .expect("topics line");
+    let (head, rest) = text.split_once("[keys]").expect("[keys]");
+    let (_, tail) = rest.split_once("[merge]").expect("[merge]");
+    let rules: String = [
+        ("jobs", "id", ""),
+        ("public.job_activity", "job_id", ""),
+        ("standard_revenue", "job_id", ""),
+        (
+            "clients_to_exclude",
+            "client_id",
+            "resolve_query = \"SELECT id FROM jobs WHERE client_id = ANY($1)\"",
+        ),
+    ]
+    .iter()
+    .map(|(table, field, extra)| {
+        format!(
+            "[[keys.rules]]\ntopic = \"{topic}\"\ntable = \"{table}\"\nformat = \"maxwell\"\nfields = [\"{field}\"]\n{extra}\n"
+        )
+    })
+    .collect();
+    let text = format!(
+        "{}[keys]\n{rules}[merge]{tail}",
+        head.replace(topics_line, &format!("topics = [\"{topic}\"]"))
+    );
+    let config = w.dir.path().join("maxwell.toml");
+    std::fs::write(&config, text).expect("write config");
+
+    let mut m = model();
+    let mut changes: Vec<jobgen::Change> = (0..30).map(|_| m.new_job()).collect();
+    changes.extend((0..300).map(|_| m.next_change()));
+    let mut sent = 0;
+    for change in &changes {
+        let evs = jobgen::apply(&mut w.pg, change)
+            .await
+            .unwrap_or_else(|e| panic!("apply {change:?}: {e}"));
+        for ev in &evs {
+            // Maxwell's schema is the MySQL database; here, PostgreSQL's `public` stands in for it.
+            let (key, value) = maxwell_event("public", ev);
+            w.producer
+                .send(
+                    FutureRecord::to(&topic).key(&key).payload(&value),
+                    Duration::from_secs(10),
+                )
+                .await
+                .map_err(|(e, _)| e)
+                .expect("produce");
+            sent += 1;
+        }
+    }
+    // A table no rule names, whose `job_id` would not even be a key: ignored, not dead-lettered.
+    let stranger = r#"{"database":"public","table":"audit_log","type":"insert","ts":1,"data":{"id":1,"job_id":"n/a"}}"#;
+    w.producer
+        .send(
+            FutureRecord::to(&topic).key("{}").payload(stranger),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .expect("produce");
+    assert!(sent > 300);
+
+    let (stop, run) = w.start(&config);
+    let report = w.converge(m.all_job_ids(), Duration::from_secs(90)).await;
+    assert!(report.matched > 20, "{}", report.line());
+    // Every message handled: the stranger counts as ignored, and nothing was dead-lettered.
+    let start = Instant::now();
+    loop {
+        let state = w.debug_state().await;
+        let totals = &state["totals"];
+        let handled = totals["messages"].as_u64().unwrap_or(0);
+        if handled == sent + 1 {
+            assert_eq!(totals["dead_lettered"], 0, "{state}");
+            assert_eq!(totals["no_rule"], 1, "the audit_log event: {state}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{handled} of {} messages read: {state}",
+            sent + 1
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let dead = std::fs::read_to_string(w.dir.path().join("dead.jsonl")).unwrap_or_default();
+    assert_eq!(dead, "", "nothing is dead-lettered");
+    stop_gracefully(stop, run).await;
     w.cleanup().await;
 }

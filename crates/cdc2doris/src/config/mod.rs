@@ -26,7 +26,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::decode::Format;
-use crate::keys::KeyType;
+use crate::keys::{KeyType, TableMatch};
 use crate::secret::{read_secret, EnvLookup};
 pub use crate::sink::doris::config::DorisConfig;
 
@@ -184,17 +184,24 @@ pub enum TlsMode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeysConfig {
-    /// One rule per topic in `kafka.topics`. Required.
+    /// At least one rule per topic in `kafka.topics`. Required.
     pub rules: Vec<KeyRule>,
 }
 
-/// One `[[keys.rules]]` entry: how a topic's events yield keys of the merged table.
+/// One `[[keys.rules]]` entry: how a topic's events (or one table's events on it) yield keys of the merged table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyRule {
     /// The topic this rule applies to. Required.
     pub topic: String,
-    /// Message format: `auto`, `debezium`, `debezium-unwrapped`, `maxwell` or `canal`. Default `auto`.
+    /// Only the events of this table, as `table` (any schema or database) or `schema.table`, for a topic that
+    /// carries several tables (Maxwell's and Canal's default, a Debezium topic router). Events of a table that no
+    /// rule of the topic names are ignored, and counted, unless the topic also has a rule without `table`.
+    /// Default: every table of the topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// Message format: `auto`, `debezium`, `debezium-unwrapped`, `maxwell` or `canal`; the same for every rule of a
+    /// topic. Default `auto`.
     #[serde(default)]
     pub format: Format,
     /// The field whose value identifies what to refresh, e.g. `["job_id"]`, read from the row after the change
@@ -991,18 +998,41 @@ fn validate_keys(
             "empty; add a [[keys.rules]] entry per topic",
         ));
     }
+    // The first rule of each topic, and of each (topic, table).
     let mut first_rule: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut first_for_table: BTreeMap<(&str, Option<&str>), usize> = BTreeMap::new();
     for (i, rule) in keys.rules.iter().enumerate() {
         let at = |field: &str| format!("keys.rules[{i}].{field}");
         require_nonempty(&rule.topic, &at("topic"), "name the topic", p);
-        if let Some(j) = first_rule.get(rule.topic.as_str()) {
+        if let Some(table) = &rule.table {
+            if let Err(why) = TableMatch::parse(table) {
+                p.push(Problem::new(at("table"), why));
+            }
+        }
+        let table_key = rule.table.as_deref().map(str::trim);
+        if let Some(j) = first_for_table.get(&(rule.topic.as_str(), table_key)) {
+            let what = match table_key {
+                Some(t) => format!("table {t:?} of {:?}", rule.topic),
+                None => format!("{:?} (every table)", rule.topic),
+            };
             p.push(Problem::new(
-                at("topic"),
-                format!(
-                    "{:?} already has a rule (keys.rules[{j}]); keep one rule per topic",
-                    rule.topic
-                ),
+                at(if table_key.is_some() { "table" } else { "topic" }),
+                format!("{what} already has a rule (keys.rules[{j}]); keep one rule per topic and table"),
             ));
+        } else {
+            first_for_table.insert((rule.topic.as_str(), table_key), i);
+        }
+        if let Some(&j) = first_rule.get(rule.topic.as_str()) {
+            let first_format = keys.rules.get(j).map_or(rule.format, |r| r.format);
+            if first_format != rule.format {
+                p.push(Problem::new(
+                    at("format"),
+                    format!(
+                        "{} but keys.rules[{j}] reads topic {:?} as {}; a topic has one format",
+                        rule.format, rule.topic, first_format
+                    ),
+                ));
+            }
         } else {
             first_rule.insert(rule.topic.as_str(), i);
         }

@@ -327,9 +327,36 @@ fn key_rules() {
     let p = problems_with("topic = \"t2\"", "topic = \"t1\"");
     assert_problem(
         &p,
-        "keys.rules[1].topic: \"t1\" already has a rule (keys.rules[0])",
+        "keys.rules[1].topic: \"t1\" (every table) already has a rule (keys.rules[0]); keep one rule per topic and \
+         table",
     );
     assert_problem(&p, "kafka.topics[1]: \"t2\" has no rule in keys.rules");
+    // One topic, several tables: one rule per table, plus at most one for the other tables, one format.
+    let config = load_text(&MINIMAL.replacen(
+        "topic = \"t2\"",
+        "topic = \"t1\"\ntable = \"public.a\"\nfields = [\"a_id\"]\n[[keys.rules]]\ntopic = \"t2\"",
+        1,
+    ))
+    .unwrap();
+    assert_eq!(config.file.keys.rules[1].table.as_deref(), Some("public.a"));
+    let p = problems_with(
+        "topic = \"t2\"",
+        "topic = \"t1\"\ntable = \"a\"\nformat = \"maxwell\"\nfields = [\"x\"]\n[[keys.rules]]\ntopic = \"t1\"\n\
+         table = \" a\"",
+    );
+    assert_problem(
+        &p,
+        "keys.rules[1].format: maxwell but keys.rules[0] reads topic \"t1\" as auto; a topic has one format",
+    );
+    assert_problem(
+        &p,
+        "keys.rules[2].table: table \"a\" of \"t1\" already has a rule (keys.rules[1])",
+    );
+    let p = problems_with("topic = \"t2\"", "topic = \"t2\"\ntable = \"a.b.c\"");
+    assert_problem(
+        &p,
+        "keys.rules[1].table: \"a.b.c\" is not `table` or `schema.table` (unquoted names, one dot at most)",
+    );
     let p = problems_with("topic = \"t3\"", "topic = \"t4\"");
     assert_problem(&p, "keys.rules[2].topic: \"t4\" is not in kafka.topics");
     let p = problems_with(

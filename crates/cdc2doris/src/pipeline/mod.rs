@@ -40,7 +40,7 @@ use crate::batch::Batch;
 use crate::config::{Config, DeadLetterTarget as ConfigDeadLetter, TlsMode};
 use crate::dead_letter::{DeadLetter, DeadLetterTarget, MessageRejection};
 use crate::decode::{self, Decoded, Format, MessageContext};
-use crate::keys::KeyRule;
+use crate::keys::{KeyRule, TableMatch};
 use crate::merge::MergeQuery;
 use crate::offsets::{BatchId, OffsetTracker, TopicPartition};
 use crate::sink::doris::label::build_label;
@@ -63,8 +63,30 @@ pub enum PipelineError {
 }
 
 /// How one topic's messages become keys.
-struct TopicRule {
+struct TopicRules {
+    /// The topic's format, the same for all its rules (decoding tells the table).
     format: Format,
+    /// Rules for one table each (`keys.rules[].table`), tried in order.
+    by_table: Vec<(TableMatch, TopicRule)>,
+    /// The rule for every other table, if the topic has one without `table`.
+    other_tables: Option<TopicRule>,
+    /// Tables seen without a rule, each logged once.
+    unmatched_logged: HashSet<String>,
+}
+
+impl TopicRules {
+    /// The rule for an event about `table`.
+    fn rule_for(&self, table: &decode::TableName<'_>) -> Option<&TopicRule> {
+        self.by_table
+            .iter()
+            .find(|(m, _)| m.matches(table))
+            .map(|(_, rule)| rule)
+            .or(self.other_tables.as_ref())
+    }
+}
+
+/// How the events of one topic (or of one of its tables) become keys.
+struct TopicRule {
     rule: KeyRule,
     /// Index into the resolvers, when the values go through a resolve query.
     resolver: Option<usize>,
@@ -118,8 +140,10 @@ pub struct OpenBatchView {
 pub struct Totals {
     /// Messages read.
     pub messages: u64,
-    /// Messages ignored (no row change).
+    /// Messages ignored: no row change, or a table no key rule of the topic names.
     pub ignored: u64,
+    /// Of the ignored messages, those of a table no key rule of their topic names.
+    pub no_rule: u64,
     /// Messages dead-lettered.
     pub dead_lettered: u64,
     /// Keys refreshed (after de-duplication and resolving).
@@ -257,22 +281,37 @@ pub async fn run(
     );
 
     let mut resolvers = Vec::new();
-    let mut rules: HashMap<String, TopicRule> = HashMap::new();
-    for r in &file.keys.rules {
-        let rule = KeyRule::new(r.fields.iter().cloned(), r.key_type)
-            .map_err(|e| PipelineError::Setup(format!("keys.rules (topic {}): {e}", r.topic)))?;
+    let mut rules: HashMap<String, TopicRules> = HashMap::new();
+    for (i, r) in file.keys.rules.iter().enumerate() {
+        let setup =
+            |e: String| PipelineError::Setup(format!("keys.rules[{i}] (topic {}): {e}", r.topic));
+        let rule =
+            KeyRule::new(r.fields.iter().cloned(), r.key_type).map_err(|e| setup(e.to_string()))?;
+        let table = r
+            .table
+            .as_deref()
+            .map(TableMatch::parse)
+            .transpose()
+            .map_err(setup)?;
+        let subject = match &table {
+            Some(t) => format!("{} (table {t})", r.topic),
+            None => r.topic.clone(),
+        };
         let resolver = r.resolve_query.as_ref().map(|q| {
-            resolvers.push(Resolver::new(&r.topic, q, r.key_type));
+            resolvers.push(Resolver::new(&subject, q, r.key_type));
             resolvers.len() - 1
         });
-        rules.insert(
-            r.topic.clone(),
-            TopicRule {
-                format: r.format,
-                rule,
-                resolver,
-            },
-        );
+        let topic = rules.entry(r.topic.clone()).or_insert_with(|| TopicRules {
+            format: r.format,
+            by_table: Vec::new(),
+            other_tables: None,
+            unmatched_logged: HashSet::new(),
+        });
+        let rule = TopicRule { rule, resolver };
+        match table {
+            Some(table) => topic.by_table.push((table, rule)),
+            None => topic.other_tables = Some(rule),
+        }
     }
 
     let abandon = CancellationToken::new();
@@ -467,9 +506,18 @@ fn readiness(
     checks
 }
 
+/// `schema.table` of an event, for logs.
+fn describe_table(table: &decode::TableName<'_>) -> String {
+    match (&table.schema, &table.table) {
+        (Some(schema), Some(table)) => format!("{schema}.{table}"),
+        (None, Some(table)) => table.to_string(),
+        _ => "(no table)".to_owned(),
+    }
+}
+
 /// The coordinator: one task, the only owner of the offset tracker.
 struct Coordinator<'a, S: Sink + 'static> {
-    rules: HashMap<String, TopicRule>,
+    rules: HashMap<String, TopicRules>,
     tracker: OffsetTracker,
     open: Option<Batch>,
     sealed: Option<(SealedBatch, InFlight)>,
@@ -630,7 +678,7 @@ impl<S: Sink + 'static> Coordinator<'_, S> {
 
     async fn on_message(&mut self, m: SourceMessage) {
         self.totals.messages += 1;
-        let Some(rule) = self.rules.get(&*m.topic) else {
+        let Some(topic_rules) = self.rules.get(&*m.topic) else {
             self.dead_letter_message(
                 &m,
                 "keys",
@@ -639,22 +687,41 @@ impl<S: Sink + 'static> Coordinator<'_, S> {
             .await;
             return;
         };
+        let format = topic_rules.format;
         let ctx = MessageContext::new(&m.topic, m.partition, m.offset);
-        let decoded =
-            match decode::decode(rule.format, &ctx, m.key.as_deref(), m.payload.as_deref()) {
-                Ok(d) => d,
-                Err(e) => {
-                    let reason = e.to_string();
-                    self.dead_letter_message(&m, "decode", reason).await;
-                    return;
-                }
-            };
+        let decoded = match decode::decode(format, &ctx, m.key.as_deref(), m.payload.as_deref()) {
+            Ok(d) => d,
+            Err(e) => {
+                let reason = e.to_string();
+                self.dead_letter_message(&m, "decode", reason).await;
+                return;
+            }
+        };
         if let Decoded::Ignore(i) = &decoded {
             tracing::debug!(topic = %m.topic, offset = m.offset, reason = i.reason.as_str(), "ignored");
             self.totals.ignored += 1;
             self.handled(&m, "ignored");
             return;
         }
+        let Some(rule) = topic_rules.rule_for(decoded.table()) else {
+            let table = describe_table(decoded.table());
+            if let Some(topic_rules) = self.rules.get_mut(&*m.topic) {
+                if topic_rules.unmatched_logged.insert(table.clone()) {
+                    tracing::info!(
+                        topic = %m.topic,
+                        offset = m.offset,
+                        table = %table,
+                        "events of this table are ignored: no keys.rules entry of the topic names it (logged once \
+                         per table; counted as outcome=no_rule)"
+                    );
+                }
+            }
+            self.totals.ignored += 1;
+            self.totals.no_rule += 1;
+            self.handled(&m, "no_rule");
+            return;
+        };
+        let resolver = rule.resolver;
         let tuples = match rule.rule.extract(&decoded, m.key.as_deref(), &ctx) {
             Ok(t) => t,
             // In the Debezium envelope a tombstone always follows the delete event of the same row, and
@@ -662,7 +729,7 @@ impl<S: Sink + 'static> Coordinator<'_, S> {
             // the row's primary key (job_activity → job_id), the tombstone cannot name it and needs not.
             // Unwrapped records are different: there the tombstone may be the only sign of a delete.
             Err(crate::keys::KeyError::Missing { .. })
-                if m.payload.is_none() && rule.format == Format::Debezium =>
+                if m.payload.is_none() && format == Format::Debezium =>
             {
                 self.totals.ignored += 1;
                 self.handled(&m, "ignored");
@@ -683,7 +750,6 @@ impl<S: Sink + 'static> Coordinator<'_, S> {
             self.handled(&m, "no_keys");
             return;
         }
-        let resolver = rule.resolver;
         if self.open.is_none() {
             self.open = Some(Batch::new(self.tracker.open_batch()));
         }

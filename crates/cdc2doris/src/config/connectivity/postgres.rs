@@ -10,7 +10,7 @@ use super::{error_chain, line, password_source};
 use crate::config::check::{CheckLine, Outcome};
 use crate::config::{Config, TlsMode};
 use crate::decode::Format;
-use crate::keys::KeyType;
+use crate::keys::{KeyType, TableMatch};
 use crate::merge::{MergeError, MergeQuery};
 use crate::pipeline::worker::Resolver;
 
@@ -508,7 +508,21 @@ async fn check_replica_identities(
             ));
             continue;
         }
-        let Some((schema, table)) = debezium_table(&rule.topic) else {
+        // The rule's table when it names one (its schema, else the topic's, else `public`), else the topic's.
+        let rule_table = rule
+            .table
+            .as_deref()
+            .and_then(|t| TableMatch::parse(t).ok());
+        let named = match &rule_table {
+            Some(m) => Some((
+                m.schema()
+                    .or(debezium_table(&rule.topic).map(|(schema, _)| schema))
+                    .unwrap_or("public"),
+                m.table(),
+            )),
+            None => debezium_table(&rule.topic),
+        };
+        let Some((schema, table)) = named else {
             lines.push(line(
                 Outcome::Skip,
                 subject,

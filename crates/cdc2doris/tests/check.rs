@@ -641,21 +641,55 @@ async fn a_resolve_query_is_checked_as_the_service_wraps_it() {
     world.drop_all().await;
 }
 
+/// The stack's PostgreSQL CA (`dev/stack up` sets up TLS; `dev/stack env` exports `CDC2DORIS_PG_TLS_CA`).
+fn stack_ca() -> PathBuf {
+    let path = std::env::var("CDC2DORIS_PG_TLS_CA")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.stack/pg-tls/ca.pem")
+        });
+    assert!(
+        path.is_file(),
+        "the stack's PostgreSQL CA {} is missing; run `dev/stack up` first",
+        path.display()
+    );
+    path
+}
+
 #[tokio::test]
-async fn tls_mode_require_fails_as_the_service_refuses_it() {
+async fn tls_mode_require_checks_everything_over_a_verified_tls_session() {
     let world = World::create(&TABLES).await;
     let doris = Doris::unreachable();
     let config = world.config("job_id", &doris);
-    edit(&config, "tls_mode = \"disable\"", "tls_mode = \"require\"");
+    edit(
+        &config,
+        "tls_mode = \"disable\"",
+        &format!(
+            "tls_mode = \"require\"\ntls_ca_file = {:?}",
+            stack_ca().display().to_string()
+        ),
+    );
     let report = run_check(&config, &doris).await;
     let text = report.render();
-    let tls = one(&report, "postgres.tls_mode");
-    assert_eq!(tls.outcome, Outcome::Fail, "{text}");
+    let pg = one(&report, "postgres.url");
+    assert_eq!(pg.outcome, Outcome::Pass, "{text}");
+    assert!(pg.detail.contains(" with TLS 1."), "{text}");
     assert!(
-        tls.detail.contains("not implemented in this build yet"),
+        pg.detail.contains("certificate and host name verified"),
         "{text}"
     );
-    assert_eq!(one(&report, "postgres").outcome, Outcome::Skip, "{text}");
+    assert_eq!(
+        one(&report, "merge.query_file").outcome,
+        Outcome::Pass,
+        "{text}"
+    );
+    assert_eq!(
+        one(&report, "merge.key_column").outcome,
+        Outcome::Pass,
+        "{text}"
+    );
     world.drop_all().await;
 }
 

@@ -159,24 +159,27 @@ pub struct PostgresConfig {
     /// `statement_timeout` of every session; `0s` disables it. Default 60 s.
     #[serde(default = "default_statement_timeout", with = "humantime_serde")]
     pub statement_timeout: Duration,
-    /// TLS: `disable`, `prefer` (TLS if the server offers it) or `require`. Default `prefer`.
+    /// TLS: `disable`; `prefer`, TLS if the server offers it and plain text otherwise, the certificate verified only
+    /// when `tls_ca_file` is set (libpq's `prefer`); or `require`, TLS or fail, the certificate chain and the host
+    /// name of `url` always verified (stricter than libpq's `require`: its `verify-full`). Default `prefer`.
     #[serde(default)]
     pub tls_mode: TlsMode,
-    /// PEM file of the CA certificates that sign the server's certificate. Default: the system's roots.
+    /// PEM file of the CA certificates (one or more, e.g. a cloud provider's bundle) that sign the server's
+    /// certificate; with it, `prefer` verifies too. Default: none (`require` trusts the system's roots).
     #[serde(default)]
     pub tls_ca_file: Option<PathBuf>,
 }
 
-/// How the PostgreSQL connection uses TLS.
+/// How the PostgreSQL connection uses TLS (what each mode verifies: [`crate::merge::tls`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TlsMode {
     /// Never TLS.
     Disable,
-    /// TLS if the server offers it, plain otherwise.
+    /// TLS if the server offers it, plain otherwise; the certificate is verified only against `tls_ca_file`.
     #[default]
     Prefer,
-    /// TLS or fail; the certificate chain and host name are verified.
+    /// TLS or fail; the certificate chain and the host name are always verified (libpq's `verify-full`).
     Require,
 }
 

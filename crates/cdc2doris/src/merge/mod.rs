@@ -2,7 +2,9 @@
 //!
 //! The rows come out of PostgreSQL as JSON text (`to_jsonb(row)::text`) and go to Doris unparsed
 //! (research/rust-stack.md A2: per-type conversion in Rust is a trap for numerics and timestamps).
+//! [`tls`] is the TLS connector of the PostgreSQL connections (`postgres.tls_mode`, `postgres.tls_ca_file`).
 
 pub mod postgres;
+pub mod tls;
 
 pub use postgres::{MergeChunk, MergeError, MergeKeys, MergeQuery};

@@ -37,10 +37,12 @@ use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, AdminState, Check};
 use crate::batch::Batch;
-use crate::config::{Config, DeadLetterTarget as ConfigDeadLetter, TlsMode};
+use crate::config::{Config, DeadLetterTarget as ConfigDeadLetter};
 use crate::dead_letter::{DeadLetter, DeadLetterTarget, MessageRejection};
 use crate::decode::{self, Decoded, Format, MessageContext};
+use crate::error::ErrorClass;
 use crate::keys::{KeyRule, TableMatch};
+use crate::merge::tls::{tls_error, PgTls};
 use crate::merge::MergeQuery;
 use crate::offsets::{BatchId, OffsetTracker, TopicPartition};
 use crate::sink::doris::label::build_label;
@@ -176,7 +178,8 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Builds the PostgreSQL pool from the config.
+/// Builds the PostgreSQL pool from the config: URL, password, timeouts, and TLS as `tls_mode` and `tls_ca_file` say
+/// ([`crate::merge::tls`]). Connections are made when first needed.
 pub fn postgres_pool(config: &Config) -> Result<Pool, PipelineError> {
     let pg = &config.file.postgres;
     let mut cfg: tokio_postgres::Config = pg
@@ -192,16 +195,12 @@ pub fn postgres_pool(config: &Config) -> Result<Pool, PipelineError> {
         "-c statement_timeout={}",
         pg.statement_timeout.as_millis()
     ));
-    if pg.tls_mode == TlsMode::Require {
-        return Err(PipelineError::Setup(
-            "postgres.tls_mode = \"require\" is not supported by this build yet; use \"disable\" or \"prefer\" \
-             (prefer connects without TLS)"
-                .to_string(),
-        ));
-    }
+    let tls = PgTls::new(pg.tls_mode, pg.tls_ca_file.as_deref())
+        .map_err(|e| PipelineError::Setup(e.to_string()))?;
+    cfg.ssl_mode(tls.ssl_mode());
     let mgr = Manager::from_config(
         cfg,
-        tokio_postgres::NoTls,
+        tls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -210,6 +209,23 @@ pub fn postgres_pool(config: &Config) -> Result<Pool, PipelineError> {
         .max_size(pg.pool_size.max(1))
         .build()
         .map_err(|e| PipelineError::Setup(format!("postgres pool: {e}")))
+}
+
+/// A pool error with its causes: the driver's own text leaves them out ("error performing TLS handshake" and no
+/// word of the certificate), so every cause is appended once. Holds no secret: the causes are the server's and the
+/// TLS check's words.
+pub(crate) fn describe_pool_error(e: &deadpool_postgres::PoolError) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let cause_text = c.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// The librdkafka consumer config: properties from the config plus the secret ones.
@@ -325,7 +341,17 @@ pub async fn run(
             }
         }
         Err(e) => {
-            tracing::warn!("PostgreSQL is not reachable yet: {e}");
+            // A certificate the TLS check refuses stays refused until someone acts: stop now and say so, rather
+            // than retry every batch.
+            if let deadpool_postgres::PoolError::Backend(e) = &e {
+                if let Some(tls) = tls_error(e).filter(|t| t.class() == ErrorClass::Permanent) {
+                    return Err(PipelineError::Setup(format!("PostgreSQL: {tls}")));
+                }
+            }
+            tracing::warn!(
+                "PostgreSQL is not reachable yet: {}",
+                describe_pool_error(&e)
+            );
             pg_healthy.store(false, Ordering::Relaxed);
         }
     }

@@ -258,7 +258,10 @@ async fn merge_chunk(
             Ok(mut client) => merge.read_chunk(&mut client, &keys).await,
             Err(e) => {
                 healthy.store(false, Relaxed);
-                tracing::warn!("no PostgreSQL connection, retrying: {e}");
+                tracing::warn!(
+                    "no PostgreSQL connection, retrying: {}",
+                    super::describe_pool_error(&e)
+                );
                 if !backoff(&abandon, &mut delay).await {
                     return Err(StepError::Abandoned);
                 }

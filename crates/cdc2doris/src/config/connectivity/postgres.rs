@@ -11,6 +11,7 @@ use crate::config::check::{CheckLine, Outcome};
 use crate::config::{Config, TlsMode};
 use crate::decode::Format;
 use crate::keys::{KeyType, TableMatch};
+use crate::merge::tls::{tls_error, PgTls, TlsError, Verification};
 use crate::merge::{MergeError, MergeQuery};
 use crate::pipeline::worker::Resolver;
 
@@ -36,31 +37,14 @@ async fn bounded<F: std::future::Future>(timeout: Duration, fut: F) -> Option<F:
 }
 
 /// Connects through the pool the service builds ([`crate::pipeline::postgres_pool`]): same URL, password,
-/// `connect_timeout`, `statement_timeout` and TLS handling.
+/// `connect_timeout`, `statement_timeout` and TLS. The line says whether the session runs over TLS, as the server sees
+/// it (`pg_stat_ssl`), and what was verified.
 async fn connect_postgres(
     config: &Config,
     timeout: Duration,
     lines: &mut Vec<CheckLine>,
 ) -> Option<deadpool_postgres::Object> {
     let pg = &config.file.postgres;
-    // TLS is not implemented yet: `cdc2doris run` connects without it for `prefer` (as with a server that offers no
-    // TLS) and refuses to start with `require`.
-    let tls_note = match pg.tls_mode {
-        TlsMode::Disable => "",
-        TlsMode::Prefer => {
-            " (without TLS: tls_mode = \"prefer\" falls back to a plain connection, and this build does not \
-             implement TLS yet)"
-        }
-        TlsMode::Require => {
-            lines.push(line(
-                Outcome::Fail,
-                "postgres.tls_mode",
-                "\"require\": TLS to PostgreSQL is not implemented in this build yet, and `cdc2doris run` refuses \
-                 to start with it; on a trusted network use \"prefer\" or \"disable\"",
-            ));
-            return None;
-        }
-    };
     let target = match pg.url.parse::<tokio_postgres::Config>() {
         Ok(c) => describe_pg_target(&c),
         Err(e) => {
@@ -72,6 +56,15 @@ async fn connect_postgres(
             return None;
         }
     };
+    // The TLS set-up on its own first, so that a CA file problem is blamed on the CA file.
+    if let Err(e) = PgTls::new(pg.tls_mode, pg.tls_ca_file.as_deref()) {
+        let subject = match e {
+            TlsError::NoSystemRoots { .. } | TlsError::Setup(_) => "postgres.tls_mode",
+            _ => "postgres.tls_ca_file",
+        };
+        lines.push(line(Outcome::Fail, subject, e.to_string()));
+        return None;
+    }
     let pool = match crate::pipeline::postgres_pool(config) {
         Ok(pool) => pool,
         Err(e) => {
@@ -85,16 +78,46 @@ async fn connect_postgres(
     let client = match bounded(pg.connect_timeout + timeout, pool.get()).await {
         Some(Ok(client)) => client,
         Some(Err(e)) => {
+            if let Some(tls) = match &e {
+                deadpool_postgres::PoolError::Backend(e) => tls_error(e),
+                _ => None,
+            } {
+                let subject = match tls {
+                    TlsError::UnknownCa { .. } => "postgres.tls_ca_file",
+                    TlsError::HostMismatch { .. } | TlsError::InvalidHostName { .. } => {
+                        "postgres.url"
+                    }
+                    _ => "postgres.tls_mode",
+                };
+                lines.push(line(
+                    Outcome::Fail,
+                    subject,
+                    format!("cannot connect to {target}: {tls}"),
+                ));
+                return None;
+            }
             let why = match &e {
                 deadpool_postgres::PoolError::Backend(e) => describe_pg_error(e),
                 other => error_chain(other),
             };
+            // tokio-postgres' words when the server answers the SSLRequest with "no".
+            if pg.tls_mode == TlsMode::Require && why.contains("server does not support TLS") {
+                lines.push(line(
+                    Outcome::Fail,
+                    "postgres.tls_mode",
+                    format!(
+                        "\"require\": {target} does not offer TLS; turn on ssl in the server's configuration, or set \
+                         tls_mode = \"prefer\" on a network you trust"
+                    ),
+                ));
+                return None;
+            }
             lines.push(line(
                 Outcome::Fail,
                 "postgres.url",
                 format!(
-                    "cannot connect to {target}: {why}{tls_note}; check postgres.url, the password ({source}) and \
-                     that the server accepts connections from here (pg_hba.conf)"
+                    "cannot connect to {target}: {why}; check postgres.url, the password ({source}) and that the \
+                     server accepts connections from here (pg_hba.conf)"
                 ),
             ));
             return None;
@@ -118,12 +141,51 @@ async fn connect_postgres(
             .unwrap_or_else(|_| "PostgreSQL".to_string()),
         _ => "PostgreSQL".to_string(),
     };
+    let tls = describe_session_tls(config, &client, timeout).await;
     lines.push(line(
         Outcome::Pass,
         "postgres.url",
-        format!("connected to {target} ({version}){tls_note}"),
+        format!("connected to {target} ({version}) {tls}"),
     ));
     Some(client)
+}
+
+/// `with TLS 1.3 (what was verified)` or `without TLS (why)`, as the server reports the session.
+async fn describe_session_tls(
+    config: &Config,
+    client: &deadpool_postgres::ClientWrapper,
+    timeout: Duration,
+) -> String {
+    let pg = &config.file.postgres;
+    let sql = "SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+    let (ssl, version) = match bounded(timeout, client.query_opt(sql, &[])).await {
+        Some(Ok(Some(row))) => (
+            row.try_get::<_, bool>(0).ok(),
+            row.try_get::<_, Option<String>>(1).ok().flatten(),
+        ),
+        Some(Ok(None)) => (None, None),
+        Some(Err(e)) => return format!("(TLS not known: pg_stat_ssl: {})", describe_pg_error(&e)),
+        None => return "(TLS not known: pg_stat_ssl did not answer)".to_string(),
+    };
+    match (ssl, pg.tls_mode) {
+        (Some(true), mode) => {
+            // PostgreSQL says `TLSv1.3`.
+            let protocol =
+                version.map_or_else(|| "TLS".to_string(), |v| v.replacen("TLSv", "TLS ", 1));
+            format!(
+                "with {protocol} ({})",
+                Verification::of(mode, pg.tls_ca_file.as_deref())
+            )
+        }
+        (Some(false), TlsMode::Disable) => "without TLS (tls_mode = \"disable\")".to_string(),
+        (Some(false), TlsMode::Prefer) => {
+            "without TLS (the server offers none; tls_mode = \"prefer\" goes on in plain text)"
+                .to_string()
+        }
+        // The driver never goes on without TLS under `require`.
+        (Some(false), TlsMode::Require) => "without TLS".to_string(),
+        (None, _) => "(TLS not known: pg_stat_ssl has no row for this session)".to_string(),
+    }
 }
 
 /// `host:port, database D, as user U`, without the password.

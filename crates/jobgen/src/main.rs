@@ -556,7 +556,7 @@ async fn backlog(args: BacklogArgs) -> anyhow::Result<()> {
         "topic_prefix": args.topic_prefix,
         "bytes": bytes,
         "seconds": seconds,
-        "events_per_second": per_second.round(),
+        "events_per_second": per_second.round() as u64,
         "mib_per_second": (bytes as f64 / seconds.max(1e-9) / 1_048_576.0 * 10.0).round() / 10.0,
     });
     drop(producer);

@@ -364,7 +364,14 @@ impl Backlog {
             self.next_activity_id += 1;
             self.next_activity_id - 1
         };
-        let row = |activity_type: &str| json!({"id": id, "job_id": job_id, "activity_type": activity_type, "occurred_at": occurred_at});
+        let row = |activity_type: &str| {
+            json!({
+                "id": id,
+                "job_id": job_id,
+                "activity_type": activity_type,
+                "occurred_at": occurred_at,
+            })
+        };
         let (op, before) = if update {
             (RowOp::Update, Some(row("view")))
         } else {

@@ -9,9 +9,11 @@
 //!   with before and after images read in that transaction (as Debezium would see them).
 //! - [`debezium`] renders row events as Debezium JSON-converter messages (schemas off), so a test or
 //!   a benchmark can write them straight to Kafka without running Kafka Connect.
+//! - [`backlog`] generates N synthetic row events about a database seeded in bulk, for the end-to-end benchmark.
 //! - [`verify`] compares Doris rows with the merge query's; [`watch`] follows a running pipeline from outside
 //!   (captured events, group lag, cdc2doris's admin endpoints); [`kafka_reset`] gives the demo a clean Kafka.
 
+pub mod backlog;
 pub mod debezium;
 pub mod kafka_reset;
 pub mod model;

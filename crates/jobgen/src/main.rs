@@ -3,6 +3,8 @@
 //! - `generate`: apply a seeded stream of changes to PostgreSQL at a given rate, optionally writing the matching
 //!   Debezium events straight to Kafka (benchmarks; no Kafka Connect needed), optionally printing a progress line.
 //! - `reset-kafka`: delete the demo's topics and consumer group, create the topics again.
+//! - `backlog`: write N synthetic Debezium events about a bulk-seeded database to Kafka, as fast as the producer
+//!   allows (the end-to-end benchmark, `bench/pipeline`).
 //! - `wait`: wait until a running cdc2doris has loaded and committed everything captured, then summarize.
 //! - `verify`: compare doris-sim's rows with the merge query over every job id.
 
@@ -10,14 +12,22 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use jobgen::backlog::{Backlog, Mix, Seeded};
 use jobgen::watch::{histogram_quantile, Sample, Watcher};
 use jobgen::{apply, debezium, Change, Model, ModelConfig, RowOp};
 use rdkafka::config::ClientConfig;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{DeliveryResult, Message as _};
+use rdkafka::producer::{
+    BaseRecord, FutureProducer, FutureRecord, Producer as _, ProducerContext, ThreadedProducer,
+};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientContext;
 
 /// The four captured tables, in the order of `examples/job-analytics/postgres.sql`.
 const TABLES: [&str; 4] = [
@@ -43,6 +53,8 @@ enum Command {
     Generate(GenerateArgs),
     /// Delete the topics and the consumer group, then create the topics again.
     ResetKafka(ResetKafkaArgs),
+    /// Write N synthetic Debezium events about a seeded database to Kafka, as fast as the producer allows.
+    Backlog(BacklogArgs),
     /// Wait until cdc2doris has loaded and committed every captured event, then print a summary.
     Wait(WaitArgs),
     /// Compare Doris (doris-sim) rows with the merge query over every job id; exit 1 on any difference.
@@ -149,6 +161,49 @@ struct ResetKafkaArgs {
 }
 
 #[derive(Debug, clap::Args)]
+struct BacklogArgs {
+    /// The seeded database the events are about (its ids are read, nothing is written).
+    #[command(flatten)]
+    pg: PgArgs,
+    /// Kafka bootstrap servers.
+    #[arg(long)]
+    bootstrap: String,
+    /// Topic prefix: events go to `<prefix>.public.<table>`; create the topics first (reset-kafka).
+    #[arg(long, default_value = "bench")]
+    topic_prefix: String,
+    /// Events to write.
+    #[arg(long, default_value_t = Mix::default().events)]
+    events: u64,
+    /// RNG seed: the same seed and database give the same events.
+    #[arg(long, default_value_t = Mix::default().seed)]
+    seed: u64,
+    /// Share of `jobs` updates; raised to one per job when --events allows, so every job reaches Doris.
+    #[arg(long, default_value_t = Mix::default().jobs_share)]
+    jobs_share: f64,
+    /// Share of `standard_revenue` inserts.
+    #[arg(long, default_value_t = Mix::default().revenue_share)]
+    revenue_share: f64,
+    /// Number of `clients_to_exclude` inserts (each refreshes every job of its client).
+    #[arg(long, default_value_t = Mix::default().exclusions)]
+    exclusions: u64,
+    /// Share of updates among the `job_activity` events (the rest are inserts).
+    #[arg(long, default_value_t = Mix::default().activity_update_share)]
+    activity_update_share: f64,
+    /// Zipf exponent of activity over jobs (higher: hotter hot jobs).
+    #[arg(long, default_value_t = Mix::default().zipf_exponent)]
+    zipf_exponent: f64,
+    /// Producer compression (librdkafka `compression.type`: none, gzip, snappy, lz4, zstd).
+    #[arg(long, default_value = "lz4")]
+    compression: String,
+    /// Interval of the progress line.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    progress_every: Duration,
+    /// Also write the JSON summary to this file.
+    #[arg(long)]
+    summary_file: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
 struct WaitArgs {
     #[command(flatten)]
     watch: WatchArgs,
@@ -200,6 +255,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Generate(a) => generate(a).await,
         Command::ResetKafka(a) => reset_kafka(a).await,
+        Command::Backlog(a) => backlog(a).await,
         Command::Wait(a) => wait(a).await,
         Command::Verify(a) => verify(a).await,
     }
@@ -413,6 +469,167 @@ async fn reset_kafka(args: ResetKafkaArgs) -> anyhow::Result<()> {
         args.partitions
     );
     Ok(())
+}
+
+/// Counts delivery reports; keeps the first failure's reason.
+#[derive(Default)]
+struct DeliveryCounter {
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for DeliveryCounter {}
+
+impl ProducerContext for DeliveryCounter {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => {
+                self.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            Err((e, m)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut first) = self.first_error.lock() {
+                    first.get_or_insert_with(|| format!("producing to {}: {e}", m.topic()));
+                }
+            }
+        }
+    }
+}
+
+impl DeliveryCounter {
+    fn failure(&self) -> Option<String> {
+        if self.failed.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let first = self.first_error.lock().ok().and_then(|f| f.clone());
+        Some(format!(
+            "{} event(s) not delivered; first: {}",
+            self.failed.load(Ordering::Relaxed),
+            first.unwrap_or_default()
+        ))
+    }
+}
+
+async fn backlog(args: BacklogArgs) -> anyhow::Result<()> {
+    let (client, database) = connect(&args.pg).await?;
+    let seeded = Seeded::read(&client)
+        .await
+        .with_context(|| format!("reading the seeded ids from {database}"))?;
+    drop(client);
+    let mix = Mix {
+        events: args.events,
+        seed: args.seed,
+        jobs_share: args.jobs_share,
+        revenue_share: args.revenue_share,
+        exclusions: args.exclusions,
+        activity_update_share: args.activity_update_share,
+        zipf_exponent: args.zipf_exponent,
+    };
+    let counts = mix.counts(&seeded);
+    let jobs = seeded.jobs.len();
+    let events = Backlog::new(&mix, seeded)?;
+    let producer: ThreadedProducer<DeliveryCounter> = ClientConfig::new()
+        .set("bootstrap.servers", &args.bootstrap)
+        .set("compression.type", &args.compression)
+        // Large batches, filled for up to 20 ms: throughput over latency.
+        .set("linger.ms", "20")
+        .set("batch.size", "1000000")
+        .set("batch.num.messages", "100000")
+        .set("queue.buffering.max.messages", "1000000")
+        .create_with_context(DeliveryCounter::default())
+        .context("cannot create the Kafka producer")?;
+    // Rendering and sending never wait for the network; a blocking thread keeps them off the runtime.
+    let prefix = args.topic_prefix.clone();
+    let every = args.progress_every;
+    let (producer, written, bytes, seconds) =
+        tokio::task::spawn_blocking(move || produce(producer, events, &prefix, &database, every))
+            .await
+            .context("the producing thread failed")??;
+    let per_second = written as f64 / seconds.max(1e-9);
+    let summary = serde_json::json!({
+        "events": written,
+        "counts": counts,
+        "jobs": jobs,
+        "topic_prefix": args.topic_prefix,
+        "bytes": bytes,
+        "seconds": seconds,
+        "events_per_second": per_second.round() as u64,
+        "mib_per_second": (bytes as f64 / seconds.max(1e-9) / 1_048_576.0 * 10.0).round() / 10.0,
+    });
+    drop(producer);
+    let summary = summary.to_string();
+    if let Some(p) = &args.summary_file {
+        std::fs::write(p, format!("{summary}\n"))
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    println!("{summary}");
+    Ok(())
+}
+
+/// Renders and sends every event, then waits until each is acknowledged. Returns the producer, the events and the
+/// bytes (keys + values) written, and the seconds it took.
+fn produce(
+    producer: ThreadedProducer<DeliveryCounter>,
+    events: Backlog,
+    prefix: &str,
+    database: &str,
+    progress_every: Duration,
+) -> anyhow::Result<(ThreadedProducer<DeliveryCounter>, u64, u64, f64)> {
+    let topics: Vec<(&str, String)> = TABLES
+        .iter()
+        .map(|t| (*t, debezium::topic(prefix, t)))
+        .collect();
+    let start = Instant::now();
+    let mut last_print = Instant::now();
+    let (mut written, mut bytes) = (0u64, 0u64);
+    for (lsn, ev) in (1i64..).zip(events) {
+        let Some((_, topic)) = topics.iter().find(|(t, _)| *t == ev.table) else {
+            anyhow::bail!("no topic for table {}", ev.table);
+        };
+        let (key, value) = debezium::message(prefix, database, &ev, lsn);
+        let mut record = BaseRecord::to(topic).key(&key).payload(&value);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                // The local queue is full: librdkafka drains it in the background.
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err((e, _)) => anyhow::bail!("producing to {topic}: {e}"),
+            }
+        }
+        written += 1;
+        bytes += (key.len() + value.len()) as u64;
+        if last_print.elapsed() >= progress_every {
+            last_print = Instant::now();
+            if let Some(f) = producer.context().failure() {
+                anyhow::bail!(f);
+            }
+            let s = start.elapsed().as_secs_f64();
+            println!(
+                "[{:>4.0}s] {written} events queued ({:.0}/s), {} delivered",
+                s,
+                written as f64 / s,
+                producer.context().delivered.load(Ordering::Relaxed)
+            );
+        }
+    }
+    producer
+        .flush(Duration::from_secs(120))
+        .context("flushing the producer (not every event was acknowledged within 120 s)")?;
+    let seconds = start.elapsed().as_secs_f64();
+    if let Some(f) = producer.context().failure() {
+        anyhow::bail!(f);
+    }
+    let delivered = producer.context().delivered.load(Ordering::Relaxed);
+    if delivered != written {
+        anyhow::bail!("{written} events sent but {delivered} acknowledged by Kafka");
+    }
+    Ok((producer, written, bytes, seconds))
 }
 
 async fn wait(args: WaitArgs) -> anyhow::Result<()> {

@@ -11,8 +11,8 @@
 //! (in a batch, or as handled when ignored or dead-lettered), acknowledges a batch when its worker
 //! reports that Doris committed it, and asks the source to commit what became committable.
 //! Backpressure: when `max_in_flight` batches are loading and the next one is sealed, the
-//! coordinator stops reading events; the source's channel fills and the source pauses its
-//! partitions.
+//! coordinator stops reading events; the source's channel fills, the source waits for room, and
+//! pauses its partitions when none comes within a second.
 //!
 //! Shutdown order (SIGTERM/SIGINT → `shutdown` cancelled): stop reading events → seal the open
 //! batch and dispatch it → wait for every in-flight batch (up to `batch.shutdown_timeout`, then
@@ -111,6 +111,8 @@ pub struct SharedState {
     pub fatal: Option<String>,
     /// Consumer lag per partition (from librdkafka's statistics).
     pub consumer_lag: std::collections::BTreeMap<String, i64>,
+    /// Times the source paused its partitions because the pipeline stayed full.
+    pub source_pauses: u64,
 }
 
 /// A batch in flight, for `/debug/state`.
@@ -419,6 +421,7 @@ pub async fn run(
             move || match shared.lock() {
                 Ok(mut s) => {
                     s.consumer_lag = stats.lag.lock().map(|l| l.clone()).unwrap_or_default();
+                    s.source_pauses = stats.pauses.load(Ordering::Relaxed);
                     serde_json::to_value(&*s).unwrap_or_default()
                 }
                 Err(_) => serde_json::Value::Null,
@@ -541,6 +544,9 @@ fn describe_table(table: &decode::TableName<'_>) -> String {
     }
 }
 
+/// How often the coordinator asks the source to commit what became committable and refreshes `/debug/state`.
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
 /// The coordinator: one task, the only owner of the offset tracker.
 struct Coordinator<'a, S: Sink + 'static> {
     rules: HashMap<String, TopicRules>,
@@ -587,6 +593,10 @@ impl<S: Sink + 'static> Coordinator<'_, S> {
     ) -> Result<(), PipelineError> {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel();
         self.done_tx = Some(done_tx);
+        // Commits and the shared state are brought up to date at most every FLUSH_EVERY, not after every message:
+        // a backlog brings thousands of messages a second, and each flush walks every partition.
+        let mut next_flush = tokio::time::Instant::now();
+        let mut dirty = false;
         let result = loop {
             let deadline = self
                 .open
@@ -596,6 +606,7 @@ impl<S: Sink + 'static> Coordinator<'_, S> {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break Ok(()),
+                _ = sleep_until(Some(next_flush)), if dirty => {}
                 Some(done) = done_rx.recv() => {
                     if let Err(e) = self.on_done(done) { break Err(e); }
                 }
@@ -612,8 +623,14 @@ impl<S: Sink + 'static> Coordinator<'_, S> {
                 _ = sleep_until(deadline), if deadline.is_some() && can_read => self.seal(),
             }
             self.dispatch();
-            self.commit();
-            self.publish_state();
+            dirty = true;
+            let now = tokio::time::Instant::now();
+            if now >= next_flush {
+                self.commit();
+                self.publish_state();
+                dirty = false;
+                next_flush = now + FLUSH_EVERY;
+            }
         };
         // Drain: seal and dispatch what is open, wait for everything in flight.
         if result.is_ok() {

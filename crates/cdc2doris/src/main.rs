@@ -17,6 +17,8 @@ struct Cli {
 enum Command {
     /// Run the service: consume the topics, refresh the merged rows, load them into Doris.
     Run(cdc2doris::pipeline::cli::RunArgs),
+    /// Refresh every key a query returns (a first load, a re-sync), without Kafka; safe beside `run`.
+    Backfill(cdc2doris::pipeline::cli::BackfillArgs),
     /// Decode one CDC message and print the keys it refreshes.
     Inspect(cdc2doris::inspect::InspectArgs),
     /// Print a complete, commented configuration file with every default.
@@ -30,6 +32,7 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Run(args) => cdc2doris::pipeline::cli::run(&args),
+        Command::Backfill(args) => cdc2doris::pipeline::cli::backfill(&args),
         Command::Inspect(args) => cdc2doris::inspect::run(&args),
         Command::PrintDefaultConfig => {
             print!("{}", cdc2doris::config::DEFAULT_CONFIG);

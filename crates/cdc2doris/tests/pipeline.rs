@@ -1212,3 +1212,74 @@ async fn one_maxwell_topic_for_every_table_routes_events_by_table() {
     stop_gracefully(stop, run).await;
     w.cleanup().await;
 }
+
+/// `backfill` refreshes every key a query returns, without Kafka: a first load, then after jobs were deleted and
+/// changed in PostgreSQL a second run that also turns the deleted jobs into Doris deletes. The binary reports a key
+/// of the wrong type and exits 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn backfill_loads_every_key_of_a_query_and_deletes_the_missing_ones() {
+    let mut w = World::new("backfill", 1).await;
+    let config = w.write_config("");
+    unsafe_env_set("CDC2DORIS_TEST_PG_PASSWORD", &pg_password());
+    let load = || {
+        cdc2doris::config::load(&config)
+            .unwrap_or_else(|e| panic!("config: {e}: {:?}", e.problems()))
+    };
+    let mut m = model();
+    let jobs: Vec<jobgen::Change> = (0..30).map(|_| m.new_job()).collect();
+    for change in &jobs {
+        jobgen::apply(&mut w.pg, change).await.expect("apply");
+    }
+    let ids = m.all_job_ids();
+    let query = format!(
+        "SELECT g FROM generate_series({}, {}) AS g",
+        ids.start,
+        ids.end - 1
+    );
+
+    let first = pipeline::backfill::run(load(), &query, 7, CancellationToken::new())
+        .await
+        .expect("first backfill");
+    assert_eq!(first.keys, 30, "{first:?}");
+    assert_eq!(first.batches, 5, "30 keys in batches of 7: {first:?}");
+    assert_eq!((first.rows, first.deletes), (30, 0), "{first:?}");
+    assert!(!first.interrupted);
+    let report = w.verify(ids.clone()).await;
+    assert!(report.is_ok(), "{}", report.line());
+
+    // Changes (activity, moves, deleted jobs) that no event announces; the second run catches Doris up.
+    let changes: Vec<jobgen::Change> = (0..150).map(|_| m.next_change()).collect();
+    assert!(
+        changes.iter().any(|c| c.kind() == "delete_job"),
+        "the stream must delete a job"
+    );
+    for change in &changes {
+        jobgen::apply(&mut w.pg, change).await.expect("apply");
+    }
+    let ids = m.all_job_ids();
+    let query = format!(
+        "SELECT g FROM generate_series({}, {}) AS g",
+        ids.start,
+        ids.end - 1
+    );
+    let second = pipeline::backfill::run(load(), &query, 1000, CancellationToken::new())
+        .await
+        .expect("second backfill");
+    assert!(
+        second.deletes > 0,
+        "deleted jobs become Doris deletes: {second:?}"
+    );
+    let report = w.verify(ids.clone()).await;
+    assert!(report.is_ok(), "{}", report.line());
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cdc2doris"))
+        .args(["backfill", "--keys-query", "SELECT 'x1'", "--config"])
+        .arg(&config)
+        .env("CDC2DORIS_TEST_PG_PASSWORD", pg_password())
+        .output()
+        .expect("run cdc2doris backfill");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("not a 64-bit integer"), "{stderr}");
+    w.cleanup().await;
+}

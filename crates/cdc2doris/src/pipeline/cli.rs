@@ -1,4 +1,5 @@
-//! `cdc2doris run --config F`: load the config, set up logs and metrics, run until a signal.
+//! `cdc2doris run --config F`: load the config, set up logs and metrics, run until a signal. And
+//! `cdc2doris backfill --config F --keys-query SQL`: refresh every key the query returns, then exit.
 
 use std::path::PathBuf;
 
@@ -17,6 +18,88 @@ pub struct RunArgs {
     pub log_format: Option<String>,
 }
 
+/// Arguments of `cdc2doris backfill`.
+#[derive(Debug, clap::Args)]
+pub struct BackfillArgs {
+    /// The configuration file (the same as `run`'s; Kafka is not used).
+    #[arg(long, short, env = "CDC2DORIS_CONFIG")]
+    pub config: PathBuf,
+    /// SQL returning the keys to refresh, one column of `merge.key_type`, e.g. `SELECT id FROM jobs`.
+    #[arg(long)]
+    pub keys_query: String,
+    /// Keys per batch (one Stream Load each). Default: `batch.max_keys`.
+    #[arg(long)]
+    pub batch_keys: Option<usize>,
+    /// Log format, overriding `log.format`: `text` or `json`.
+    #[arg(long, value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
+}
+
+/// Runs a backfill; prints its report as one JSON line on stdout. Exit code 0 when every key was refreshed, 1 on a
+/// fatal error, 2 for a bad config, 130 when interrupted.
+pub fn backfill(args: &BackfillArgs) -> i32 {
+    let (cfg, runtime) = match prepare(&args.config, args.log_format.as_deref()) {
+        Ok(ready) => ready,
+        Err(code) => return code,
+    };
+    let batch_keys = args.batch_keys.unwrap_or(cfg.file.batch.max_keys);
+    runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(watch_signals(shutdown.clone()));
+        tracing::info!(config = %args.config.display(), version = env!("CARGO_PKG_VERSION"), "cdc2doris backfill starting");
+        match super::backfill::run(cfg, &args.keys_query, batch_keys, shutdown).await {
+            Ok(report) => {
+                println!("{}", serde_json::to_string(&report).unwrap_or_default());
+                if report.interrupted {
+                    tracing::warn!("backfill interrupted: run it again to finish (reloading is harmless)");
+                    130
+                } else {
+                    tracing::info!(keys = report.keys, batches = report.batches, "backfill done");
+                    0
+                }
+            }
+            Err(e) => {
+                tracing::error!("backfill {e}");
+                1
+            }
+        }
+    })
+}
+
+/// Loads the config (printing its problems), starts the logs and the runtime; else the exit code, after printing
+/// why (2: the config, 1: the runtime).
+fn prepare(
+    path: &std::path::Path,
+    log_format: Option<&str>,
+) -> Result<(config::Config, tokio::runtime::Runtime), i32> {
+    let cfg = match config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cdc2doris: {}: {e}", path.display());
+            for p in e.problems() {
+                eprintln!("  {}: {}", p.path, p.message);
+            }
+            return Err(2);
+        }
+    };
+    let format = match log_format {
+        Some("json") => LogFormat::Json,
+        Some(_) => LogFormat::Text,
+        None => cfg.file.log.format,
+    };
+    init_logs(format, &cfg.file.log.filter);
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => Ok((cfg, r)),
+        Err(e) => {
+            eprintln!("cdc2doris: cannot start the async runtime: {e}");
+            Err(1)
+        }
+    }
+}
+
 fn init_logs(format: LogFormat, filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
@@ -32,31 +115,9 @@ fn init_logs(format: LogFormat, filter: &str) {
 
 /// Runs the service; returns the process exit code (0 after a graceful shutdown).
 pub fn run(args: &RunArgs) -> i32 {
-    let cfg = match config::load(&args.config) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("cdc2doris: {}: {e}", args.config.display());
-            for p in e.problems() {
-                eprintln!("  {}: {}", p.path, p.message);
-            }
-            return 2;
-        }
-    };
-    let format = match args.log_format.as_deref() {
-        Some("json") => LogFormat::Json,
-        Some(_) => LogFormat::Text,
-        None => cfg.file.log.format,
-    };
-    init_logs(format, &cfg.file.log.filter);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cdc2doris: cannot start the async runtime: {e}");
-            return 1;
-        }
+    let (cfg, runtime) = match prepare(&args.config, args.log_format.as_deref()) {
+        Ok(ready) => ready,
+        Err(code) => return code,
     };
     runtime.block_on(async move {
         let metrics = match crate::admin::install_metrics() {

@@ -19,6 +19,7 @@
 //! abandon them unacknowledged) → commit what is acknowledged → drop the event channel → stop the
 //! source (final synchronous commit, leave the group).
 
+pub mod backfill;
 pub mod cli;
 pub mod worker;
 
@@ -183,6 +184,11 @@ fn now_ms() -> i64 {
 /// Builds the PostgreSQL pool from the config: URL, password, timeouts, and TLS as `tls_mode` and `tls_ca_file` say
 /// ([`crate::merge::tls`]). Connections are made when first needed.
 pub fn postgres_pool(config: &Config) -> Result<Pool, PipelineError> {
+    postgres_pool_with(config, 0)
+}
+
+/// [`postgres_pool`] with `extra` connections beyond `postgres.pool_size` (backfill streams its keys over one).
+pub(crate) fn postgres_pool_with(config: &Config, extra: usize) -> Result<Pool, PipelineError> {
     let pg = &config.file.postgres;
     let mut cfg: tokio_postgres::Config = pg
         .url
@@ -208,7 +214,7 @@ pub fn postgres_pool(config: &Config) -> Result<Pool, PipelineError> {
         },
     );
     Pool::builder(mgr)
-        .max_size(pg.pool_size.max(1))
+        .max_size(pg.pool_size.max(1) + extra)
         .build()
         .map_err(|e| PipelineError::Setup(format!("postgres pool: {e}")))
 }
@@ -271,6 +277,49 @@ fn dead_letter_target(config: &Config) -> DeadLetterTarget {
     }
 }
 
+/// What merging and loading need, built from the config: shared by `run` and `backfill`.
+pub(crate) struct Parts {
+    pub pool: Pool,
+    pub merge: MergeQuery,
+    pub sink: DorisSink,
+    pub dead_letter: Arc<DeadLetter>,
+}
+
+impl Parts {
+    /// Builds them; `extra_connections` beyond `postgres.pool_size`.
+    pub(crate) async fn new(
+        config: &Config,
+        extra_connections: usize,
+    ) -> Result<Parts, PipelineError> {
+        let file = &config.file;
+        let pool = postgres_pool_with(config, extra_connections)?;
+        let merge = MergeQuery::new(
+            &config.merge_query,
+            &file.merge.key_column,
+            file.merge.key_type,
+            &file.doris.sequence_column,
+        )
+        .map_err(|e| PipelineError::Setup(format!("merge.query_file: {e}")))?;
+        let password = config
+            .doris_password
+            .clone()
+            .unwrap_or_else(|| secrecy::SecretString::from(String::new()));
+        let sink = DorisSink::new(&file.doris, password)
+            .map_err(|e| PipelineError::Setup(format!("doris: {e}")))?;
+        let dead_letter = Arc::new(
+            DeadLetter::open(&dead_letter_target(config))
+                .await
+                .map_err(|e| PipelineError::Setup(format!("dead_letter: {e}")))?,
+        );
+        Ok(Parts {
+            pool,
+            merge,
+            sink,
+            dead_letter,
+        })
+    }
+}
+
 /// Runs the pipeline until `shutdown` is cancelled (then drains and returns `Ok`) or a fatal error.
 pub async fn run(
     config: Config,
@@ -278,25 +327,12 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), PipelineError> {
     let file = &config.file;
-    let pool = postgres_pool(&config)?;
-    let merge = MergeQuery::new(
-        &config.merge_query,
-        &file.merge.key_column,
-        file.merge.key_type,
-        &file.doris.sequence_column,
-    )
-    .map_err(|e| PipelineError::Setup(format!("merge.query_file: {e}")))?;
-    let password = config
-        .doris_password
-        .clone()
-        .unwrap_or_else(|| secrecy::SecretString::from(String::new()));
-    let sink = DorisSink::new(&file.doris, password)
-        .map_err(|e| PipelineError::Setup(format!("doris: {e}")))?;
-    let dead_letter = Arc::new(
-        DeadLetter::open(&dead_letter_target(&config))
-            .await
-            .map_err(|e| PipelineError::Setup(format!("dead_letter: {e}")))?,
-    );
+    let Parts {
+        pool,
+        merge,
+        sink,
+        dead_letter,
+    } = Parts::new(&config, 0).await?;
 
     let mut resolvers = Vec::new();
     let mut rules: HashMap<String, TopicRules> = HashMap::new();

@@ -1,0 +1,239 @@
+//! `cdc2doris backfill`: refresh every key a query returns, without Kafka — the first load of a new Doris table, or
+//! a re-sync after the table was recreated or events expired from the topics.
+//!
+//! The keys come from `--keys-query` (one column: keys of the merged table, e.g. `SELECT id FROM jobs`), read through
+//! a cursor in batches of `--batch-keys`. Each batch goes through the service's own merge and load: chunks of
+//! `merge.chunk_size` keys, each read in one snapshot whose version is the sequence column, keys the merge query no
+//! longer returns loaded as deletes, rows Doris rejects isolated and dead-lettered. So a backfill may run while
+//! `cdc2doris run` does: whichever read is older never overwrites the newer one.
+//!
+//! Each batch loads under a label of its own (the run's start time, process and the batch number), so a retried
+//! load never loads twice; running the backfill again loads again, which the sequence column makes harmless. The cursor's
+//! transaction stays open for the whole run (its snapshot holds back VACUUM on a busy database meanwhile).
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tokio_util::sync::CancellationToken;
+
+use super::worker::{run_batch, BatchOutcome, SealedBatch, WorkerContext};
+use super::{describe_pool_error, Parts, PipelineError};
+use crate::config::Config;
+use crate::keys::{KeyType, KeyValue};
+use crate::merge::postgres::{describe_pg_error, trim_query};
+use crate::offsets::OffsetTracker;
+use crate::sink::doris::label::build_label;
+use crate::sink::OffsetRange;
+
+/// What a backfill did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BackfillReport {
+    /// Keys the query returned.
+    pub keys: u64,
+    /// Batches loaded.
+    pub batches: u64,
+    /// Rows upserted.
+    pub rows: u64,
+    /// Delete rows (keys the merge query did not return).
+    pub deletes: u64,
+    /// Merge queries run.
+    pub queries: u64,
+    /// Rows Doris rejected, each dead-lettered.
+    pub rejected: u64,
+    /// True when a shutdown stopped it before the last key.
+    pub interrupted: bool,
+}
+
+/// Runs `keys_query` and refreshes its keys in batches of `batch_keys`, until the last key or `shutdown`.
+pub async fn run(
+    config: Config,
+    keys_query: &str,
+    batch_keys: usize,
+    shutdown: CancellationToken,
+) -> Result<BackfillReport, PipelineError> {
+    let file = &config.file;
+    let batch_keys = batch_keys.max(1);
+    // One more connection than the merge chunks use: the cursor holds one for the whole run.
+    let Parts {
+        pool,
+        merge,
+        sink,
+        dead_letter,
+    } = Parts::new(&config, 1).await?;
+    let ctx = Arc::new(WorkerContext {
+        key_column: file.merge.key_column.clone(),
+        pg_healthy: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        pool: pool.clone(),
+        merge,
+        key_type: file.merge.key_type,
+        resolvers: Vec::new(),
+        chunk_size: file.merge.chunk_size,
+        parallel_chunks: file.postgres.pool_size.max(1),
+        sink,
+        dead_letter,
+        abandon: shutdown.clone(),
+    });
+    let mut client = pool
+        .get()
+        .await
+        .map_err(|e| PipelineError::Setup(format!("PostgreSQL: {}", describe_pool_error(&e))))?;
+    let tx = client.transaction().await.map_err(|e| {
+        PipelineError::Setup(format!(
+            "PostgreSQL: cannot start the cursor's transaction: {}",
+            describe_pg_error(&e)
+        ))
+    })?;
+    let body = trim_query(keys_query);
+    if body.is_empty() {
+        return Err(PipelineError::Setup(
+            "--keys-query is empty; give a query returning the keys to refresh, e.g. SELECT id FROM jobs".into(),
+        ));
+    }
+    tx.batch_execute(&format!(
+        "DECLARE cdc2doris_backfill NO SCROLL CURSOR FOR SELECT (r.k)::text FROM (\n{body}\n) AS r(k)"
+    ))
+    .await
+    .map_err(|e| {
+        PipelineError::Setup(format!(
+            "--keys-query: {}; it must return one column, the keys of the merged table",
+            describe_pg_error(&e)
+        ))
+    })?;
+    let fetch = format!("FETCH {batch_keys} FROM cdc2doris_backfill");
+    // Labels are per run: Doris answers a label it already knows with "already exists" and loads nothing, so a
+    // second run must not reuse the first one's.
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    let run_id = format!(
+        "{}-{}-{}",
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis()),
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut tracker = OffsetTracker::new();
+    let mut report = BackfillReport::default();
+    let started = Instant::now();
+    tracing::info!(batch_keys, "backfill: reading keys");
+    loop {
+        if shutdown.is_cancelled() {
+            report.interrupted = true;
+            break;
+        }
+        let rows = tx.query(&fetch, &[]).await.map_err(|e| {
+            PipelineError::Fatal(format!(
+                "reading the keys of --keys-query: {}",
+                describe_pg_error(&e)
+            ))
+        })?;
+        if rows.is_empty() {
+            break;
+        }
+        let mut keys = HashSet::with_capacity(rows.len());
+        for row in &rows {
+            let text: Option<&str> = row
+                .try_get(0)
+                .map_err(|e| PipelineError::Fatal(format!("reading a key of --keys-query: {e}")))?;
+            let Some(text) = text else {
+                return Err(PipelineError::Fatal(
+                    "--keys-query returned a NULL key; filter NULLs out (WHERE … IS NOT NULL)"
+                        .into(),
+                ));
+            };
+            keys.insert(key_value(text, file.merge.key_type)?);
+        }
+        report.keys += keys.len() as u64;
+        let id = tracker.open_batch();
+        let number = i64::try_from(id.get()).unwrap_or(i64::MAX);
+        let ranges = vec![OffsetRange {
+            topic: format!("backfill-{run_id}"),
+            partition: 0,
+            first: number,
+            last: number,
+        }];
+        let label = build_label(
+            &file.doris.label_prefix,
+            &file.doris.database,
+            &file.doris.table,
+            &ranges,
+        );
+        let done = run_batch(
+            ctx.clone(),
+            SealedBatch {
+                id,
+                label,
+                ranges,
+                keys,
+                resolve: Vec::new(),
+            },
+        )
+        .await;
+        match done.outcome {
+            BatchOutcome::Loaded {
+                rows,
+                deletes,
+                queries,
+                rejected,
+                ..
+            } => {
+                report.batches += 1;
+                report.rows += rows as u64;
+                report.deletes += deletes as u64;
+                report.queries += queries as u64;
+                report.rejected += rejected as u64;
+                tracing::info!(
+                    label = %done.label,
+                    keys = report.keys,
+                    rows = report.rows,
+                    deletes = report.deletes,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "backfill: batch loaded"
+                );
+            }
+            BatchOutcome::Abandoned => {
+                report.interrupted = true;
+                break;
+            }
+            BatchOutcome::Fatal(msg) => return Err(PipelineError::Fatal(msg)),
+        }
+    }
+    // The cursor only read; ending its transaction either way is fine.
+    let _ = tx.rollback().await;
+    Ok(report)
+}
+
+/// A key of `--keys-query` as the merge query's `$1` takes it.
+fn key_value(text: &str, key_type: KeyType) -> Result<KeyValue, PipelineError> {
+    match key_type {
+        KeyType::String => Ok(KeyValue::Str(text.to_owned())),
+        KeyType::Integer => text.parse().map(KeyValue::Int).map_err(|_| {
+            PipelineError::Fatal(format!(
+                "--keys-query returned {text:?}, which is not a 64-bit integer (merge.key_type = \"integer\")"
+            ))
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_read_as_the_merge_key_type() {
+        assert_eq!(
+            key_value("42", KeyType::Integer).unwrap(),
+            KeyValue::Int(42)
+        );
+        assert_eq!(
+            key_value("42", KeyType::String).unwrap(),
+            KeyValue::Str("42".into())
+        );
+        let err = key_value("x1", KeyType::Integer).unwrap_err().to_string();
+        assert!(
+            err.contains("\"x1\", which is not a 64-bit integer"),
+            "{err}"
+        );
+    }
+}

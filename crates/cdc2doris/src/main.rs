@@ -17,7 +17,8 @@ struct Cli {
 enum Command {
     /// Run the service: consume the topics, refresh the merged rows, load them into Doris.
     Run(cdc2doris::pipeline::cli::RunArgs),
-    /// Refresh every key a query returns (a first load, a re-sync), without Kafka; safe beside `run`.
+    /// Refresh every key a query (or a file, e.g. of dead letters) names, without Kafka: a first load, a re-sync;
+    /// safe beside `run`.
     Backfill(cdc2doris::pipeline::cli::BackfillArgs),
     /// Decode one CDC message and print the keys it refreshes.
     Inspect(cdc2doris::inspect::InspectArgs),

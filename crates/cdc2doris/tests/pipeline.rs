@@ -1214,8 +1214,8 @@ async fn one_maxwell_topic_for_every_table_routes_events_by_table() {
 }
 
 /// `backfill` refreshes every key a query returns, without Kafka: a first load, then after jobs were deleted and
-/// changed in PostgreSQL a second run that also turns the deleted jobs into Doris deletes. The binary reports a key
-/// of the wrong type and exits 1.
+/// changed in PostgreSQL a second run that also turns the deleted jobs into Doris deletes, then a run on the keys of
+/// a dead-letter file. The binary reports a key of the wrong type and exits 1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn backfill_loads_every_key_of_a_query_and_deletes_the_missing_ones() {
     let mut w = World::new("backfill", 1).await;
@@ -1237,9 +1237,14 @@ async fn backfill_loads_every_key_of_a_query_and_deletes_the_missing_ones() {
         ids.end - 1
     );
 
-    let first = pipeline::backfill::run(load(), &query, 7, CancellationToken::new())
-        .await
-        .expect("first backfill");
+    let first = pipeline::backfill::run(
+        load(),
+        pipeline::backfill::Keys::Query(query),
+        7,
+        CancellationToken::new(),
+    )
+    .await
+    .expect("first backfill");
     assert_eq!(first.keys, 30, "{first:?}");
     assert_eq!(first.batches, 5, "30 keys in batches of 7: {first:?}");
     assert_eq!((first.rows, first.deletes), (30, 0), "{first:?}");
@@ -1262,13 +1267,48 @@ async fn backfill_loads_every_key_of_a_query_and_deletes_the_missing_ones() {
         ids.start,
         ids.end - 1
     );
-    let second = pipeline::backfill::run(load(), &query, 1000, CancellationToken::new())
-        .await
-        .expect("second backfill");
+    let second = pipeline::backfill::run(
+        load(),
+        pipeline::backfill::Keys::Query(query),
+        1000,
+        CancellationToken::new(),
+    )
+    .await
+    .expect("second backfill");
     assert!(
         second.deletes > 0,
         "deleted jobs become Doris deletes: {second:?}"
     );
+    let report = w.verify(ids.clone()).await;
+    assert!(report.is_ok(), "{}", report.line());
+
+    // Keys from a dead-letter file (its load records) and plain lines, after more changes no event announced.
+    let changes: Vec<jobgen::Change> = (0..100).map(|_| m.next_change()).collect();
+    for change in &changes {
+        jobgen::apply(&mut w.pg, change).await.expect("apply");
+    }
+    let ids = m.all_job_ids();
+    let all: Vec<i64> = ids.clone().collect();
+    let (half, rest) = all.split_at(all.len() / 2);
+    let mut text =
+        serde_json::json!({"kind": "load", "label": "l", "reason": "r", "keys": half}).to_string();
+    text.push_str("\n{\"kind\":\"message\",\"stage\":\"decode\",\"reason\":\"x\"}\n");
+    for id in rest {
+        text.push_str(&format!("{id}\n"));
+    }
+    let keys_file = w.dir.path().join("dead-letters.jsonl");
+    std::fs::write(&keys_file, text).expect("keys file");
+    let (keys, skipped) = pipeline::backfill::keys_from_file(&keys_file).expect("keys from file");
+    assert_eq!((keys.len(), skipped), (all.len(), 1));
+    let third = pipeline::backfill::run(
+        load(),
+        pipeline::backfill::Keys::List(keys),
+        1000,
+        CancellationToken::new(),
+    )
+    .await
+    .expect("backfill from a file");
+    assert_eq!(third.keys, all.len() as u64, "{third:?}");
     let report = w.verify(ids.clone()).await;
     assert!(report.is_ok(), "{}", report.line());
 

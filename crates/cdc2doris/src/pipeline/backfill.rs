@@ -2,7 +2,8 @@
 //! a re-sync after the table was recreated or events expired from the topics.
 //!
 //! The keys come from `--keys-query` (one column: keys of the merged table, e.g. `SELECT id FROM jobs`), read through
-//! a cursor in batches of `--batch-keys`. Each batch goes through the service's own merge and load: chunks of
+//! a cursor in batches of `--batch-keys`, or from `--keys-from FILE`: a dead-letter file, whose load records hold the
+//! keys of rows Doris rejected (refresh them once the cause is fixed), or one key per line. Each batch goes through the service's own merge and load: chunks of
 //! `merge.chunk_size` keys, each read in one snapshot whose version is the sequence column, keys the merge query no
 //! longer returns loaded as deletes, rows Doris rejects isolated and dead-lettered. So a backfill may run while
 //! `cdc2doris run` does: whichever read is older never overwrites the newer one.
@@ -46,16 +47,65 @@ pub struct BackfillReport {
     pub interrupted: bool,
 }
 
-/// Runs `keys_query` and refreshes its keys in batches of `batch_keys`, until the last key or `shutdown`.
+/// Where the keys to refresh come from.
+#[derive(Debug, Clone)]
+pub enum Keys {
+    /// A query returning them (one column), read through a cursor.
+    Query(String),
+    /// A list, e.g. from [`keys_from_file`].
+    List(Vec<String>),
+}
+
+/// The keys of a file: a dead-letter file's load records (`"kind":"load"`: the keys of rows Doris rejected) and any
+/// line that is not a JSON object, taken as one key. Message records (no key could be read from those) are skipped.
+/// Returns the keys and the number of records skipped.
+pub fn keys_from_file(path: &std::path::Path) -> Result<(Vec<String>, usize), PipelineError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| PipelineError::Setup(format!("--keys-from {}: {e}", path.display())))?;
+    let mut keys = Vec::new();
+    let mut skipped = 0;
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if !line.starts_with('{') {
+            keys.push(line.to_owned());
+            continue;
+        }
+        let record: serde_json::Value = serde_json::from_str(line).map_err(|e| {
+            PipelineError::Setup(format!(
+                "--keys-from {} line {}: not a JSON record ({e}); give a dead-letter file or one key per line",
+                path.display(),
+                n + 1
+            ))
+        })?;
+        match (
+            record.get("kind").and_then(|k| k.as_str()),
+            record.get("keys"),
+        ) {
+            (Some("load"), Some(serde_json::Value::Array(list))) => {
+                keys.extend(list.iter().map(|k| match k {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                }));
+            }
+            _ => skipped += 1,
+        }
+    }
+    Ok((keys, skipped))
+}
+
+/// Refreshes `keys` in batches of `batch_keys`, until the last key or `shutdown`.
 pub async fn run(
     config: Config,
-    keys_query: &str,
+    keys: Keys,
     batch_keys: usize,
     shutdown: CancellationToken,
 ) -> Result<BackfillReport, PipelineError> {
     let file = &config.file;
     let batch_keys = batch_keys.max(1);
-    // One more connection than the merge chunks use: the cursor holds one for the whole run.
+    // One more connection than the merge chunks use: a cursor holds one for the whole run.
     let Parts {
         pool,
         merge,
@@ -75,33 +125,10 @@ pub async fn run(
         dead_letter,
         abandon: shutdown.clone(),
     });
-    let mut client = pool
-        .get()
-        .await
-        .map_err(|e| PipelineError::Setup(format!("PostgreSQL: {}", describe_pool_error(&e))))?;
-    let tx = client.transaction().await.map_err(|e| {
-        PipelineError::Setup(format!(
-            "PostgreSQL: cannot start the cursor's transaction: {}",
-            describe_pg_error(&e)
-        ))
-    })?;
-    let body = trim_query(keys_query);
-    if body.is_empty() {
-        return Err(PipelineError::Setup(
-            "--keys-query is empty; give a query returning the keys to refresh, e.g. SELECT id FROM jobs".into(),
-        ));
-    }
-    tx.batch_execute(&format!(
-        "DECLARE cdc2doris_backfill NO SCROLL CURSOR FOR SELECT (r.k)::text FROM (\n{body}\n) AS r(k)"
-    ))
-    .await
-    .map_err(|e| {
-        PipelineError::Setup(format!(
-            "--keys-query: {}; it must return one column, the keys of the merged table",
-            describe_pg_error(&e)
-        ))
-    })?;
-    let fetch = format!("FETCH {batch_keys} FROM cdc2doris_backfill");
+    let mut feeder = match keys {
+        Keys::Query(query) => Feeder::cursor(&pool, &query, batch_keys).await?,
+        Keys::List(list) => Feeder::List(list.into_iter(), batch_keys),
+    };
     // Labels are per run: Doris answers a label it already knows with "already exists" and loads nothing, so a
     // second run must not reuse the first one's.
     static RUNS: AtomicU64 = AtomicU64::new(0);
@@ -122,26 +149,12 @@ pub async fn run(
             report.interrupted = true;
             break;
         }
-        let rows = tx.query(&fetch, &[]).await.map_err(|e| {
-            PipelineError::Fatal(format!(
-                "reading the keys of --keys-query: {}",
-                describe_pg_error(&e)
-            ))
-        })?;
-        if rows.is_empty() {
+        let texts = feeder.next().await?;
+        if texts.is_empty() {
             break;
         }
-        let mut keys = HashSet::with_capacity(rows.len());
-        for row in &rows {
-            let text: Option<&str> = row
-                .try_get(0)
-                .map_err(|e| PipelineError::Fatal(format!("reading a key of --keys-query: {e}")))?;
-            let Some(text) = text else {
-                return Err(PipelineError::Fatal(
-                    "--keys-query returned a NULL key; filter NULLs out (WHERE … IS NOT NULL)"
-                        .into(),
-                ));
-            };
+        let mut keys = HashSet::with_capacity(texts.len());
+        for text in &texts {
             keys.insert(key_value(text, file.merge.key_type)?);
         }
         report.keys += keys.len() as u64;
@@ -199,9 +212,89 @@ pub async fn run(
             BatchOutcome::Fatal(msg) => return Err(PipelineError::Fatal(msg)),
         }
     }
-    // The cursor only read; ending its transaction either way is fine.
-    let _ = tx.rollback().await;
+    feeder.close().await;
     Ok(report)
+}
+
+/// Hands out the keys batch by batch.
+enum Feeder {
+    /// A cursor over `--keys-query` on a connection of its own, in a transaction kept open until the end.
+    Cursor {
+        client: Box<deadpool_postgres::Object>,
+        fetch: String,
+    },
+    /// A list, and the batch size.
+    List(std::vec::IntoIter<String>, usize),
+}
+
+impl Feeder {
+    async fn cursor(
+        pool: &deadpool_postgres::Pool,
+        query: &str,
+        batch_keys: usize,
+    ) -> Result<Feeder, PipelineError> {
+        let body = trim_query(query);
+        if body.is_empty() {
+            return Err(PipelineError::Setup(
+                "--keys-query is empty; give a query returning the keys to refresh, e.g. SELECT id FROM jobs"
+                    .into(),
+            ));
+        }
+        let client = pool.get().await.map_err(|e| {
+            PipelineError::Setup(format!("PostgreSQL: {}", describe_pool_error(&e)))
+        })?;
+        client
+            .batch_execute(&format!(
+                "BEGIN READ ONLY; DECLARE cdc2doris_backfill NO SCROLL CURSOR FOR \
+                 SELECT (r.k)::text FROM (\n{body}\n) AS r(k)"
+            ))
+            .await
+            .map_err(|e| {
+                PipelineError::Setup(format!(
+                    "--keys-query: {}; it must return one column, the keys of the merged table",
+                    describe_pg_error(&e)
+                ))
+            })?;
+        Ok(Feeder::Cursor {
+            client: Box::new(client),
+            fetch: format!("FETCH {batch_keys} FROM cdc2doris_backfill"),
+        })
+    }
+
+    /// The next batch of keys, as text; empty at the end.
+    async fn next(&mut self) -> Result<Vec<String>, PipelineError> {
+        match self {
+            Feeder::List(list, n) => Ok(list.by_ref().take(*n).collect()),
+            Feeder::Cursor { client, fetch } => {
+                let rows = client.query(fetch.as_str(), &[]).await.map_err(|e| {
+                    PipelineError::Fatal(format!(
+                        "reading the keys of --keys-query: {}",
+                        describe_pg_error(&e)
+                    ))
+                })?;
+                rows.iter()
+                    .map(|row| {
+                        let text: Option<String> = row.try_get(0).map_err(|e| {
+                            PipelineError::Fatal(format!("reading a key of --keys-query: {e}"))
+                        })?;
+                        text.ok_or_else(|| {
+                            PipelineError::Fatal(
+                                "--keys-query returned a NULL key; filter NULLs out (WHERE … IS NOT NULL)"
+                                    .into(),
+                            )
+                        })
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// Ends the cursor's transaction (it only read).
+    async fn close(self) {
+        if let Feeder::Cursor { client, .. } = self {
+            let _ = client.batch_execute("ROLLBACK").await;
+        }
+    }
 }
 
 /// A key of `--keys-query` as the merge query's `$1` takes it.
@@ -235,5 +328,26 @@ mod tests {
             err.contains("\"x1\", which is not a 64-bit integer"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn keys_from_a_dead_letter_file_or_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys");
+        std::fs::write(
+            &path,
+            "{\"kind\":\"load\",\"label\":\"l\",\"keys\":[7,\"a b\"]}\n\n  12  \n{\"kind\":\"message\",\"stage\":\"decode\"}\n",
+        )
+        .unwrap();
+        let (keys, skipped) = keys_from_file(&path).unwrap();
+        assert_eq!(keys, ["7", "a b", "12"]);
+        assert_eq!(skipped, 1);
+        std::fs::write(&path, "{not json\n").unwrap();
+        let err = keys_from_file(&path).unwrap_err().to_string();
+        assert!(err.contains("line 1: not a JSON record"), "{err}");
+        let err = keys_from_file(&dir.path().join("none"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--keys-from"), "{err}");
     }
 }

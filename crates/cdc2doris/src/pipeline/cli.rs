@@ -25,8 +25,16 @@ pub struct BackfillArgs {
     #[arg(long, short, env = "CDC2DORIS_CONFIG")]
     pub config: PathBuf,
     /// SQL returning the keys to refresh, one column of `merge.key_type`, e.g. `SELECT id FROM jobs`.
+    #[arg(
+        long,
+        required_unless_present = "keys_from",
+        conflicts_with = "keys_from"
+    )]
+    pub keys_query: Option<String>,
+    /// A file of keys instead: a dead-letter file (the keys of the rows Doris rejected, to refresh once the cause
+    /// is fixed) or one key per line.
     #[arg(long)]
-    pub keys_query: String,
+    pub keys_from: Option<PathBuf>,
     /// Keys per batch (one Stream Load each). Default: `batch.max_keys`.
     #[arg(long)]
     pub batch_keys: Option<usize>,
@@ -43,11 +51,33 @@ pub fn backfill(args: &BackfillArgs) -> i32 {
         Err(code) => return code,
     };
     let batch_keys = args.batch_keys.unwrap_or(cfg.file.batch.max_keys);
+    let keys = match (&args.keys_query, &args.keys_from) {
+        (Some(query), _) => super::backfill::Keys::Query(query.clone()),
+        (None, Some(path)) => match super::backfill::keys_from_file(path) {
+            Ok((keys, skipped)) => {
+                tracing::info!(
+                    keys = keys.len(),
+                    skipped,
+                    file = %path.display(),
+                    "backfill: keys read (records without keys skipped)"
+                );
+                super::backfill::Keys::List(keys)
+            }
+            Err(e) => {
+                eprintln!("cdc2doris backfill {e}");
+                return 2;
+            }
+        },
+        (None, None) => {
+            eprintln!("cdc2doris backfill: give --keys-query or --keys-from");
+            return 2;
+        }
+    };
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
         tokio::spawn(watch_signals(shutdown.clone()));
         tracing::info!(config = %args.config.display(), version = env!("CARGO_PKG_VERSION"), "cdc2doris backfill starting");
-        match super::backfill::run(cfg, &args.keys_query, batch_keys, shutdown).await {
+        match super::backfill::run(cfg, keys, batch_keys, shutdown).await {
             Ok(report) => {
                 println!("{}", serde_json::to_string(&report).unwrap_or_default());
                 if report.interrupted {

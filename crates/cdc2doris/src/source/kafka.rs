@@ -511,7 +511,7 @@ fn poll_loop(
     let mut pending: VecDeque<SourceMessage> = VecDeque::new();
     let mut paused: Option<TopicPartitionList> = None;
     let mut topic_cache: Option<Arc<str>> = None;
-    while !stop.load(Ordering::SeqCst) {
+    'poll: while !stop.load(Ordering::SeqCst) {
         apply_commands(&consumer, &mut commands, CommitMode::Async);
         // Hand over what is pending; pause when the pipeline stays without room.
         while let Some(m) = pending.pop_front() {
@@ -523,7 +523,8 @@ fn poll_loop(
                     pending.push_front(m);
                     break;
                 }
-                Handover::Closed => return,
+                // The pipeline is gone (it shuts down): still apply its last commit and leave the group below.
+                Handover::Closed => break 'poll,
             }
             if stop.load(Ordering::SeqCst) {
                 break;

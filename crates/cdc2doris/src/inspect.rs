@@ -9,12 +9,19 @@
 //! the format (detected with `auto`), the source schema (or MySQL database) and table, the operation (`ignore` for a
 //! message without rows), and with `--key` the distinct key tuples, each value exactly as written in the message.
 //! Malformed input, or a key that cannot be found, exits with code 2 and one line on stderr.
+//!
+//! With `--config FILE --topic NAME` the service's own rules decide instead of `--format` and `--key`: the topic's
+//! format, then the rule for the message's table (`keys.rules[].table`) or the topic's rule without one, printed as
+//! `"rule":"keys.rules[1]"` before the keys — or `"rule":null` and no keys when no rule takes the table, an event
+//! the service ignores. Resolve queries are not run (they need PostgreSQL): the keys printed are the values they
+//! would receive.
 
 use std::io::Read;
 use std::path::PathBuf;
 
+use crate::config::{self, ConfigFile, ParseError};
 use crate::decode::{self, DecodeError, Decoded, Format, MessageContext};
-use crate::keys::{self, KeyError, KeyRuleError};
+use crate::keys::{self, KeyError, KeyRuleError, TableMatch};
 
 /// Arguments of `cdc2doris inspect`.
 #[derive(Debug, clap::Args)]
@@ -32,6 +39,9 @@ pub struct InspectArgs {
     /// The key field, or comma-separated fields of a composite key, whose values to print.
     #[arg(long, value_name = "FIELD[,FIELD...]", value_delimiter = ',')]
     pub key: Option<Vec<String>>,
+    /// Use the format and key rules of this configuration file for `--topic` (instead of `--format`/`--key`).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["format", "key"], requires = "topic")]
+    pub config: Option<PathBuf>,
     /// The message value: a file, or `-` for standard input. An empty input is a tombstone.
     #[arg(default_value = "-", value_name = "FILE|-")]
     pub input: String,
@@ -49,6 +59,12 @@ pub enum InspectError {
     /// `--key` is not a usable list of fields.
     #[error("--key: {0}")]
     KeyRule(#[from] KeyRuleError),
+    /// The `--config` file is not a valid configuration.
+    #[error("--config: {0}")]
+    Config(#[from] ParseError),
+    /// The `--config` file has no rule for the topic.
+    #[error("--config has no keys.rules entry for topic {0:?}")]
+    NoRule(String),
     /// An input file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
@@ -68,7 +84,64 @@ pub fn describe(
 ) -> Result<String, InspectError> {
     let ctx = MessageContext::detached(topic);
     let decoded = decode::decode(format, &ctx, message_key, Some(value))?;
-    let op = match &decoded {
+    render(&decoded, &ctx, key_fields, message_key, None)
+}
+
+/// What `inspect --config` prints: the topic's format, and the keys of the rule that takes the message's table, as
+/// `cdc2doris run` picks it.
+pub fn describe_with_config(
+    file: &ConfigFile,
+    topic: &str,
+    value: &[u8],
+    message_key: Option<&[u8]>,
+) -> Result<String, InspectError> {
+    let rules: Vec<(usize, &config::KeyRule)> = file
+        .keys
+        .rules
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.topic == topic)
+        .collect();
+    let Some(&(_, first)) = rules.first() else {
+        return Err(InspectError::NoRule(topic.to_owned()));
+    };
+    let ctx = MessageContext::detached(topic);
+    let decoded = decode::decode(first.format, &ctx, message_key, Some(value))?;
+    if let Decoded::Ignore(_) = decoded {
+        return render(&decoded, &ctx, Some(&[]), message_key, None);
+    }
+    let table = decoded.table();
+    let for_table = |r: &config::KeyRule| {
+        r.table
+            .as_deref()
+            .and_then(|t| TableMatch::parse(t).ok())
+            .is_some_and(|m| m.matches(table))
+    };
+    let chosen = rules
+        .iter()
+        .find(|(_, r)| for_table(r))
+        .or_else(|| rules.iter().find(|(_, r)| r.table.is_none()));
+    match chosen {
+        Some((i, rule)) => render(
+            &decoded,
+            &ctx,
+            Some(&rule.fields),
+            message_key,
+            Some(Some(&format!("keys.rules[{i}]"))),
+        ),
+        None => render(&decoded, &ctx, None, message_key, Some(None)),
+    }
+}
+
+/// The line for a decoded message; `rule` is printed when given (`Some(None)`: no rule takes it).
+fn render(
+    decoded: &Decoded<'_>,
+    ctx: &MessageContext<'_>,
+    key_fields: Option<&[String]>,
+    message_key: Option<&[u8]>,
+    rule: Option<Option<&str>>,
+) -> Result<String, InspectError> {
+    let op = match decoded {
         Decoded::Change(change) => change.op.as_str(),
         Decoded::Ignore(_) => "ignore",
     };
@@ -82,9 +155,13 @@ pub fn describe(
     push_optional(&mut line, table.table.as_deref());
     line.push_str(",\"op\":");
     push_json_string(&mut line, op);
-    if let Some(fields) = key_fields {
+    if let Some(rule) = rule {
+        line.push_str(",\"rule\":");
+        push_optional(&mut line, rule);
+    }
+    if let Some(fields) = key_fields.filter(|f| !f.is_empty()) {
         keys::KeyRule::new(fields.iter().map(String::as_str), keys::KeyType::String)?;
-        let tuples = keys::exact_tuples(fields, &decoded, message_key, &ctx)?;
+        let tuples = keys::exact_tuples(fields, decoded, message_key, ctx)?;
         line.push_str(",\"keys\":[");
         for (i, tuple) in tuples.iter().enumerate() {
             line.push_str(if i == 0 { "[" } else { ",[" });
@@ -92,6 +169,8 @@ pub fn describe(
             line.push(']');
         }
         line.push(']');
+    } else if key_fields.is_some() {
+        line.push_str(",\"keys\":[]");
     }
     line.push('}');
     Ok(line)
@@ -129,13 +208,21 @@ pub fn run(args: &InspectArgs) -> i32 {
             Some(path) => Some(read_input(&path.to_string_lossy())?),
             None => None,
         };
-        describe(
-            args.format,
-            args.topic.as_deref().unwrap_or(""),
-            args.key.as_deref(),
-            &value,
-            message_key.as_deref(),
-        )
+        let topic = args.topic.as_deref().unwrap_or("");
+        match &args.config {
+            Some(path) => {
+                let text = read_input(&path.to_string_lossy())?;
+                let file = config::parse(&String::from_utf8_lossy(&text))?;
+                describe_with_config(&file, topic, &value, message_key.as_deref())
+            }
+            None => describe(
+                args.format,
+                topic,
+                args.key.as_deref(),
+                &value,
+                message_key.as_deref(),
+            ),
+        }
     })();
     match result {
         Ok(line) => {
@@ -195,5 +282,73 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.to_string(), "--key: key field `a` is listed twice");
+    }
+
+    #[test]
+    fn with_a_config_the_rule_of_the_table_decides() {
+        let file = crate::config::parse(
+            r#"
+[kafka]
+bootstrap_servers = ["k:9092"]
+group_id = "g"
+topics = ["maxwell", "srv.public.jobs"]
+[postgres]
+url = "postgres://u@h/d"
+[keys]
+[[keys.rules]]
+topic = "maxwell"
+table = "shop.job_activity"
+format = "maxwell"
+fields = ["job_id"]
+[[keys.rules]]
+topic = "maxwell"
+table = "jobs"
+format = "maxwell"
+fields = ["id"]
+[[keys.rules]]
+topic = "srv.public.jobs"
+fields = ["id"]
+[merge]
+query_file = "merge.sql"
+key_column = "job_id"
+[doris]
+fe_urls = ["http://fe:8030"]
+database = "d"
+table = "t"
+sequence_column = "v"
+[dead_letter]
+path = "dl.jsonl"
+"#,
+        )
+        .unwrap();
+        let maxwell = |table: &str| {
+            format!(
+                r#"{{"database":"shop","table":"{table}","type":"update","data":{{"id":5,"job_id":9}},"old":{{"job_id":8}}}}"#
+            )
+        };
+        let line = |topic: &str, value: &str| {
+            describe_with_config(&file, topic, value.as_bytes(), None).map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            line("maxwell", &maxwell("job_activity")).unwrap(),
+            r#"{"format":"maxwell","schema":"shop","table":"job_activity","op":"update","rule":"keys.rules[0]","keys":[[9],[8]]}"#
+        );
+        assert_eq!(
+            line("maxwell", &maxwell("jobs")).unwrap(),
+            r#"{"format":"maxwell","schema":"shop","table":"jobs","op":"update","rule":"keys.rules[1]","keys":[[5]]}"#
+        );
+        assert_eq!(
+            line("maxwell", &maxwell("audit_log")).unwrap(),
+            r#"{"format":"maxwell","schema":"shop","table":"audit_log","op":"update","rule":null}"#
+        );
+        assert_eq!(
+            line("srv.public.jobs", r#"{"ts_ms":1}"#).unwrap(),
+            r#"{"format":"debezium","schema":null,"table":null,"op":"ignore","keys":[]}"#
+        );
+        let err = line("other", "{}").unwrap_err();
+        assert!(
+            err.contains("no keys.rules entry for topic \"other\""),
+            "{err}"
+        );
     }
 }

@@ -448,14 +448,14 @@ async fn a_seeded_change_stream_converges_and_every_offset_is_committed() {
     let report = w.converge(m.all_job_ids(), Duration::from_secs(90)).await;
     assert!(report.matched > 30, "{}", report.line());
 
+    // Committed to the end: every batch is acknowledged, and /debug/state was refreshed with the same flush.
+    w.wait_all_committed(2).await;
     let state = w.debug_state().await;
     assert_eq!(state["totals"]["dead_lettered"], 0, "{state}");
     assert!(
         state["totals"]["deletes"].as_u64().unwrap_or(0) > 0,
         "deleted jobs become Doris deletes: {state}"
     );
-
-    w.wait_all_committed(2).await;
     stop_gracefully(stop, run).await;
     w.assert_all_committed(
         2,
@@ -768,8 +768,16 @@ async fn a_row_doris_rejects_is_isolated_and_dead_lettered_while_the_rest_loads(
         vec![1, 2, 3, 4, 5, 6, 8, 9, 10],
         "every other row is loaded"
     );
-    let state = w.debug_state().await;
-    assert_eq!(state["totals"]["rows_rejected"], 1, "{state}");
+    // The dead letter is written before the batch is acknowledged; the totals follow (refreshed every 100 ms).
+    let start = Instant::now();
+    loop {
+        let state = w.debug_state().await;
+        if state["totals"]["rows_rejected"] == 1 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{state}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     w.wait_all_committed(1).await;
     stop_gracefully(stop, run).await;
     w.assert_all_committed(1, "the rejected row is handled, not blocking");
@@ -985,7 +993,17 @@ async fn real_debezium_cdc_converges_with_deletes_toast_and_client_fan_out() {
     assert_eq!(job100["exclusion_reason"], "fraud review");
     // Tombstones follow every delete (tombstones.on.delete=true); those of job_activity rows carry only
     // the activity id, not job_id: they are ignored, not dead-lettered (the delete events gave the keys).
-    let state = w.debug_state().await;
+    // /debug/state is refreshed every 100 ms: wait for the tombstones to be counted.
+    let start = Instant::now();
+    let state = loop {
+        let state = w.debug_state().await;
+        if state["totals"]["ignored"].as_u64().unwrap_or(0) > 0
+            || start.elapsed() > Duration::from_secs(30)
+        {
+            break state;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(state["totals"]["dead_lettered"], 0, "{state}");
     assert!(
         state["totals"]["ignored"].as_u64().unwrap_or(0) > 0,

@@ -397,9 +397,8 @@ async fn process<S: Sink + 'static>(
     for c in bodies.into_iter().flatten() {
         body.extend_from_slice(&c.body);
     }
-    let body = Bytes::from(body);
-    let lines = split_lines(&body);
-    let part = load_part(ctx, &ranges, &lines, None).await?;
+    let bytes = body.len();
+    let part = load_part(ctx, &ranges, Bytes::from(body), None).await?;
     let rejected = part.rejected.len();
     for r in &part.rejected {
         let rec = LoadRejection {
@@ -430,24 +429,24 @@ async fn process<S: Sink + 'static>(
         queries,
         rejected,
         loads: part.loads,
-        bytes: body.len(),
+        bytes,
     })
 }
 
-/// The lines of a JSON-lines body, each with its `\n`, sharing the body's memory.
-fn split_lines(body: &Bytes) -> Vec<Bytes> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    for (i, b) in body.iter().enumerate() {
-        if *b == b'\n' {
-            out.push(body.slice(start..=i));
-            start = i + 1;
-        }
+/// The number of lines of a JSON-lines body (a last line without `\n` counts).
+fn line_count(body: &[u8]) -> usize {
+    let newlines = memchr::memchr_iter(b'\n', body).count();
+    newlines + usize::from(body.last().is_some_and(|&b| b != b'\n'))
+}
+
+/// Where line `n` (from 0) of a JSON-lines body starts; the body's length when it has fewer lines.
+fn line_start(body: &[u8], n: usize) -> usize {
+    match n.checked_sub(1) {
+        None => 0,
+        Some(k) => memchr::memchr_iter(b'\n', body)
+            .nth(k)
+            .map_or(body.len(), |at| at + 1),
     }
-    if start < body.len() {
-        out.push(body.slice(start..));
-    }
-    out
 }
 
 /// A row Doris refused, isolated by splitting.
@@ -475,18 +474,16 @@ type PartFuture<'a> =
 fn load_part<'a, S: Sink + 'static>(
     ctx: &'a WorkerContext<S>,
     ranges: &'a [OffsetRange],
-    lines: &'a [Bytes],
+    body: Bytes,
     suffix: Option<String>,
 ) -> PartFuture<'a> {
     Box::pin(async move {
-        let mut body = Vec::with_capacity(lines.iter().map(Bytes::len).sum());
-        for l in lines {
-            body.extend_from_slice(l);
-        }
+        // Halves are slices of the batch's body: nothing is copied, however often Doris filters rows.
+        let rows = line_count(&body);
         let request = LoadRequest {
             ranges: ranges.to_vec(),
-            body: Bytes::from(body),
-            row_count: lines.len() as u64,
+            body: body.clone(),
+            row_count: rows as u64,
             label_suffix: suffix.clone(),
         };
         // The sink retries within its deadline; past it, the same request (same label) is tried again.
@@ -514,10 +511,9 @@ fn load_part<'a, S: Sink + 'static>(
                     message,
                     ..
                 }) => {
-                    if lines.len() <= 1 {
-                        let key = lines
-                            .first()
-                            .and_then(|l| serde_json::from_slice::<serde_json::Value>(l).ok())
+                    if rows <= 1 {
+                        let key = serde_json::from_slice::<serde_json::Value>(&body)
+                            .ok()
                             .and_then(|v| v.get(&ctx.key_column).cloned())
                             .unwrap_or(serde_json::Value::Null);
                         let reason = format!("Doris rejected the row: {message}");
@@ -536,12 +532,12 @@ fn load_part<'a, S: Sink + 'static>(
                         label = %label, filtered, total,
                         "Doris filtered rows; loading the batch in halves to isolate them"
                     );
-                    let mid = lines.len() / 2;
+                    let mid = line_start(&body, rows / 2);
                     let base = suffix.clone().unwrap_or_else(|| "b".to_string());
                     let mut left =
-                        load_part(ctx, ranges, &lines[..mid], Some(format!("{base}0"))).await?;
+                        load_part(ctx, ranges, body.slice(..mid), Some(format!("{base}0"))).await?;
                     let right =
-                        load_part(ctx, ranges, &lines[mid..], Some(format!("{base}1"))).await?;
+                        load_part(ctx, ranges, body.slice(mid..), Some(format!("{base}1"))).await?;
                     left.loads += right.loads;
                     left.rejected.extend(right.rejected);
                     if right.last_receipt.is_some() {
@@ -561,4 +557,23 @@ fn load_part<'a, S: Sink + 'static>(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_counted_and_found_without_copying() {
+        assert_eq!(line_count(b""), 0);
+        assert_eq!(line_count(b"a\n"), 1);
+        assert_eq!(line_count(b"a\nb"), 2);
+        assert_eq!(line_count(b"a\nb\nc\n"), 3);
+        let body = b"a\nbb\nccc\n";
+        assert_eq!(line_start(body, 0), 0);
+        assert_eq!(line_start(body, 1), 2);
+        assert_eq!(line_start(body, 2), 5);
+        assert_eq!(line_start(body, 3), body.len());
+        assert_eq!(line_start(body, 9), body.len());
+    }
 }

@@ -10,3 +10,18 @@ pub enum ErrorClass {
     /// The outcome is unknown (a load may or may not have committed): retry idempotently, e.g. with the same label.
     Ambiguous,
 }
+
+/// An error and its causes, `a: b: c`, each cause once (reqwest, hyper and deadpool repeat their sources' text).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

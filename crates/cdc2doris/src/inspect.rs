@@ -62,6 +62,9 @@ pub enum InspectError {
     /// The `--config` file is not a valid configuration.
     #[error("--config: {0}")]
     Config(#[from] ParseError),
+    /// A rule's `table` in the `--config` file is not `table` or `schema.table`.
+    #[error("--config: keys.rules[{0}].table: {1}")]
+    BadTable(usize, String),
     /// The `--config` file has no rule for the topic.
     #[error("--config has no keys.rules entry for topic {0:?}")]
     NoRule(String),
@@ -95,14 +98,19 @@ pub fn describe_with_config(
     value: &[u8],
     message_key: Option<&[u8]>,
 ) -> Result<String, InspectError> {
-    let rules: Vec<(usize, &config::KeyRule)> = file
-        .keys
-        .rules
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.topic == topic)
-        .collect();
-    let Some(&(_, first)) = rules.first() else {
+    let mut rules: Vec<(Option<TableMatch>, (usize, &config::KeyRule))> = Vec::new();
+    for (i, rule) in file.keys.rules.iter().enumerate() {
+        if rule.topic == topic {
+            let table = rule
+                .table
+                .as_deref()
+                .map(TableMatch::parse)
+                .transpose()
+                .map_err(|why| InspectError::BadTable(i, why))?;
+            rules.push((table, (i, rule)));
+        }
+    }
+    let Some((_, (_, first))) = rules.first() else {
         return Err(InspectError::NoRule(topic.to_owned()));
     };
     let ctx = MessageContext::detached(topic);
@@ -110,18 +118,7 @@ pub fn describe_with_config(
     if let Decoded::Ignore(_) = decoded {
         return render(&decoded, &ctx, Some(&[]), message_key, None);
     }
-    let table = decoded.table();
-    let for_table = |r: &config::KeyRule| {
-        r.table
-            .as_deref()
-            .and_then(|t| TableMatch::parse(t).ok())
-            .is_some_and(|m| m.matches(table))
-    };
-    let chosen = rules
-        .iter()
-        .find(|(_, r)| for_table(r))
-        .or_else(|| rules.iter().find(|(_, r)| r.table.is_none()));
-    match chosen {
+    match keys::rule_for_table(&rules, decoded.table()) {
         Some((i, rule)) => render(
             &decoded,
             &ctx,

@@ -238,6 +238,20 @@ impl fmt::Display for TableMatch {
     }
 }
 
+/// Which of a topic's rules takes an event about `table`: the first whose table matches, else the first that names no
+/// table (it takes every other table); `None` when neither exists. `cdc2doris run` and `inspect --config` both pick
+/// with it.
+pub fn rule_for_table<'r, R>(
+    rules: &'r [(Option<TableMatch>, R)],
+    table: &TableName<'_>,
+) -> Option<&'r R> {
+    rules
+        .iter()
+        .find(|(m, _)| m.as_ref().is_some_and(|m| m.matches(table)))
+        .or_else(|| rules.iter().find(|(m, _)| m.is_none()))
+        .map(|(_, rule)| rule)
+}
+
 fn check_field_names<N: AsRef<str>>(fields: &[N]) -> Result<(), KeyRuleError> {
     if fields.is_empty() {
         return Err(KeyRuleError::Empty);
@@ -1058,6 +1072,27 @@ mod tests {
         assert!(qualified.matches(&table(Some("shop"), Some("orders"))));
         assert!(!qualified.matches(&table(Some("crm"), Some("orders"))));
         assert!(!qualified.matches(&table(None, Some("orders"))));
+        let rules = [
+            (Some(TableMatch::parse("crm.orders").unwrap()), 0),
+            (None, 1),
+            (Some(TableMatch::parse("orders").unwrap()), 2),
+        ];
+        assert_eq!(
+            rule_for_table(&rules, &table(Some("crm"), Some("orders"))),
+            Some(&0)
+        );
+        assert_eq!(
+            rule_for_table(&rules, &table(Some("shop"), Some("orders"))),
+            Some(&2)
+        );
+        assert_eq!(
+            rule_for_table(&rules, &table(Some("shop"), Some("lines"))),
+            Some(&1)
+        );
+        assert_eq!(
+            rule_for_table(&rules[2..], &table(None, Some("lines"))),
+            None
+        );
         for bad in ["", ".", "a.", ".b", "a.b.c", "a b", "\"T\""] {
             assert!(TableMatch::parse(bad).is_err(), "{bad}");
         }

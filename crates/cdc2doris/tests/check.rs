@@ -1,6 +1,8 @@
 //! `cdc2doris check` against the real services of `dev/stack up`: each test gets its own PostgreSQL database (the
 //! job-analytics schema) and its own Kafka topics, so the tests run in parallel.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -641,23 +643,6 @@ async fn a_resolve_query_is_checked_as_the_service_wraps_it() {
     world.drop_all().await;
 }
 
-/// The stack's PostgreSQL CA (`dev/stack up` sets up TLS; `dev/stack env` exports `CDC2DORIS_PG_TLS_CA`).
-fn stack_ca() -> PathBuf {
-    let path = std::env::var("CDC2DORIS_PG_TLS_CA")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.stack/pg-tls/ca.pem")
-        });
-    assert!(
-        path.is_file(),
-        "the stack's PostgreSQL CA {} is missing; run `dev/stack up` first",
-        path.display()
-    );
-    path
-}
-
 #[tokio::test]
 async fn tls_mode_require_checks_everything_over_a_verified_tls_session() {
     let world = World::create(&TABLES).await;
@@ -668,7 +653,7 @@ async fn tls_mode_require_checks_everything_over_a_verified_tls_session() {
         "tls_mode = \"disable\"",
         &format!(
             "tls_mode = \"require\"\ntls_ca_file = {:?}",
-            stack_ca().display().to_string()
+            common::stack_ca().display().to_string()
         ),
     );
     let report = run_check(&config, &doris).await;

@@ -1239,30 +1239,25 @@ async fn backfill_loads_every_key_of_a_query_and_deletes_the_missing_ones() {
     let mut w = World::new("backfill", 1).await;
     let config = w.write_config("");
     unsafe_env_set("CDC2DORIS_TEST_PG_PASSWORD", &pg_password());
-    let load = || {
-        cdc2doris::config::load(&config)
-            .unwrap_or_else(|e| panic!("config: {e}: {:?}", e.problems()))
+    // One backfill run on `keys`, in batches of `batch_keys`, with the world's config.
+    let backfill = |keys, batch_keys| {
+        let config = cdc2doris::config::load(&config)
+            .unwrap_or_else(|e| panic!("config: {e}: {:?}", e.problems()));
+        pipeline::backfill::run(config, keys, batch_keys, CancellationToken::new())
+    };
+    // Every job id so far, as a keys query.
+    let all_ids = |ids: &std::ops::Range<i64>| {
+        pipeline::backfill::Keys::Query(format!(
+            "SELECT g FROM generate_series({}, {}) AS g",
+            ids.start,
+            ids.end - 1
+        ))
     };
     let mut m = model();
     let jobs: Vec<jobgen::Change> = (0..30).map(|_| m.new_job()).collect();
-    for change in &jobs {
-        jobgen::apply(&mut w.pg, change).await.expect("apply");
-    }
+    w.apply_pg(&jobs).await;
     let ids = m.all_job_ids();
-    let query = format!(
-        "SELECT g FROM generate_series({}, {}) AS g",
-        ids.start,
-        ids.end - 1
-    );
-
-    let first = pipeline::backfill::run(
-        load(),
-        pipeline::backfill::Keys::Query(query),
-        7,
-        CancellationToken::new(),
-    )
-    .await
-    .expect("first backfill");
+    let first = backfill(all_ids(&ids), 7).await.expect("first backfill");
     assert_eq!(first.keys, 30, "{first:?}");
     assert_eq!(first.batches, 5, "30 keys in batches of 7: {first:?}");
     assert_eq!((first.rows, first.deletes), (30, 0), "{first:?}");
@@ -1276,23 +1271,11 @@ async fn backfill_loads_every_key_of_a_query_and_deletes_the_missing_ones() {
         changes.iter().any(|c| c.kind() == "delete_job"),
         "the stream must delete a job"
     );
-    for change in &changes {
-        jobgen::apply(&mut w.pg, change).await.expect("apply");
-    }
+    w.apply_pg(&changes).await;
     let ids = m.all_job_ids();
-    let query = format!(
-        "SELECT g FROM generate_series({}, {}) AS g",
-        ids.start,
-        ids.end - 1
-    );
-    let second = pipeline::backfill::run(
-        load(),
-        pipeline::backfill::Keys::Query(query),
-        1000,
-        CancellationToken::new(),
-    )
-    .await
-    .expect("second backfill");
+    let second = backfill(all_ids(&ids), 1000)
+        .await
+        .expect("second backfill");
     assert!(
         second.deletes > 0,
         "deleted jobs become Doris deletes: {second:?}"
@@ -1302,9 +1285,7 @@ async fn backfill_loads_every_key_of_a_query_and_deletes_the_missing_ones() {
 
     // Keys from a dead-letter file (its load records) and plain lines, after more changes no event announced.
     let changes: Vec<jobgen::Change> = (0..100).map(|_| m.next_change()).collect();
-    for change in &changes {
-        jobgen::apply(&mut w.pg, change).await.expect("apply");
-    }
+    w.apply_pg(&changes).await;
     let ids = m.all_job_ids();
     let all: Vec<i64> = ids.clone().collect();
     let (half, rest) = all.split_at(all.len() / 2);
@@ -1318,14 +1299,9 @@ async fn backfill_loads_every_key_of_a_query_and_deletes_the_missing_ones() {
     std::fs::write(&keys_file, text).expect("keys file");
     let (keys, skipped) = pipeline::backfill::keys_from_file(&keys_file).expect("keys from file");
     assert_eq!((keys.len(), skipped), (all.len(), 1));
-    let third = pipeline::backfill::run(
-        load(),
-        pipeline::backfill::Keys::List(keys),
-        1000,
-        CancellationToken::new(),
-    )
-    .await
-    .expect("backfill from a file");
+    let third = backfill(pipeline::backfill::Keys::List(keys), 1000)
+        .await
+        .expect("backfill from a file");
     assert_eq!(third.keys, all.len() as u64, "{third:?}");
     let report = w.verify(ids.clone()).await;
     assert!(report.is_ok(), "{}", report.line());

@@ -23,23 +23,6 @@ const UNUSED_PASSWORD: &str = "tls-test-password-5e0c9a";
 /// while the certificate is checked against this name (as libpq does).
 const UNNAMED_HOST: &str = "cdc2doris-tls-test.invalid";
 
-/// The stack's CA: `CDC2DORIS_PG_TLS_CA`, default `<repo>/.stack/pg-tls/ca.pem` (where `dev/stack up` writes it).
-fn stack_ca() -> PathBuf {
-    let path = std::env::var("CDC2DORIS_PG_TLS_CA")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.stack/pg-tls/ca.pem")
-        });
-    assert!(
-        path.is_file(),
-        "the stack's PostgreSQL CA {} is missing; run `dev/stack up` (it sets up TLS) and `eval \"$(dev/stack env)\"`",
-        path.display()
-    );
-    path
-}
-
 fn pg_password() -> String {
     std::env::var("CDC2DORIS_PG_PASSWORD")
         .ok()
@@ -186,7 +169,7 @@ fn refusal(e: &deadpool_postgres::PoolError) -> (&TlsError, String) {
 
 #[tokio::test]
 async fn require_with_the_stack_ca_runs_queries_over_tls() {
-    let ca = stack_ca();
+    let ca = common::stack_ca();
     let t = TestConfig::new();
     let config = t.load(&stack_url(), "require", Some(&ca));
     let client = pool_connect(&config)
@@ -209,7 +192,7 @@ async fn require_with_the_stack_ca_runs_queries_over_tls() {
 
 #[tokio::test]
 async fn require_with_localhost_checks_the_dns_name() {
-    let ca = stack_ca();
+    let ca = common::stack_ca();
     let t = TestConfig::new();
     // The certificate names localhost (a DNS name) and 127.0.0.1 (an IP address); both verify.
     let config = t.load(&url_with_host_name("localhost"), "require", Some(&ca));
@@ -221,7 +204,7 @@ async fn require_with_localhost_checks_the_dns_name() {
 
 #[tokio::test]
 async fn require_without_a_ca_file_refuses_the_unknown_ca() {
-    let _ = stack_ca();
+    let _ = common::stack_ca();
     let t = TestConfig::with_password(UNUSED_PASSWORD);
     // The system's roots do not hold the stack's local CA.
     let config = t.load(&stack_url(), "require", None);
@@ -246,7 +229,7 @@ async fn require_without_a_ca_file_refuses_the_unknown_ca() {
 
 #[tokio::test]
 async fn require_with_a_host_name_the_certificate_does_not_hold_is_refused() {
-    let ca = stack_ca();
+    let ca = common::stack_ca();
     let t = TestConfig::new();
     let config = t.load(&url_with_host_name(UNNAMED_HOST), "require", Some(&ca));
     let e = pool_connect(&config)
@@ -265,7 +248,7 @@ async fn require_with_a_host_name_the_certificate_does_not_hold_is_refused() {
 
 #[tokio::test]
 async fn a_ca_that_did_not_sign_the_server_certificate_is_refused() {
-    let _ = stack_ca();
+    let _ = common::stack_ca();
     let t = TestConfig::new();
     // A CA of our own, in a bundle of two: the stack's certificate chains to neither.
     let other = t.dir.path().join("other-ca.pem");
@@ -317,7 +300,7 @@ async fn prefer_uses_tls_when_the_server_offers_it() {
     );
 
     // With one, prefer verifies: the stack's CA passes, and a name the certificate lacks does not.
-    let ca = stack_ca();
+    let ca = common::stack_ca();
     let config = t.load(&stack_url(), "prefer", Some(&ca));
     let client = pool_connect(&config)
         .await
@@ -349,7 +332,7 @@ async fn disable_connects_without_tls() {
 /// authentication succeeds only if both ends hashed the same certificate the same way.
 #[tokio::test]
 async fn scram_channel_binding_works_over_tls() {
-    let ca = stack_ca();
+    let ca = common::stack_ca();
     let tls = PgTls::new(TlsMode::Require, Some(&ca)).expect("connector");
     let mut config: tokio_postgres::Config = stack_url().parse().expect("CDC2DORIS_PG_URL");
     config.password(pg_password());
@@ -368,7 +351,7 @@ async fn scram_channel_binding_works_over_tls() {
 
 #[tokio::test]
 async fn run_stops_at_start_when_the_certificate_is_refused() {
-    let _ = stack_ca();
+    let _ = common::stack_ca();
     let t = TestConfig::with_password(UNUSED_PASSWORD);
     let config = t.load(&stack_url(), "require", None);
     // The PostgreSQL probe comes before anything touches Kafka or Doris.
@@ -410,7 +393,7 @@ fn one<'r>(report: &'r CheckReport, subject: &str) -> &'r CheckLine {
 
 #[tokio::test]
 async fn check_says_whether_the_session_is_encrypted_and_what_was_verified() {
-    let ca = stack_ca();
+    let ca = common::stack_ca();
     let t = TestConfig::new();
 
     let report = t.check(&t.write(&stack_url(), "require", Some(&ca))).await;
@@ -451,7 +434,7 @@ async fn check_says_whether_the_session_is_encrypted_and_what_was_verified() {
 
 #[tokio::test]
 async fn check_fails_a_refused_certificate_on_the_setting_to_change() {
-    let ca = stack_ca();
+    let ca = common::stack_ca();
     let t = TestConfig::with_password(UNUSED_PASSWORD);
 
     let report = t.check(&t.write(&stack_url(), "require", None)).await;

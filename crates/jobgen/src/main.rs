@@ -366,13 +366,7 @@ async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     if let Some(r) = record.as_mut() {
         r.flush().context("writing the record file")?;
     }
-    let summary = summary.to_string();
-    if let Some(p) = &args.summary_file {
-        std::fs::write(p, format!("{summary}\n"))
-            .with_context(|| format!("cannot write {}", p.display()))?;
-    }
-    println!("{summary}");
-    Ok(())
+    emit_summary(&summary, args.summary_file.as_deref())
 }
 
 /// The generation loop: the initial jobs as fast as possible, then one change per period. Returns the summary.
@@ -560,13 +554,7 @@ async fn backlog(args: BacklogArgs) -> anyhow::Result<()> {
         "mib_per_second": (bytes as f64 / seconds.max(1e-9) / 1_048_576.0 * 10.0).round() / 10.0,
     });
     drop(producer);
-    let summary = summary.to_string();
-    if let Some(p) = &args.summary_file {
-        std::fs::write(p, format!("{summary}\n"))
-            .with_context(|| format!("cannot write {}", p.display()))?;
-    }
-    println!("{summary}");
-    Ok(())
+    emit_summary(&summary, args.summary_file.as_deref())
 }
 
 /// Renders and sends every event, then waits until each is acknowledged. Returns the producer, the events and the
@@ -762,5 +750,16 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     if !report.is_ok() {
         std::process::exit(1);
     }
+    Ok(())
+}
+
+/// Prints the JSON summary on stdout, and writes it to `file` too when given.
+fn emit_summary(summary: &serde_json::Value, file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let summary = summary.to_string();
+    if let Some(p) = file {
+        std::fs::write(p, format!("{summary}\n"))
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    println!("{summary}");
     Ok(())
 }

@@ -69,23 +69,10 @@ pub enum PipelineError {
 struct TopicRules {
     /// The topic's format, the same for all its rules (decoding tells the table).
     format: Format,
-    /// Rules for one table each (`keys.rules[].table`), tried in order.
-    by_table: Vec<(TableMatch, TopicRule)>,
-    /// The rule for every other table, if the topic has one without `table`.
-    other_tables: Option<TopicRule>,
+    /// The topic's rules with the table each takes (`None`: every table no other rule names).
+    rules: Vec<(Option<TableMatch>, TopicRule)>,
     /// Tables seen without a rule, each logged once.
     unmatched_logged: HashSet<String>,
-}
-
-impl TopicRules {
-    /// The rule for an event about `table`.
-    fn rule_for(&self, table: &decode::TableName<'_>) -> Option<&TopicRule> {
-        self.by_table
-            .iter()
-            .find(|(m, _)| m.matches(table))
-            .map(|(_, rule)| rule)
-            .or(self.other_tables.as_ref())
-    }
 }
 
 /// How the events of one topic (or of one of its tables) become keys.
@@ -223,17 +210,7 @@ pub(crate) fn postgres_pool_with(config: &Config, extra: usize) -> Result<Pool, 
 /// word of the certificate), so every cause is appended once. Holds no secret: the causes are the server's and the
 /// TLS check's words.
 pub(crate) fn describe_pool_error(e: &deadpool_postgres::PoolError) -> String {
-    let mut text = e.to_string();
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        let cause_text = c.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        cause = c.source();
-    }
-    text
+    crate::error::error_chain(e)
 }
 
 /// The librdkafka consumer config: properties from the config plus the secret ones.
@@ -357,15 +334,10 @@ pub async fn run(
         });
         let topic = rules.entry(r.topic.clone()).or_insert_with(|| TopicRules {
             format: r.format,
-            by_table: Vec::new(),
-            other_tables: None,
+            rules: Vec::new(),
             unmatched_logged: HashSet::new(),
         });
-        let rule = TopicRule { rule, resolver };
-        match table {
-            Some(table) => topic.by_table.push((table, rule)),
-            None => topic.other_tables = Some(rule),
-        }
+        topic.rules.push((table, TopicRule { rule, resolver }));
     }
 
     let abandon = CancellationToken::new();
@@ -782,7 +754,7 @@ impl<S: Sink + 'static> Coordinator<'_, S> {
             self.handled(&m, "ignored");
             return;
         }
-        let Some(rule) = topic_rules.rule_for(decoded.table()) else {
+        let Some(rule) = crate::keys::rule_for_table(&topic_rules.rules, decoded.table()) else {
             let table = describe_table(decoded.table());
             if let Some(topic_rules) = self.rules.get_mut(&*m.topic) {
                 if topic_rules.unmatched_logged.insert(table.clone()) {

@@ -243,3 +243,21 @@ impl Drop for TestDatabase {
         }
     }
 }
+
+/// The stack's PostgreSQL CA: `CDC2DORIS_PG_TLS_CA` (from `dev/stack env`), default `<repo>/.stack/pg-tls/ca.pem`,
+/// where `dev/stack up` writes it when it sets up TLS.
+pub fn stack_ca() -> std::path::PathBuf {
+    let path = std::env::var("CDC2DORIS_PG_TLS_CA")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.stack/pg-tls/ca.pem")
+        });
+    assert!(
+        path.is_file(),
+        "the stack's PostgreSQL CA {} is missing; run `dev/stack up` (it sets up TLS) and `eval \"$(dev/stack env)\"`",
+        path.display()
+    );
+    path
+}

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 
-use super::{error_chain, line, password_source};
+use super::{line, password_source};
 use crate::config::check::{CheckLine, Outcome};
 use crate::config::Config;
+use crate::error::error_chain;
 use crate::sink::doris::redirect::RedirectPolicy;
 
 /// The label asked about in the Doris check. `get_load_state` answers `UNKNOWN` for a label never used.

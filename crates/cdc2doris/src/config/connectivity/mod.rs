@@ -102,21 +102,6 @@ fn password_source(env: Option<&str>, file: Option<&std::path::Path>) -> String 
     }
 }
 
-/// An error and its causes, `a: b: c`, each cause once (reqwest and hyper repeat their sources' text).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

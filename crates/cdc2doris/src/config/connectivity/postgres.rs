@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use tokio_postgres::types::Type;
 
-use super::{error_chain, line, password_source};
+use super::{line, password_source};
 use crate::config::check::{CheckLine, Outcome};
 use crate::config::{Config, TlsMode};
 use crate::decode::Format;
+use crate::error::error_chain;
 use crate::keys::{KeyType, TableMatch};
 use crate::merge::tls::{tls_error, PgTls, TlsError, Verification};
 use crate::merge::{MergeError, MergeQuery};

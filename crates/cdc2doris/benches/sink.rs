@@ -109,16 +109,17 @@ fn run(bencher: divan::Bencher, mib: usize, sink: &DorisSink) {
         .bench(|| {
             // A fresh offset range per load: a fresh label, so every iteration really loads.
             let first = NEXT_OFFSET.fetch_add(rows as i64, Ordering::Relaxed);
+            let ranges = vec![OffsetRange {
+                topic: "bench".into(),
+                partition: 0,
+                first,
+                last: first + rows as i64 - 1,
+            }];
             let req = LoadRequest {
-                ranges: vec![OffsetRange {
-                    topic: "bench".into(),
-                    partition: 0,
-                    first,
-                    last: first + rows as i64 - 1,
-                }],
+                label: sink.label_scope().label(&ranges, &body),
+                ranges,
                 body: body.clone(),
                 row_count: rows,
-                label_suffix: None,
             };
             let receipt = f.rt.block_on(sink.load(req)).expect("load");
             assert_eq!(receipt.rows_loaded, rows);

@@ -31,6 +31,8 @@ pub struct Batch {
     pub opened: Instant,
     /// Kafka timestamps (ms) of the messages, for the event-to-acknowledgement latency.
     pub event_times_ms: Vec<i64>,
+    /// Transaction ids of the events (PostgreSQL's, as the events carry them), distinct.
+    pub txids: HashSet<u64>,
 }
 
 impl Batch {
@@ -45,6 +47,7 @@ impl Batch {
             bytes: 0,
             opened: Instant::now(),
             event_times_ms: Vec::new(),
+            txids: HashSet::new(),
         }
     }
 
@@ -68,6 +71,13 @@ impl Batch {
         if let Some(ts) = timestamp_ms {
             self.event_times_ms.push(ts);
         }
+    }
+
+    /// The transaction ids, sorted.
+    pub fn sorted_txids(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self.txids.iter().copied().collect();
+        v.sort_unstable();
+        v
     }
 
     /// Distinct keys and resolve values held.

@@ -4,8 +4,10 @@
 //! Two kinds of record:
 //! - a **message** that could not be decoded or whose key could not be extracted: the raw key and
 //!   value, the error, and the source topic/partition/offset;
-//! - a **load** Doris rejected permanently (too many filtered rows): the batch label, its keys and
-//!   the ErrorURL excerpt.
+//! - a **load** record: keys whose merged rows could not be loaded — a row Doris rejected (stage `load`: the
+//!   load's label, Doris' reason and the ErrorURL excerpt) or a key whose merge query fails on its own data (stage
+//!   `merge`: a data error such as a failed cast, raised by that key's rows alone) — with the offset ranges of the
+//!   batch that asked for them. `cdc2doris backfill --keys-from` refreshes such keys once the cause is fixed.
 //!
 //! A record is written durably (file: `fsync`; Kafka: `acks=all` and the delivery awaited) before
 //! the caller acknowledges the message, so a crash re-reads it rather than losing it.
@@ -61,11 +63,15 @@ pub struct MessageRejection<'a> {
     pub value: Option<&'a [u8]>,
 }
 
-/// A load Doris rejected permanently.
+/// Keys whose merged rows could not be loaded.
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadRejection<'a> {
-    /// The batch's Stream Load label.
+    /// `load` (Doris rejected the row) or `merge` (the merge query failed on the key's own data).
+    pub stage: &'static str,
+    /// The Stream Load label (stage `load`) or the batch's name (stage `merge`).
     pub label: &'a str,
+    /// The offset ranges of the batch (`topic/partition:first-last`): the messages that asked for the keys.
+    pub offsets: Vec<String>,
     /// Why (the Doris message).
     pub reason: String,
     /// The keys the batch refreshed, as JSON values.
@@ -266,7 +272,7 @@ impl DeadLetter {
 
     /// Writes a load record durably.
     pub async fn write_load(&self, r: &LoadRejection<'_>) -> Result<(), DeadLetterError> {
-        metrics::counter!("cdc2doris_dead_letters_total", "kind" => "load", "stage" => "load")
+        metrics::counter!("cdc2doris_dead_letters_total", "kind" => "load", "stage" => r.stage)
             .increment(1);
         let rec = LoadRecord {
             kind: "load",
@@ -364,7 +370,9 @@ mod tests {
             panic!("{e}");
         }
         let load = LoadRejection {
+            stage: "load",
             label: "cdc2doris_x",
+            offsets: vec!["jobs/0:1-9".into()],
             reason: "[DATA_QUALITY_ERROR]too many filtered rows".into(),
             keys: vec![serde_json::json!(7)],
             error_url_excerpt: Some("Reason: column(title) is too long".into()),

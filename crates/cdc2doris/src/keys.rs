@@ -315,6 +315,24 @@ impl KeyValue {
             KeyValue::Str(s) => serde_json::Value::from(s.as_str()).to_string(),
         }
     }
+
+    /// The value as a JSON value; an integer beyond `i64` becomes its digits as a string, so that no reader rounds
+    /// it through a double.
+    pub fn to_json_value(&self) -> serde_json::Value {
+        match self {
+            KeyValue::Int(i) => serde_json::Value::from(*i),
+            KeyValue::BigInt(s) | KeyValue::Str(s) => serde_json::Value::from(s.as_str()),
+        }
+    }
+
+    /// Whether the value can be bound as an element of a `key_type` query parameter (`$1` is an `int8[]` for
+    /// `integer`, a `text[]` for `string`): an integer beyond 64 bits cannot be an `integer` key.
+    pub fn fits(&self, key_type: KeyType) -> bool {
+        matches!(
+            (self, key_type),
+            (KeyValue::Int(_), _) | (_, KeyType::String)
+        )
+    }
 }
 
 impl fmt::Display for KeyValue {

@@ -146,8 +146,10 @@ struct PartitionState {
     next_offset: Option<i64>,
     /// Committable when `runs` is empty: the assigned position, or last registered + 1.
     settled: Option<i64>,
-    /// The last offset the pipeline reported as committed (see [`OffsetTracker::mark_committed`]).
+    /// The last offset Kafka confirmed as committed (see [`OffsetTracker::mark_committed`]).
     committed: Option<i64>,
+    /// The last offset a commit was asked for (see [`OffsetTracker::mark_requested`]); at least `committed`.
+    requested: Option<i64>,
 }
 
 impl PartitionState {
@@ -207,6 +209,7 @@ impl OffsetTracker {
             next_offset: position,
             settled: position,
             committed: position,
+            requested: position,
         };
         self.partitions
             .entry(topic.to_string())
@@ -349,14 +352,14 @@ impl OffsetTracker {
         out
     }
 
-    /// Partitions whose committable offset moved past the last one reported by [`Self::mark_committed`], with that
-    /// offset, sorted. Commit them with [`commit_list`].
+    /// Partitions whose committable offset moved past the last one a commit was asked for ([`Self::mark_requested`])
+    /// or confirmed, with that offset, sorted. Commit them with [`commit_list`].
     pub fn commit_candidates(&self) -> Vec<(TopicPartition, i64)> {
         let mut out = Vec::new();
         for (topic, parts) in &self.partitions {
             for (partition, state) in parts {
                 if let Some(next) = state.committable() {
-                    if state.committed.is_none_or(|c| next > c) {
+                    if state.requested.is_none_or(|c| next > c) {
                         out.push((
                             TopicPartition {
                                 topic: topic.clone(),
@@ -372,17 +375,42 @@ impl OffsetTracker {
         out
     }
 
+    /// Records that a commit of `offset` was asked for: [`Self::commit_candidates`] leaves the partition out until its
+    /// committable offset moves further, or the commit fails ([`Self::commit_failed`]).
+    pub fn mark_requested(&mut self, topic: &str, partition: i32, offset: i64) {
+        if let Some(state) = self.state_mut(topic, partition) {
+            if state.requested.is_none_or(|c| offset > c) {
+                state.requested = Some(offset);
+            }
+        }
+    }
+
     /// Records that Kafka accepted a commit of `offset` for the partition (ignored if not assigned or not higher).
     pub fn mark_committed(&mut self, topic: &str, partition: i32, offset: i64) {
-        if let Some(state) = self
-            .partitions
-            .get_mut(topic)
-            .and_then(|p| p.get_mut(&partition))
-        {
+        if let Some(state) = self.state_mut(topic, partition) {
             if state.committed.is_none_or(|c| offset > c) {
                 state.committed = Some(offset);
             }
+            if state.requested.is_none_or(|c| offset > c) {
+                state.requested = Some(offset);
+            }
         }
+    }
+
+    /// Records that Kafka refused a commit of `offset`: unless a later commit was asked for meanwhile, the partition
+    /// is a commit candidate again.
+    pub fn commit_failed(&mut self, topic: &str, partition: i32, offset: i64) {
+        if let Some(state) = self.state_mut(topic, partition) {
+            if state.requested == Some(offset) {
+                state.requested = state.committed;
+            }
+        }
+    }
+
+    fn state_mut(&mut self, topic: &str, partition: i32) -> Option<&mut PartitionState> {
+        self.partitions
+            .get_mut(topic)
+            .and_then(|p| p.get_mut(&partition))
     }
 
     /// Assigned partitions, sorted, with their committable and last committed offsets (for `/debug/state`).

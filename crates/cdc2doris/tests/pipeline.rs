@@ -1,422 +1,18 @@
 //! `cdc2doris run` end to end on the real local stack: Debezium-format events for changes applied
 //! to PostgreSQL go through Kafka; doris-sim must end up holding exactly the merge query's rows.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use cdc2doris::pipeline;
+use common::world::*;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::producer::FutureRecord;
 use tokio_util::sync::CancellationToken;
-
-const TABLES: [&str; 4] = [
-    "jobs",
-    "job_activity",
-    "clients_to_exclude",
-    "standard_revenue",
-];
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn bootstrap() -> String {
-    std::env::var("CDC2DORIS_KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".to_string())
-}
-
-fn pg_url(db: &str) -> String {
-    let base = std::env::var("CDC2DORIS_PG_URL")
-        .unwrap_or_else(|_| "postgres://cdc2doris@127.0.0.1:5432/postgres".into());
-    match base.rfind('/') {
-        Some(i) => format!("{}/{db}", &base[..i]),
-        None => base,
-    }
-}
-
-fn pg_password() -> String {
-    std::env::var("CDC2DORIS_PG_PASSWORD").unwrap_or_else(|_| "cdc2doris".to_string())
-}
-
-async fn connect(db: &str) -> tokio_postgres::Client {
-    let mut cfg: tokio_postgres::Config = pg_url(db).parse().expect("pg url");
-    cfg.password(pg_password());
-    let (c, conn) = cfg
-        .connect(tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL ({e}); run `dev/stack up` first"));
-    tokio::spawn(conn);
-    c
-}
-
-/// One test's world: its own database, topics, consumer group and doris-sim.
-struct World {
-    db: String,
-    prefix: String,
-    group: String,
-    dir: tempfile::TempDir,
-    sim: doris_sim::Sim,
-    pg: tokio_postgres::Client,
-    producer: FutureProducer,
-    admin_port: u16,
-}
-
-impl World {
-    async fn new(name: &str, partitions: i32) -> World {
-        let _ = tracing_subscriber::fmt()
-            .with_test_writer()
-            .with_env_filter(
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,cdc2doris=info".into()),
-            )
-            .try_init();
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let db = format!("t_{name}_{}", &id[..12]);
-        let admin = connect("postgres").await;
-        admin
-            .batch_execute(&format!("CREATE DATABASE {db}"))
-            .await
-            .expect("create database");
-        let pg = connect(&db).await;
-        let schema = std::fs::read_to_string(repo().join("examples/job-analytics/postgres.sql"))
-            .expect("postgres.sql");
-        pg.batch_execute(&schema).await.expect("schema");
-        let prefix = format!("{name}_{}", &id[..12]);
-        let client: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap())
-            .create()
-            .expect("admin");
-        let topics: Vec<String> = TABLES
-            .iter()
-            .map(|t| jobgen::debezium::topic(&prefix, t))
-            .collect();
-        let new: Vec<NewTopic> = topics
-            .iter()
-            .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
-            .collect();
-        for r in client
-            .create_topics(&new, &AdminOptions::new())
-            .await
-            .expect("create topics")
-        {
-            r.expect("topic");
-        }
-        let ddl = std::fs::read_to_string(repo().join("examples/job-analytics/doris.sql"))
-            .expect("doris.sql");
-        let sim = doris_sim::Sim::start(doris_sim::SimOptions {
-            fe_port: 0,
-            be_port: 0,
-            ddl: vec![ddl],
-            user: "root".into(),
-            password: "".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("doris-sim");
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap())
-            .set("enable.idempotence", "true")
-            .create()
-            .expect("producer");
-        let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        World {
-            db,
-            prefix,
-            group: format!("g-{id}"),
-            dir: tempfile::tempdir().expect("tempdir"),
-            sim,
-            pg,
-            producer,
-            admin_port,
-        }
-    }
-
-    fn topic(&self, table: &str) -> String {
-        jobgen::debezium::topic(&self.prefix, table)
-    }
-
-    /// The example pipeline.toml, pointed at this world.
-    fn write_config(&self, extra_batch: &str) -> PathBuf {
-        self.write_config_at(extra_batch, self.admin_port, "pipeline.toml")
-    }
-
-    /// A config for one more instance in the same consumer group, with its own admin port.
-    fn write_config_at(&self, extra_batch: &str, admin_port: u16, file: &str) -> PathBuf {
-        let merge = repo().join("examples/job-analytics/merge.sql");
-        let rules: String = [("jobs", "id", ""), ("job_activity", "job_id", ""), ("standard_revenue", "job_id", ""),
-            ("clients_to_exclude", "client_id", "resolve_query = \"SELECT id FROM jobs WHERE client_id = ANY($1)\"")]
-            .iter()
-            .map(|(t, f, extra)| format!("[[keys.rules]]\ntopic = \"{}\"\nformat = \"debezium\"\nfields = [\"{f}\"]\n{extra}\n", self.topic(t)))
-            .collect();
-        let text = format!(
-            r#"[kafka]
-bootstrap_servers = ["{bootstrap}"]
-group_id = "{group}"
-topics = [{topics}]
-revoke_timeout = "20s"
-
-[postgres]
-url = "{url}"
-password_env = "CDC2DORIS_TEST_PG_PASSWORD"
-pool_size = 4
-
-[keys]
-{rules}
-[merge]
-query_file = "{merge}"
-key_column = "job_id"
-key_type = "integer"
-chunk_size = 500
-
-[doris]
-fe_urls = ["{fe}"]
-database = "job_analytics"
-table = "merged_job_data"
-sequence_column = "source_version"
-label_prefix = "t"
-retry_min_delay = "50ms"
-
-[batch]
-max_wait = "300ms"
-{extra_batch}
-
-[dead_letter]
-path = "{dl}"
-
-[admin]
-listen = "127.0.0.1:{port}"
-
-[log]
-progress_interval = "5s"
-"#,
-            bootstrap = bootstrap(),
-            group = self.group,
-            topics = TABLES
-                .iter()
-                .map(|t| format!("\"{}\"", self.topic(t)))
-                .collect::<Vec<_>>()
-                .join(", "),
-            url = pg_url(&self.db),
-            merge = merge.display(),
-            fe = self.sim.fe_url(),
-            dl = self.dir.path().join("dead.jsonl").display(),
-            port = admin_port,
-        );
-        let path = self.dir.path().join(file);
-        std::fs::write(&path, text).expect("write config");
-        path
-    }
-
-    fn start(
-        &self,
-        config: &Path,
-    ) -> (
-        CancellationToken,
-        tokio::task::JoinHandle<Result<(), pipeline::PipelineError>>,
-    ) {
-        // SAFETY-free: set the password variable the config names (tests share it; same value).
-        unsafe_env_set("CDC2DORIS_TEST_PG_PASSWORD", &pg_password());
-        let cfg = cdc2doris::config::load(config)
-            .unwrap_or_else(|e| panic!("config: {e}: {:?}", e.problems()));
-        let stop = CancellationToken::new();
-        let handle = tokio::spawn(pipeline::run(cfg, None, stop.clone()));
-        (stop, handle)
-    }
-
-    /// Applies changes in PostgreSQL and writes their Debezium events to Kafka.
-    async fn apply(&mut self, changes: &[jobgen::Change]) -> usize {
-        let mut events = 0;
-        let mut pending = Vec::new();
-        for change in changes {
-            let evs = jobgen::apply(&mut self.pg, change)
-                .await
-                .unwrap_or_else(|e| panic!("apply {change:?}: {e}"));
-            for ev in &evs {
-                let (key, value) = jobgen::debezium::message(&self.prefix, &self.db, ev, 0);
-                let topic = self.topic(ev.table);
-                pending.push(
-                    self.producer
-                        .send_result(FutureRecord::to(&topic).key(&key).payload(&value))
-                        .map_err(|(e, _)| e)
-                        .expect("enqueue"),
-                );
-                events += 1;
-            }
-        }
-        for p in pending {
-            p.await
-                .expect("delivery")
-                .map_err(|(e, _)| e)
-                .expect("delivered");
-        }
-        events
-    }
-
-    async fn verify(&self, ids: std::ops::Range<i64>) -> jobgen::verify::VerifyReport {
-        let merge = std::fs::read_to_string(repo().join("examples/job-analytics/merge.sql"))
-            .expect("merge.sql");
-        let ids: Vec<i64> = ids.collect();
-        let expected = jobgen::verify::expected_rows(&self.pg, &merge, "job_id", &ids)
-            .await
-            .expect("expected rows");
-        let rows = self
-            .sim
-            .client()
-            .rows("job_analytics", "merged_job_data")
-            .await
-            .expect("sim rows");
-        let rows: Vec<serde_json::Value> =
-            rows.into_iter().map(serde_json::Value::Object).collect();
-        jobgen::verify::compare(&expected, &rows, "job_id")
-    }
-
-    /// Waits until Doris matches PostgreSQL over `ids`; panics with the last report after `within`.
-    async fn converge(
-        &self,
-        ids: std::ops::Range<i64>,
-        within: Duration,
-    ) -> jobgen::verify::VerifyReport {
-        let start = Instant::now();
-        loop {
-            let r = self.verify(ids.clone()).await;
-            if r.is_ok() {
-                return r;
-            }
-            if start.elapsed() > within {
-                panic!("Doris did not converge in {within:?}: {} {:?}", r.line(), r);
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    }
-
-    /// Committed offsets of the group and end offsets, per topic partition.
-    fn committed_vs_end(&self, partitions: i32) -> Vec<(String, i32, i64, i64)> {
-        let c: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap())
-            .set("group.id", &self.group)
-            .create()
-            .expect("consumer");
-        let mut tpl = TopicPartitionList::new();
-        for t in TABLES {
-            for p in 0..partitions {
-                tpl.add_partition(&self.topic(t), p);
-            }
-        }
-        let committed = c
-            .committed_offsets(tpl, Duration::from_secs(10))
-            .expect("committed");
-        committed
-            .elements()
-            .iter()
-            .map(|e| {
-                let (_, high) = c
-                    .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(10))
-                    .expect("watermarks");
-                let got = match e.offset() {
-                    Offset::Offset(o) => o,
-                    _ => 0,
-                };
-                (e.topic().to_string(), e.partition(), got, high)
-            })
-            .collect()
-    }
-
-    async fn debug_state(&self) -> serde_json::Value {
-        debug_state_at(self.admin_port).await
-    }
-}
-
-async fn debug_state_at(port: u16) -> serde_json::Value {
-    let body = admin_get(port, "/debug/state").await;
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
-}
-
-/// The body of `GET path` on the admin endpoint.
-async fn admin_get(port: u16, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("admin port");
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .expect("write");
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).await.expect("read");
-    buf.split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default()
-}
-
-impl World {
-    async fn cleanup(self) {
-        self.sim.shutdown().await;
-        drop(self.pg);
-        let admin = connect("postgres").await;
-        let _ = admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db))
-            .await;
-    }
-}
-
-/// Cancels a pipeline started by [`World::start`] and checks it drained and returned `Ok`.
-async fn stop_gracefully(
-    stop: CancellationToken,
-    run: tokio::task::JoinHandle<Result<(), pipeline::PipelineError>>,
-) {
-    stop.cancel();
-    run.await.expect("join").expect("graceful shutdown");
-}
-
-impl World {
-    /// Waits (bounded) until the running pipeline committed every partition to its end: it read every
-    /// message and Doris acknowledged them (or they were handled). Call before stopping it.
-    async fn wait_all_committed(&self, partitions: i32) {
-        let start = Instant::now();
-        loop {
-            let behind: Vec<_> = self
-                .committed_vs_end(partitions)
-                .into_iter()
-                .filter(|(_, _, c, e)| c != e)
-                .collect();
-            if behind.is_empty() {
-                return;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "not committed to the end after 60 s: {behind:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    }
-
-    /// Every partition's committed offset is its end offset: every message was acknowledged or handled.
-    fn assert_all_committed(&self, partitions: i32, why: &str) {
-        for (t, p, committed, end) in self.committed_vs_end(partitions) {
-            assert_eq!(committed, end, "{t}/{p}: {why}");
-        }
-    }
-}
-
-fn unsafe_env_set(k: &str, v: &str) {
-    // Tests in this file set one variable to one constant value; no test reads a different value.
-    if std::env::var(k).ok().as_deref() != Some(v) {
-        unsafe { std::env::set_var(k, v) };
-    }
-}
-
-fn model() -> jobgen::Model {
-    jobgen::Model::new(jobgen::ModelConfig {
-        seed: 7,
-        clients: 8,
-        zipf_exponent: 1.2,
-    })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_seeded_change_stream_converges_and_every_offset_is_committed() {
@@ -628,42 +224,6 @@ async fn an_older_read_that_lands_last_never_overwrites_a_newer_one() {
     w.cleanup().await;
 }
 
-/// The binary, run as a child process with the test's config.
-fn spawn_binary(config: &Path, log: &Path) -> std::process::Child {
-    let log = std::fs::File::create(log).expect("log file");
-    std::process::Command::new(env!("CARGO_BIN_EXE_cdc2doris"))
-        .args(["run", "--config"])
-        .arg(config)
-        .env("CDC2DORIS_TEST_PG_PASSWORD", pg_password())
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn cdc2doris")
-}
-
-fn signal(child: &std::process::Child, sig: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(ok.success());
-}
-
-fn wait_exit(child: &mut std::process::Child, within: Duration) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status;
-        }
-        assert!(
-            start.elapsed() < within,
-            "cdc2doris did not exit within {within:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn graceful_restart_and_kill_9_mid_stream_both_converge() {
     let mut w = World::new("crash", 2).await;
@@ -782,139 +342,6 @@ async fn a_row_doris_rejects_is_isolated_and_dead_lettered_while_the_rest_loads(
     stop_gracefully(stop, run).await;
     w.assert_all_committed(1, "the rejected row is handled, not blocking");
     w.cleanup().await;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Real CDC: Debezium's PostgreSQL connector (Kafka Connect of `dev/stack up --with-debezium`) captures the changes.
-
-fn connect_url() -> String {
-    std::env::var("CDC2DORIS_CONNECT_URL").unwrap_or_else(|_| "http://127.0.0.1:8083".to_string())
-}
-
-/// A Debezium connector for one World's database; deleted (and its slot dropped) by `remove`.
-struct Debezium {
-    name: String,
-    slot: String,
-    http: reqwest::Client,
-}
-
-impl Debezium {
-    async fn register(w: &World) -> Debezium {
-        let name = format!("dbz-{}", w.prefix);
-        let slot = format!("slot_{}", w.prefix).to_lowercase();
-        let mut cfg: tokio_postgres::Config = pg_url(&w.db).parse().expect("pg url");
-        cfg.password(pg_password());
-        let host = "127.0.0.1";
-        let port = cfg.get_ports().first().copied().unwrap_or(5432);
-        let config = serde_json::json!({
-            "name": name,
-            "config": {
-                "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
-                "tasks.max": "1",
-                "plugin.name": "pgoutput",
-                "database.hostname": host,
-                "database.port": port.to_string(),
-                "database.user": cfg.get_user().unwrap_or("cdc2doris"),
-                "database.password": pg_password(),
-                "database.dbname": w.db,
-                "topic.prefix": w.prefix,
-                "slot.name": slot,
-                "publication.name": "cdc2doris_job_analytics",
-                "publication.autocreate.mode": "disabled",
-                "table.include.list": "public.jobs,public.job_activity,public.clients_to_exclude,public.standard_revenue",
-                "snapshot.mode": "initial",
-                "decimal.handling.mode": "string",
-                "tombstones.on.delete": "true",
-            }
-        });
-        // Slots of earlier runs of this test that failed before their cleanup hold back WAL: drop them.
-        let admin = connect("postgres").await;
-        let _ = admin
-            .execute(
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
-                 WHERE slot_name LIKE 'slot\\_dbz\\_%' AND NOT active",
-                &[],
-            )
-            .await;
-        let http = reqwest::Client::new();
-        let resp = http
-            .post(format!("{}/connectors", connect_url()))
-            .json(&config)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("Kafka Connect at {} is not reachable ({e}); run `dev/stack up --with-debezium`", connect_url()));
-        assert!(
-            resp.status().is_success(),
-            "register connector: {} {}",
-            resp.status(),
-            resp.text().await.unwrap_or_default()
-        );
-        let start = Instant::now();
-        loop {
-            let status: serde_json::Value = http
-                .get(format!("{}/connectors/{name}/status", connect_url()))
-                .send()
-                .await
-                .expect("status")
-                .json()
-                .await
-                .unwrap_or_default();
-            let running = status["connector"]["state"] == "RUNNING"
-                && status["tasks"][0]["state"] == "RUNNING";
-            if running {
-                break;
-            }
-            assert!(
-                status["tasks"][0]["state"] != "FAILED",
-                "connector failed: {status}"
-            );
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "connector not RUNNING after 60 s: {status}"
-            );
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        Debezium { name, slot, http }
-    }
-
-    async fn remove(self) {
-        let _ = self
-            .http
-            .delete(format!("{}/connectors/{}", connect_url(), self.name))
-            .send()
-            .await;
-        let admin = connect("postgres").await;
-        let start = Instant::now();
-        // The slot stays active until the task has stopped.
-        while start.elapsed() < Duration::from_secs(30) {
-            let r = admin
-                .execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active", &[&self.slot])
-                .await;
-            let left = admin
-                .query_one(
-                    "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1",
-                    &[&self.slot],
-                )
-                .await
-                .map(|r| r.get::<_, i64>(0))
-                .unwrap_or(0);
-            if r.is_ok() && left == 0 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
-}
-
-impl World {
-    /// Applies changes in PostgreSQL only: Debezium captures them.
-    async fn apply_pg(&mut self, changes: &[jobgen::Change]) {
-        for change in changes {
-            jobgen::apply(&mut self.pg, change)
-                .await
-                .unwrap_or_else(|e| panic!("apply {change:?}: {e}"));
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1315,5 +742,92 @@ async fn backfill_loads_every_key_of_a_query_and_deletes_the_missing_ones() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("not a 64-bit integer"), "{stderr}");
+    w.cleanup().await;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// [integrity] Each test below failed on the code before its fix (see the commit that added it).
+
+/// A label must name what a load carries, not only the offsets it covers. A topic deleted and created again starts
+/// at offset 0: its first batch covers the very ranges an earlier batch covered, with other content. Doris answers
+/// "label already exists" for a label built from the ranges, the pipeline takes the batch as loaded, commits its
+/// offsets, and the change never reaches Doris.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_recreated_topic_repeating_offset_ranges_with_other_content_still_loads() {
+    let mut w = World::new("relabel", 1).await;
+    // Ten distinct keys seal a batch (max_keys), so both runs load exactly `jobs` offsets 0-9 in one batch.
+    let config = w.write_config("max_keys = 10");
+    let jobs: Vec<jobgen::Change> = (1..=10).map(plain_job).collect();
+    w.apply(&jobs).await;
+    let (stop, run) = w.start(&config);
+    w.converge(1..11, Duration::from_secs(30)).await;
+    w.wait_all_committed(1).await;
+    stop_gracefully(stop, run).await;
+
+    // The topics start over; a new consumer group reads them from the beginning.
+    w.recreate_topics(1).await;
+    w.group = format!("{}-2", w.group);
+    let config = w.write_config("max_keys = 10");
+    let closed: Vec<jobgen::Change> = (1..=10)
+        .map(|id| jobgen::Change::SetStatus {
+            id,
+            status: "closed".into(),
+        })
+        .collect();
+    assert_eq!(w.apply(&closed).await, 10, "ten events, offsets 0-9 again");
+    let (stop, run) = w.start(&config);
+    w.wait_all_committed(1).await;
+    w.converge(1..11, Duration::from_secs(30)).await;
+    assert!(w.doris_rows().await.iter().all(|r| r["status"] == "closed"));
+    stop_gracefully(stop, run).await;
+    w.cleanup().await;
+}
+
+/// A key the merge cannot take (2^70 where `merge.key_type = "integer"`) is poison: it goes to the dead-letter
+/// destination with its message's offset, and the rest of its batch loads. Before, the whole batch failed as fatal
+/// and every restart failed on it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_key_beyond_the_key_type_is_dead_lettered_and_the_batch_loads() {
+    let mut w = World::new("poisonkey", 1).await;
+    let config = w.write_config("");
+    let jobs: Vec<jobgen::Change> = (1..=5).map(plain_job).collect();
+    w.apply(&jobs).await;
+    // An event about job 2^70 (no such row: the key itself is the poison).
+    let (key, mut value) = {
+        let ev = jobgen::RowEvent {
+            table: "jobs",
+            op: jobgen::RowOp::Update,
+            key: serde_json::json!({"id": 1}),
+            before: Some(serde_json::json!({"id": 1})),
+            after: Some(serde_json::json!({"id": 1})),
+            txid: 1,
+        };
+        jobgen::debezium::message(&w.prefix, &w.db, &ev, 0)
+    };
+    value = value.replace(
+        "\"after\":{\"id\":1}",
+        "\"after\":{\"id\":1180591620717411303424}",
+    );
+    assert!(value.contains("1180591620717411303424"), "{value}");
+    w.produce(&w.topic("jobs"), &key, &value).await;
+    w.apply(&[plain_job(6)]).await;
+    let (stop, run) = w.start(&config);
+    w.converge(1..7, Duration::from_secs(30)).await;
+    w.wait_all_committed(1).await;
+    let dl = std::fs::read_to_string(w.dir.path().join("dead.jsonl")).unwrap_or_default();
+    let lines: Vec<serde_json::Value> = dl
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{dl}");
+    assert_eq!(lines[0]["offset"], 5, "{dl}");
+    assert!(
+        lines[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("1180591620717411303424")),
+        "{dl}"
+    );
+    assert!(!run.is_finished(), "the pipeline keeps running");
+    stop_gracefully(stop, run).await;
     w.cleanup().await;
 }

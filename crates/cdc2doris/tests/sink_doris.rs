@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use cdc2doris::sink::doris::{DorisConfig, DorisSink};
+use cdc2doris::sink::doris::{DorisConfig, DorisSink, LabelScope};
 use cdc2doris::sink::{ErrorClass, LoadRequest, OffsetRange, RedirectRefusal, Sink, SinkError};
 use doris_sim::{FaultKind, FaultSpec};
 use secrecy::SecretString;
@@ -146,16 +146,17 @@ fn rows(ids: std::ops::Range<i64>, version: i64) -> Bytes {
 
 fn request(topic: &str, partition: i32, first: i64, last: i64, body: Bytes) -> LoadRequest {
     let row_count = body.iter().filter(|b| **b == b'\n').count() as u64;
+    let ranges = vec![OffsetRange {
+        topic: topic.to_string(),
+        partition,
+        first,
+        last,
+    }];
     LoadRequest {
-        ranges: vec![OffsetRange {
-            topic: topic.to_string(),
-            partition,
-            first,
-            last,
-        }],
+        label: LabelScope::new("cdc2doris", DB, TABLE).label(&ranges, &body),
+        ranges,
         body,
         row_count,
-        label_suffix: None,
     }
 }
 
@@ -250,10 +251,7 @@ async fn fe_redirect_gets_a_fresh_authorization_and_the_body_once() {
     assert_eq!(be_seen[0].body_len, body.len());
     assert_eq!(
         be_seen[0].header("label"),
-        Some(
-            sink.label_for(&request("jobs", 0, 1, 3, Bytes::new()).ranges)
-                .as_str()
-        )
+        Some(request("jobs", 0, 1, 3, body.clone()).label.as_str())
     );
     assert!(be_seen[0]
         .request_line
@@ -274,7 +272,7 @@ async fn every_retry_carries_the_same_label_and_body() {
     cfg.retry_deadline = Duration::from_millis(400);
     let sink = DorisSink::new(&cfg, SecretString::from("pw")).unwrap();
     let req = request("jobs", 2, 40, 42, rows(1..4, 1));
-    let (label, body_len) = (sink.label_for(&req.ranges), req.body.len());
+    let (label, body_len) = (req.label.to_string(), req.body.len());
     let err = sink.load(req).await.unwrap_err();
     assert_eq!(err.class(), ErrorClass::Ambiguous, "{err}");
     let seen = be.seen();
@@ -632,7 +630,7 @@ async fn a_precommitted_label_found_after_a_restart_is_committed() {
     cfg.two_phase_commit = true;
     let sink = t.sink(&cfg);
     let req = batch(&t, 500, 1..4, 1);
-    let label = sink.label_for(&req.ranges);
+    let label = req.label.to_string();
     // A previous run pre-committed this batch, then died before `_stream_load_2pc`.
     let answer: serde_json::Value = reqwest::Client::new()
         .put(format!(
@@ -737,7 +735,7 @@ async fn reset_after_commit_ends_committed_exactly_once_through_the_label() {
         .await;
     let sink = t.sink(&t.config());
     let req = batch(&t, 900, 1..4, 1);
-    let label = sink.label_for(&req.ranges);
+    let label = req.label.to_string();
     let receipt = sink.load(req).await.unwrap();
     assert_eq!(receipt.label, label);
     assert_eq!(receipt.attempts, 2);
@@ -966,7 +964,7 @@ async fn a_be_listed_as_fe_still_gets_the_body_under_the_label() {
     cfg.fe_urls = vec![t.sim().be_url()];
     let sink = t.sink(&cfg);
     let req = batch(&t, 1900, 1..4, 1);
-    let label = sink.label_for(&req.ranges);
+    let label = req.label.to_string();
     let receipt = sink.load(req).await.unwrap();
     assert_eq!(
         (receipt.label.as_str(), receipt.rows_loaded),

@@ -2,9 +2,11 @@
 //!
 //! The rows come out of PostgreSQL as JSON text (`to_jsonb(row)::text`) and go to Doris unparsed
 //! (research/rust-stack.md A2: per-type conversion in Rust is a trap for numerics and timestamps).
+//! [`visibility`] holds a batch back until PostgreSQL shows every transaction its events come from.
 //! [`tls`] is the TLS connector of the PostgreSQL connections (`postgres.tls_mode`, `postgres.tls_ca_file`).
 
 pub mod postgres;
 pub mod tls;
+pub mod visibility;
 
 pub use postgres::{MergeChunk, MergeError, MergeKeys, MergeQuery};

@@ -132,6 +132,20 @@ pub enum MergeError {
 }
 
 impl MergeError {
+    /// Whether the error comes from the data of the keys asked for rather than from the query or the server: a data
+    /// exception (SQLSTATE class 22: a failed cast, a division by zero, a value out of range) or a key the query
+    /// returned NULL or not of the key type. Such an error follows some key's rows, so the chunk can be split to
+    /// find the keys that raise it and load the others.
+    pub fn is_data_error(&self) -> bool {
+        match self {
+            MergeError::BadKey { .. } | MergeError::NullKey { .. } => true,
+            MergeError::EmptyQuery => false,
+            MergeError::Postgres { source, .. } => {
+                source.code().is_some_and(|c| c.code().starts_with("22"))
+            }
+        }
+    }
+
     /// Whether retrying can help.
     pub fn class(&self) -> ErrorClass {
         match self {

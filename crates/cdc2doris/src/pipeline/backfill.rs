@@ -8,7 +8,7 @@
 //! longer returns loaded as deletes, rows Doris rejects isolated and dead-lettered. So a backfill may run while
 //! `cdc2doris run` does: whichever read is older never overwrites the newer one.
 //!
-//! Each batch loads under a label of its own (the run's start time, process and the batch number), so a retried
+//! Each batch loads under a label of its own (made from its body and the run's start time, process and the batch number), so a retried
 //! load never loads twice; running the backfill again loads again, which the sequence column makes harmless. The cursor's
 //! transaction stays open for the whole run (its snapshot holds back VACUUM on a busy database meanwhile).
 
@@ -25,7 +25,6 @@ use crate::config::Config;
 use crate::keys::{KeyType, KeyValue};
 use crate::merge::postgres::{describe_pg_error, trim_query};
 use crate::offsets::OffsetTracker;
-use crate::sink::doris::label::build_label;
 use crate::sink::OffsetRange;
 
 /// What a backfill did.
@@ -121,6 +120,7 @@ pub async fn run(
         resolvers: Vec::new(),
         chunk_size: file.merge.chunk_size,
         parallel_chunks: file.postgres.pool_size.max(1),
+        labels: sink.label_scope(),
         sink,
         dead_letter,
         abandon: shutdown.clone(),
@@ -166,20 +166,16 @@ pub async fn run(
             first: number,
             last: number,
         }];
-        let label = build_label(
-            &file.doris.label_prefix,
-            &file.doris.database,
-            &file.doris.table,
-            &ranges,
-        );
+        let name = crate::sink::describe_ranges(id, &ranges);
         let done = run_batch(
             ctx.clone(),
             SealedBatch {
                 id,
-                label,
+                name,
                 ranges,
                 keys,
                 resolve: Vec::new(),
+                txids: Vec::new(),
             },
         )
         .await;
@@ -197,7 +193,7 @@ pub async fn run(
                 report.queries += queries as u64;
                 report.rejected += rejected as u64;
                 tracing::info!(
-                    label = %done.label,
+                    batch = %done.name,
                     keys = report.keys,
                     rows = report.rows,
                     deletes = report.deletes,

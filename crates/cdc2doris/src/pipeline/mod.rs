@@ -21,6 +21,7 @@
 
 pub mod backfill;
 pub mod cli;
+mod coordinator;
 pub mod worker;
 
 use std::collections::{HashMap, HashSet};
@@ -37,19 +38,17 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, AdminState, Check};
-use crate::batch::Batch;
 use crate::config::{Config, DeadLetterTarget as ConfigDeadLetter};
-use crate::dead_letter::{DeadLetter, DeadLetterTarget, MessageRejection};
-use crate::decode::{self, Decoded, Format, MessageContext};
+use crate::dead_letter::{DeadLetter, DeadLetterTarget};
 use crate::error::ErrorClass;
 use crate::keys::{KeyRule, TableMatch};
 use crate::merge::tls::{tls_error, PgTls};
 use crate::merge::MergeQuery;
-use crate::offsets::{BatchId, OffsetTracker, TopicPartition};
-use crate::sink::doris::label::build_label;
-use crate::sink::{DorisSink, Sink};
-use crate::source::kafka::{KafkaSource, SourceEvent, SourceMessage, SourceSettings};
-use worker::{BatchDone, BatchOutcome, Resolver, SealedBatch, WorkerContext};
+use crate::offsets::OffsetTracker;
+use crate::sink::DorisSink;
+use crate::source::kafka::{KafkaSource, SourceSettings};
+use coordinator::{Coordinator, TopicRule, TopicRules};
+use worker::{Resolver, WorkerContext};
 
 /// Why the pipeline stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -63,23 +62,6 @@ pub enum PipelineError {
     /// The Kafka source stopped unexpectedly.
     #[error("the Kafka source stopped unexpectedly")]
     SourceGone,
-}
-
-/// How one topic's messages become keys.
-struct TopicRules {
-    /// The topic's format, the same for all its rules (decoding tells the table).
-    format: Format,
-    /// The topic's rules with the table each takes (`None`: every table no other rule names).
-    rules: Vec<(Option<TableMatch>, TopicRule)>,
-    /// Tables seen without a rule, each logged once.
-    unmatched_logged: HashSet<String>,
-}
-
-/// How the events of one topic (or of one of its tables) become keys.
-struct TopicRule {
-    rule: KeyRule,
-    /// Index into the resolvers, when the values go through a resolve query.
-    resolver: Option<usize>,
 }
 
 /// What `/debug/state` and `/readyz` show; updated by the coordinator.
@@ -108,8 +90,8 @@ pub struct SharedState {
 pub struct InFlightView {
     /// Tracker id.
     pub batch: u64,
-    /// Stream Load label.
-    pub label: String,
+    /// The batch and the offset ranges it covers (each load's label is made from what it carries).
+    pub batch_name: String,
     /// Distinct keys (before resolving).
     pub keys: usize,
     /// Seconds since it was sealed.
@@ -152,6 +134,10 @@ pub struct Totals {
     pub bytes: u64,
     /// Rows Doris rejected, each dead-lettered with its key.
     pub rows_rejected: u64,
+    /// Batches that waited for their transactions to become visible in PostgreSQL before merging.
+    pub visibility_waits: u64,
+    /// Milliseconds those batches waited, in all.
+    pub visibility_wait_ms: u64,
 }
 
 fn now_unix() -> u64 {
@@ -344,12 +330,21 @@ pub async fn run(
     // Whether PostgreSQL answered the last query (readiness); probed once at start.
     let pg_healthy = Arc::new(std::sync::atomic::AtomicBool::new(true));
     match pool.get().await {
-        Ok(c) => {
-            if let Err(e) = c.simple_query("SELECT 1").await {
+        Ok(c) => match c.query_one("SELECT pg_is_in_recovery()", &[]).await {
+            Ok(row) if row.try_get::<_, bool>(0).unwrap_or(false) => {
+                return Err(PipelineError::Setup(
+                    "PostgreSQL (postgres.url) is a hot standby (in recovery): its snapshots do not list running \
+                     transactions, so neither the row versions nor the wait for a change's transaction hold there; \
+                     point postgres.url at the primary (with several hosts, add target_session_attrs=read-write)"
+                        .into(),
+                ));
+            }
+            Ok(_) => {}
+            Err(e) => {
                 tracing::warn!("PostgreSQL does not answer yet: {e}");
                 pg_healthy.store(false, Ordering::Relaxed);
             }
-        }
+        },
         Err(e) => {
             // A certificate the TLS check refuses stays refused until someone acts: stop now and say so, rather
             // than retry every batch.
@@ -374,6 +369,7 @@ pub async fn run(
         resolvers,
         chunk_size: file.merge.chunk_size,
         parallel_chunks: file.postgres.pool_size.max(1),
+        labels: sink.label_scope(),
         sink,
         dead_letter: dead_letter.clone(),
         abandon: abandon.clone(),
@@ -385,7 +381,7 @@ pub async fn run(
 
     // Source.
     let (events_tx, events_rx) = mpsc::channel(4096);
-    let source = KafkaSource::start(
+    let mut source = KafkaSource::start(
         &consumer_config(&config),
         SourceSettings {
             topics: file.kafka.topics.clone(),
@@ -451,6 +447,9 @@ pub async fn run(
         });
     }
 
+    let commit_results = source
+        .take_commit_results()
+        .unwrap_or_else(|| mpsc::unbounded_channel().1);
     let mut coord = Coordinator {
         rules,
         tracker: OffsetTracker::new(),
@@ -461,9 +460,6 @@ pub async fn run(
         max_keys: file.batch.max_keys.max(1),
         max_bytes: file.batch.max_bytes.max(1),
         max_wait: file.batch.max_wait,
-        label_prefix: file.doris.label_prefix.clone(),
-        database: file.doris.database.clone(),
-        table: file.doris.table.clone(),
         ctx,
         dead_letter,
         tasks: tasks.clone(),
@@ -477,7 +473,13 @@ pub async fn run(
         last_load_unix: 0,
     };
     let result = coord
-        .run(events_rx, &shutdown, file.batch.shutdown_timeout, &abandon)
+        .run(
+            events_rx,
+            commit_results,
+            &shutdown,
+            file.batch.shutdown_timeout,
+            &abandon,
+        )
         .await;
     let fatal = result.as_ref().err().map(ToString::to_string);
     if let Ok(mut s) = shared.lock() {
@@ -541,533 +543,4 @@ fn readiness(
         },
     });
     checks
-}
-
-/// `schema.table` of an event, for logs.
-fn describe_table(table: &decode::TableName<'_>) -> String {
-    match (&table.schema, &table.table) {
-        (Some(schema), Some(table)) => format!("{schema}.{table}"),
-        (None, Some(table)) => table.to_string(),
-        _ => "(no table)".to_owned(),
-    }
-}
-
-/// How often the coordinator asks the source to commit what became committable and refreshes `/debug/state`.
-const FLUSH_EVERY: Duration = Duration::from_millis(100);
-
-/// The coordinator: one task, the only owner of the offset tracker.
-struct Coordinator<'a, S: Sink + 'static> {
-    rules: HashMap<String, TopicRules>,
-    tracker: OffsetTracker,
-    open: Option<Batch>,
-    sealed: Option<(SealedBatch, InFlight)>,
-    in_flight: HashMap<BatchId, InFlight>,
-    max_in_flight: usize,
-    max_keys: usize,
-    max_bytes: usize,
-    max_wait: Duration,
-    label_prefix: String,
-    database: String,
-    table: String,
-    ctx: Arc<WorkerContext<S>>,
-    dead_letter: Arc<DeadLetter>,
-    tasks: TaskTracker,
-    done_tx: Option<mpsc::UnboundedSender<BatchDone>>,
-    totals: Totals,
-    shared: Arc<Mutex<SharedState>>,
-    source: &'a KafkaSource,
-    revoke_timeout: Duration,
-    last_progress: Instant,
-    progress_interval: Duration,
-    last_load_unix: u64,
-}
-
-struct InFlight {
-    label: String,
-    partitions: HashSet<(String, i32)>,
-    keys: usize,
-    sealed_at: Instant,
-    event_times_ms: Vec<i64>,
-    messages: u64,
-}
-
-impl<S: Sink + 'static> Coordinator<'_, S> {
-    async fn run(
-        &mut self,
-        mut events: mpsc::Receiver<SourceEvent>,
-        shutdown: &CancellationToken,
-        shutdown_timeout: Duration,
-        abandon: &CancellationToken,
-    ) -> Result<(), PipelineError> {
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
-        self.done_tx = Some(done_tx);
-        // Commits and the shared state are brought up to date at most every FLUSH_EVERY, not after every message:
-        // a backlog brings thousands of messages a second, and each flush walks every partition.
-        let mut next_flush = tokio::time::Instant::now();
-        let mut dirty = false;
-        let result = loop {
-            let deadline = self
-                .open
-                .as_ref()
-                .map(|b| tokio::time::Instant::from_std(b.opened + self.max_wait));
-            let can_read = self.sealed.is_none();
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => break Ok(()),
-                _ = sleep_until(Some(next_flush)), if dirty => {}
-                Some(done) = done_rx.recv() => {
-                    if let Err(e) = self.on_done(done) { break Err(e); }
-                }
-                ev = events.recv(), if can_read => match ev {
-                    Some(SourceEvent::Message(m)) => self.on_message(m).await,
-                    Some(SourceEvent::Assigned(parts)) => {
-                        for (t, p) in parts { self.tracker.assign(&t, p, None); }
-                    }
-                    Some(SourceEvent::Revoked { partitions, lost, reply }) => {
-                        if let Err(e) = self.on_revoked(partitions, lost, reply, &mut done_rx).await { break Err(e); }
-                    }
-                    None => break Err(PipelineError::SourceGone),
-                },
-                _ = sleep_until(deadline), if deadline.is_some() && can_read => self.seal(),
-            }
-            self.dispatch();
-            dirty = true;
-            let now = tokio::time::Instant::now();
-            if now >= next_flush {
-                self.commit();
-                self.publish_state();
-                dirty = false;
-                next_flush = now + FLUSH_EVERY;
-            }
-        };
-        // Drain: seal and dispatch what is open, wait for everything in flight.
-        if result.is_ok() {
-            tracing::info!(
-                "shutting down: flushing the open batch and waiting for loads in flight"
-            );
-        }
-        self.seal();
-        let drain_until = tokio::time::Instant::now() + shutdown_timeout;
-        let mut fatal = result.err();
-        while !self.in_flight.is_empty() || self.sealed.is_some() {
-            if fatal.is_none() {
-                self.dispatch();
-            } else {
-                self.sealed = None;
-                abandon.cancel();
-            }
-            tokio::select! {
-                d = done_rx.recv() => match d {
-                    Some(done) => {
-                        if let Err(e) = self.on_done(done) {
-                            fatal.get_or_insert(e);
-                        }
-                    }
-                    None => break,
-                },
-                _ = tokio::time::sleep_until(drain_until) => {
-                    tracing::warn!(in_flight = self.in_flight.len(), "shutdown timeout: abandoning batches in flight (their offsets stay uncommitted)");
-                    abandon.cancel();
-                    self.sealed = None;
-                    // Workers return promptly once abandoned.
-                    while let Some(done) = done_rx.recv().await {
-                        let _ = self.on_done(done);
-                        if self.in_flight.is_empty() { break; }
-                    }
-                    break;
-                }
-            }
-            self.commit();
-        }
-        self.commit();
-        self.publish_state();
-        drop(events);
-        self.log_progress(true);
-        match fatal {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
-    }
-
-    async fn dead_letter_message(
-        &mut self,
-        m: &SourceMessage,
-        stage: &'static str,
-        reason: String,
-    ) {
-        tracing::warn!(topic = %m.topic, partition = m.partition, offset = m.offset, stage, "dead-lettering a message: {reason}");
-        let rec = MessageRejection {
-            stage,
-            reason,
-            topic: &m.topic,
-            partition: m.partition,
-            offset: m.offset,
-            key: m.key.as_deref(),
-            value: m.payload.as_deref(),
-        };
-        let mut delay = Duration::from_millis(200);
-        while let Err(e) = self.dead_letter.write_message(&rec).await {
-            tracing::error!(
-                "cannot write the dead letter, retrying (the message stays unacknowledged): {e}"
-            );
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(30));
-        }
-        self.totals.dead_lettered += 1;
-        self.handled(m, "dead_letter");
-    }
-
-    fn handled(&mut self, m: &SourceMessage, outcome: &'static str) {
-        metrics::counter!("cdc2doris_source_messages_total", "topic" => m.topic.to_string(), "outcome" => outcome).increment(1);
-        if let Err(e) = self
-            .tracker
-            .register_handled(&m.topic, m.partition, m.offset)
-        {
-            tracing::debug!("dropping a message: {e}");
-        }
-    }
-
-    async fn on_message(&mut self, m: SourceMessage) {
-        self.totals.messages += 1;
-        let Some(topic_rules) = self.rules.get(&*m.topic) else {
-            self.dead_letter_message(
-                &m,
-                "keys",
-                format!("no key rule for topic {}; add one to keys.rules", m.topic),
-            )
-            .await;
-            return;
-        };
-        let format = topic_rules.format;
-        let ctx = MessageContext::new(&m.topic, m.partition, m.offset);
-        let decoded = match decode::decode(format, &ctx, m.key.as_deref(), m.payload.as_deref()) {
-            Ok(d) => d,
-            Err(e) => {
-                let reason = e.to_string();
-                self.dead_letter_message(&m, "decode", reason).await;
-                return;
-            }
-        };
-        if let Decoded::Ignore(i) = &decoded {
-            tracing::debug!(topic = %m.topic, offset = m.offset, reason = i.reason.as_str(), "ignored");
-            self.totals.ignored += 1;
-            self.handled(&m, "ignored");
-            return;
-        }
-        let Some(rule) = crate::keys::rule_for_table(&topic_rules.rules, decoded.table()) else {
-            let table = describe_table(decoded.table());
-            if let Some(topic_rules) = self.rules.get_mut(&*m.topic) {
-                if topic_rules.unmatched_logged.insert(table.clone()) {
-                    tracing::info!(
-                        topic = %m.topic,
-                        offset = m.offset,
-                        table = %table,
-                        "events of this table are ignored: no keys.rules entry of the topic names it (logged once \
-                         per table; counted as outcome=no_rule)"
-                    );
-                }
-            }
-            self.totals.ignored += 1;
-            self.totals.no_rule += 1;
-            self.handled(&m, "no_rule");
-            return;
-        };
-        let resolver = rule.resolver;
-        let tuples = match rule.rule.extract(&decoded, m.key.as_deref(), &ctx) {
-            Ok(t) => t,
-            // In the Debezium envelope a tombstone always follows the delete event of the same row, and
-            // that event (its before image) already gave the keys. When the rule's field is not part of
-            // the row's primary key (job_activity → job_id), the tombstone cannot name it and needs not.
-            // Unwrapped records are different: there the tombstone may be the only sign of a delete.
-            Err(crate::keys::KeyError::Missing { .. })
-                if m.payload.is_none() && format == Format::Debezium =>
-            {
-                self.totals.ignored += 1;
-                self.handled(&m, "ignored");
-                return;
-            }
-            Err(e) => {
-                let reason = e.to_string();
-                self.dead_letter_message(&m, "keys", reason).await;
-                return;
-            }
-        };
-        if tuples.is_empty() {
-            if let Decoded::Change(c) = &decoded {
-                if c.op == decode::Op::Truncate {
-                    tracing::warn!(topic = %m.topic, offset = m.offset, "TRUNCATE carries no keys: rows of the truncated table stay in Doris until their keys change again");
-                }
-            }
-            self.handled(&m, "no_keys");
-            return;
-        }
-        if self.open.is_none() {
-            self.open = Some(Batch::new(self.tracker.open_batch()));
-        }
-        let Some(batch) = self.open.as_mut() else {
-            return;
-        };
-        if let Err(e) = self
-            .tracker
-            .register(&m.topic, m.partition, m.offset, batch.id)
-        {
-            tracing::debug!("dropping a message: {e}");
-            return;
-        }
-        metrics::counter!("cdc2doris_source_messages_total", "topic" => m.topic.to_string(), "outcome" => "keys").increment(1);
-        let bytes = m.key.as_ref().map_or(0, Vec::len) + m.payload.as_ref().map_or(0, Vec::len);
-        batch.cover(&m.topic, m.partition, m.offset, bytes, m.timestamp_ms);
-        for mut t in tuples {
-            let Some(k) = t.pop() else { continue };
-            match resolver {
-                Some(r) => {
-                    batch.resolve.entry(r).or_default().insert(k);
-                }
-                None => {
-                    batch.keys.insert(k);
-                }
-            }
-        }
-        if batch.distinct_keys() >= self.max_keys || batch.bytes >= self.max_bytes {
-            self.seal();
-        }
-    }
-
-    /// Closes the open batch; it waits in `sealed` until a worker slot is free.
-    fn seal(&mut self) {
-        if self.sealed.is_some() {
-            return;
-        }
-        let Some(b) = self.open.take() else { return };
-        let ranges = b.offset_ranges();
-        let label = build_label(&self.label_prefix, &self.database, &self.table, &ranges);
-        metrics::histogram!("cdc2doris_batch_keys").record(b.distinct_keys() as f64);
-        metrics::histogram!("cdc2doris_batch_messages").record(b.messages as f64);
-        metrics::histogram!("cdc2doris_batch_bytes").record(b.bytes as f64);
-        if b.distinct_keys() > 0 {
-            metrics::gauge!("cdc2doris_batch_dedup_ratio")
-                .set(b.messages as f64 / b.distinct_keys() as f64);
-        }
-        tracing::debug!(label = %label, keys = b.distinct_keys(), messages = b.messages, "batch sealed");
-        let partitions = b.ranges.keys().map(|(t, p)| (t.to_string(), *p)).collect();
-        let info = InFlight {
-            label: label.clone(),
-            partitions,
-            keys: b.distinct_keys(),
-            sealed_at: Instant::now(),
-            event_times_ms: b.event_times_ms,
-            messages: b.messages,
-        };
-        let sealed = SealedBatch {
-            id: b.id,
-            label,
-            ranges,
-            keys: b.keys,
-            resolve: b.resolve.into_iter().collect(),
-        };
-        self.sealed = Some((sealed, info));
-    }
-
-    /// Starts the sealed batch on a worker when a slot is free.
-    fn dispatch(&mut self) {
-        if self.in_flight.len() >= self.max_in_flight {
-            return;
-        }
-        let Some((batch, info)) = self.sealed.take() else {
-            return;
-        };
-        let Some(done_tx) = self.done_tx.clone() else {
-            return;
-        };
-        self.in_flight.insert(batch.id, info);
-        let ctx = self.ctx.clone();
-        self.tasks.spawn(async move {
-            let done = worker::run_batch(ctx, batch).await;
-            let _ = done_tx.send(done);
-        });
-    }
-
-    /// A worker finished: acknowledge, count, or stop.
-    fn on_done(&mut self, done: BatchDone) -> Result<(), PipelineError> {
-        let info = self.in_flight.remove(&done.id);
-        match done.outcome {
-            BatchOutcome::Loaded {
-                receipt,
-                keys,
-                rows,
-                deletes,
-                queries,
-                rejected,
-                loads,
-                bytes,
-            } => {
-                if let Err(e) = self.tracker.ack_batch(done.id) {
-                    tracing::warn!(label = %done.label, "ack ignored: {e}");
-                }
-                self.totals.keys_refreshed += keys as u64;
-                self.totals.rows += rows as u64 + deletes as u64;
-                self.totals.deletes += deletes as u64;
-                self.totals.queries += queries as u64;
-                self.totals.rows_rejected += rejected as u64;
-                if let Some(r) = &receipt {
-                    self.totals.loads += loads as u64;
-                    self.totals.bytes += bytes as u64;
-                    self.last_load_unix = now_unix();
-                    tracing::info!(
-                        label = %done.label, keys, rows, deletes, queries, attempts = r.attempts,
-                        bytes, rejected, seconds = done.elapsed.as_secs_f64(), "batch loaded"
-                    );
-                }
-                metrics::counter!("cdc2doris_keys_refreshed_total").increment(keys as u64);
-                if let Some(info) = info {
-                    let now = now_ms();
-                    for ts in &info.event_times_ms {
-                        let lag = (now - ts).max(0) as f64 / 1000.0;
-                        metrics::histogram!("cdc2doris_pipeline_event_to_ack_seconds").record(lag);
-                    }
-                    metrics::counter!("cdc2doris_batch_messages_acked_total")
-                        .increment(info.messages);
-                }
-                Ok(())
-            }
-            BatchOutcome::Abandoned => {
-                let _ = self.tracker.forget_batch(done.id);
-                tracing::warn!(label = %done.label, "batch abandoned at shutdown; its messages will be read again");
-                Ok(())
-            }
-            BatchOutcome::Fatal(msg) => {
-                let _ = self.tracker.forget_batch(done.id);
-                tracing::error!(label = %done.label, "batch failed for good: {msg}");
-                Err(PipelineError::Fatal(format!("batch {}: {msg}", done.label)))
-            }
-        }
-    }
-
-    /// Partitions are being taken away: finish their batches (bounded), then answer with what to commit.
-    async fn on_revoked(
-        &mut self,
-        partitions: Vec<(String, i32)>,
-        lost: bool,
-        reply: std::sync::mpsc::SyncSender<Vec<crate::source::kafka::CommitOffset>>,
-        done_rx: &mut mpsc::UnboundedReceiver<BatchDone>,
-    ) -> Result<(), PipelineError> {
-        let revoked: HashSet<(String, i32)> = partitions.iter().cloned().collect();
-        let touches = |parts: &HashSet<(String, i32)>| parts.iter().any(|p| revoked.contains(p));
-        if !lost {
-            if self
-                .open
-                .as_ref()
-                .is_some_and(|b| partitions.iter().any(|(t, p)| b.covers(t, *p)))
-            {
-                self.seal();
-            }
-            // Leave a margin before the source's own revoke timeout.
-            let until = tokio::time::Instant::now()
-                + self.revoke_timeout.saturating_sub(Duration::from_secs(1));
-            loop {
-                self.dispatch();
-                let waiting = self.in_flight.values().any(|f| touches(&f.partitions))
-                    || self
-                        .sealed
-                        .as_ref()
-                        .is_some_and(|(_, f)| touches(&f.partitions));
-                if !waiting {
-                    break;
-                }
-                tokio::select! {
-                    d = done_rx.recv() => match d {
-                        Some(done) => self.on_done(done)?,
-                        None => break,
-                    },
-                    _ = tokio::time::sleep_until(until) => {
-                        tracing::warn!("revoke: batches of the revoked partitions are still loading; releasing them uncommitted");
-                        break;
-                    }
-                }
-            }
-        }
-        let mut commit = Vec::new();
-        for (t, p) in &partitions {
-            if let Some(next) = self.tracker.revoke(t, *p) {
-                commit.push((
-                    TopicPartition {
-                        topic: t.clone(),
-                        partition: *p,
-                    },
-                    next,
-                ));
-            }
-        }
-        let _ = reply.send(if lost { Vec::new() } else { commit });
-        self.publish_state();
-        Ok(())
-    }
-
-    /// Asks the source to commit whatever became committable.
-    fn commit(&mut self) {
-        let candidates = self.tracker.commit_candidates();
-        if candidates.is_empty() {
-            return;
-        }
-        for (tp, next) in &candidates {
-            self.tracker.mark_committed(&tp.topic, tp.partition, *next);
-        }
-        self.source.commit(candidates);
-    }
-
-    fn publish_state(&mut self) {
-        if let Ok(mut s) = self.shared.lock() {
-            s.partitions = self.tracker.partitions();
-            s.in_flight = self
-                .in_flight
-                .iter()
-                .map(|(id, f)| InFlightView {
-                    batch: id.get(),
-                    label: f.label.clone(),
-                    keys: f.keys,
-                    age_seconds: f.sealed_at.elapsed().as_secs_f64(),
-                    sealed_at: Some(f.sealed_at),
-                })
-                .collect();
-            s.open_batch = self.open.as_ref().map(|b| OpenBatchView {
-                messages: b.messages,
-                keys: b.distinct_keys(),
-            });
-            s.totals = self.totals.clone();
-            s.last_load_unix = self.last_load_unix;
-        }
-        metrics::gauge!("cdc2doris_batches_in_flight").set(self.in_flight.len() as f64);
-        self.log_progress(false);
-    }
-
-    fn log_progress(&mut self, force: bool) {
-        if !force
-            && (self.progress_interval.is_zero()
-                || self.last_progress.elapsed() < self.progress_interval)
-        {
-            return;
-        }
-        self.last_progress = Instant::now();
-        let t = &self.totals;
-        tracing::info!(
-            messages = t.messages,
-            ignored = t.ignored,
-            dead_lettered = t.dead_lettered,
-            keys_refreshed = t.keys_refreshed,
-            queries = t.queries,
-            loads = t.loads,
-            rows = t.rows,
-            deletes = t.deletes,
-            bytes = t.bytes,
-            in_flight = self.in_flight.len(),
-            "progress"
-        );
-    }
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
 }

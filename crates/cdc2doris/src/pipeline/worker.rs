@@ -18,6 +18,7 @@ use crate::keys::{KeyType, KeyValue};
 use crate::merge::postgres::{classify_pg_error, describe_pg_error};
 use crate::merge::{MergeKeys, MergeQuery};
 use crate::offsets::BatchId;
+use crate::sink::doris::{Label, LabelScope};
 use crate::sink::{LoadReceipt, LoadRequest, OffsetRange, Sink, SinkError};
 
 /// A resolve rule: maps event values to keys of the merged table.
@@ -63,6 +64,8 @@ pub struct WorkerContext<S> {
     pub parallel_chunks: usize,
     /// Where rows go.
     pub sink: S,
+    /// How loads are labelled.
+    pub labels: LabelScope,
     /// Where rejected loads go.
     pub dead_letter: Arc<DeadLetter>,
     /// Cancelled when the shutdown deadline passed: give up retrying.
@@ -74,14 +77,17 @@ pub struct WorkerContext<S> {
 pub struct SealedBatch {
     /// Tracker id.
     pub id: BatchId,
-    /// The label it will load under (for logs; the sink derives the same one from `ranges`).
-    pub label: String,
+    /// For logs and `/debug/state`: the batch id and its offset ranges (each load's label is made from its body).
+    pub name: String,
     /// Offset ranges.
     pub ranges: Vec<OffsetRange>,
     /// Keys.
     pub keys: HashSet<KeyValue>,
     /// Values per resolve rule.
     pub resolve: Vec<(usize, HashSet<KeyValue>)>,
+    /// Transaction ids of the batch's events (sorted, distinct), as the events carry them: the merge waits until
+    /// PostgreSQL shows each of them ([`crate::merge::visibility`]).
+    pub txids: Vec<u64>,
 }
 
 /// How a batch ended.
@@ -105,6 +111,8 @@ pub enum BatchOutcome {
         loads: usize,
         /// Body bytes of the batch.
         bytes: usize,
+        /// How long the batch waited for its transactions to become visible.
+        visibility_wait: Duration,
     },
     /// Shutdown came before the batch finished; it is not acknowledged.
     Abandoned,
@@ -118,8 +126,8 @@ pub enum BatchOutcome {
 pub struct BatchDone {
     /// Tracker id.
     pub id: BatchId,
-    /// Label.
-    pub label: String,
+    /// The batch's name (see [`SealedBatch::name`]).
+    pub name: String,
     /// Outcome.
     pub outcome: BatchOutcome,
     /// Time from seal to outcome.
@@ -242,6 +250,118 @@ async fn resolve<S>(
     }
 }
 
+/// After this long waiting for a transaction to become visible, and as often again, a warning names it.
+const VISIBILITY_WARN_EVERY: Duration = Duration::from_secs(5);
+
+/// Waits until a snapshot of PostgreSQL sees every transaction in `txids` ([`crate::merge::visibility`]); returns
+/// how long it waited. Ids PostgreSQL says cannot be awaited (aborted, in the future) are counted and skipped.
+async fn wait_visible<S>(
+    ctx: &WorkerContext<S>,
+    name: &str,
+    txids: &[u64],
+) -> Result<Duration, StepError> {
+    use crate::merge::visibility::{status, Snapshot, TxStatus};
+    if txids.is_empty() {
+        return Ok(Duration::ZERO);
+    }
+    let started = Instant::now();
+    let mut retry = RETRY_MIN;
+    let mut pause = Duration::from_millis(10);
+    let mut checked: HashSet<u64> = HashSet::new();
+    let mut impossible: HashSet<u64> = HashSet::new();
+    let mut next_warning = started + VISIBILITY_WARN_EVERY;
+    loop {
+        let client = match ctx.pool.get().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(
+                    "no PostgreSQL connection, retrying: {}",
+                    super::describe_pool_error(&e)
+                );
+                if !backoff(&ctx.abandon, &mut retry).await {
+                    return Err(StepError::Abandoned);
+                }
+                continue;
+            }
+        };
+        let snapshot = match Snapshot::current(&client).await {
+            Ok(s) => s,
+            Err(e) if e.class() == ErrorClass::Permanent => {
+                return Err(StepError::Fatal(e.to_string()))
+            }
+            Err(e) => {
+                tracing::warn!("cannot read the current snapshot, retrying: {e}");
+                if !backoff(&ctx.abandon, &mut retry).await {
+                    return Err(StepError::Abandoned);
+                }
+                continue;
+            }
+        };
+        if snapshot.in_recovery {
+            // The connection goes: the pool may reach the primary next time (multi-host URL after a failover).
+            drop(deadpool_postgres::Object::take(client));
+            tracing::error!(
+                "PostgreSQL is in recovery (a hot standby): merge reads must go to the primary; with several hosts \
+                 in postgres.url add target_session_attrs=read-write. Retrying"
+            );
+            ctx.pg_healthy
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+            if !backoff(&ctx.abandon, &mut retry).await {
+                return Err(StepError::Abandoned);
+            }
+            continue;
+        }
+        let waiting: Vec<u64> = snapshot
+            .invisible(txids)
+            .into_iter()
+            .filter(|x| !impossible.contains(x))
+            .collect();
+        let mut still: Vec<u64> = Vec::with_capacity(waiting.len());
+        for x in waiting {
+            if checked.insert(x) {
+                match status(&client, x).await {
+                    Ok(TxStatus::Impossible(why)) => {
+                        metrics::counter!("cdc2doris_visibility_impossible_txids_total")
+                            .increment(1);
+                        tracing::warn!(batch = %name, txid = x, "an event carries a transaction id this PostgreSQL server cannot show ({why}); not waiting for it");
+                        impossible.insert(x);
+                        continue;
+                    }
+                    Ok(TxStatus::Pending) => {}
+                    Err(e) => tracing::warn!(txid = x, "cannot read a transaction's status: {e}"),
+                }
+            }
+            still.push(x);
+        }
+        drop(client);
+        if still.is_empty() {
+            let waited = started.elapsed();
+            if !checked.is_empty() {
+                metrics::counter!("cdc2doris_visibility_waits_total").increment(1);
+                metrics::histogram!("cdc2doris_visibility_wait_seconds")
+                    .record(waited.as_secs_f64());
+            }
+            return Ok(waited);
+        }
+        if Instant::now() >= next_warning {
+            next_warning += VISIBILITY_WARN_EVERY;
+            tracing::warn!(
+                batch = %name,
+                txids = ?still.iter().take(5).collect::<Vec<_>>(),
+                waiting = still.len(),
+                seconds = started.elapsed().as_secs_f64(),
+                "waiting for transactions whose events arrived before PostgreSQL shows them (a synchronous standby \
+                 not confirming, or a commit still in progress); the batch merges once they are visible"
+            );
+        }
+        tokio::select! {
+            _ = ctx.abandon.cancelled() => return Err(StepError::Abandoned),
+            _ = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
+}
+
 /// Reads one chunk, retrying transient failures.
 async fn merge_chunk(
     pool: Pool,
@@ -249,7 +369,7 @@ async fn merge_chunk(
     keys: MergeKeys,
     abandon: CancellationToken,
     healthy: Arc<std::sync::atomic::AtomicBool>,
-) -> Result<crate::merge::MergeChunk, StepError> {
+) -> Result<crate::merge::MergeChunk, ChunkError> {
     use std::sync::atomic::Ordering::Relaxed;
     let mut delay = RETRY_MIN;
     loop {
@@ -263,7 +383,7 @@ async fn merge_chunk(
                     super::describe_pool_error(&e)
                 );
                 if !backoff(&abandon, &mut delay).await {
-                    return Err(StepError::Abandoned);
+                    return Err(ChunkError::Step(StepError::Abandoned));
                 }
                 continue;
             }
@@ -279,20 +399,35 @@ async fn merge_chunk(
         );
         match result {
             Ok(chunk) => return Ok(chunk),
+            Err(e) if e.is_data_error() => return Err(ChunkError::Data(e.to_string())),
             Err(e) if e.class() == ErrorClass::Permanent => {
-                return Err(StepError::Fatal(format!(
+                return Err(ChunkError::Step(StepError::Fatal(format!(
                     "{e}; fix merge.query_file or merge.key_column"
-                )))
+                ))))
             }
             Err(e) => {
                 metrics::counter!("cdc2doris_merge_retries_total").increment(1);
                 tracing::warn!("merge query failed, retrying: {e}");
                 if !backoff(&abandon, &mut delay).await {
-                    return Err(StepError::Abandoned);
+                    return Err(ChunkError::Step(StepError::Abandoned));
                 }
             }
         }
     }
+}
+
+/// How reading a chunk failed.
+enum ChunkError {
+    /// The batch cannot go on.
+    Step(StepError),
+    /// The merge query failed on the data of some key of the chunk ([`crate::merge::MergeError::is_data_error`]).
+    Data(String),
+}
+
+/// A key the merge query fails on by itself.
+struct PoisonKey {
+    key: KeyValue,
+    reason: String,
 }
 
 /// Processes one batch to its end.
@@ -302,7 +437,7 @@ pub async fn run_batch<S: Sink + 'static>(
 ) -> BatchDone {
     let started = Instant::now();
     let id = batch.id;
-    let label = batch.label.clone();
+    let name = batch.name.clone();
     let outcome = match process(&ctx, batch).await {
         Ok(o) => o,
         Err(StepError::Abandoned) => BatchOutcome::Abandoned,
@@ -310,7 +445,7 @@ pub async fn run_batch<S: Sink + 'static>(
     };
     BatchDone {
         id,
-        label,
+        name,
         outcome,
         elapsed: started.elapsed(),
     }
@@ -321,12 +456,14 @@ async fn process<S: Sink + 'static>(
     batch: SealedBatch,
 ) -> Result<BatchOutcome, StepError> {
     let SealedBatch {
-        label,
+        name,
         ranges,
         mut keys,
         resolve: to_resolve,
+        txids,
         ..
     } = batch;
+    let visibility_wait = wait_visible(ctx, &name, &txids).await?;
     for (rule, values) in &to_resolve {
         let Some(r) = ctx.resolvers.get(*rule) else {
             continue;
@@ -344,80 +481,108 @@ async fn process<S: Sink + 'static>(
             rejected: 0,
             loads: 0,
             bytes: 0,
+            visibility_wait,
         });
     }
     let mut all: Vec<KeyValue> = keys.into_iter().collect();
     all.sort_unstable();
 
-    // Merge: chunks in parallel, up to `parallel_chunks` at once; the body keeps chunk order.
-    let chunks: Vec<Vec<KeyValue>> = all
-        .chunks(ctx.chunk_size.max(1))
-        .map(<[KeyValue]>::to_vec)
+    // Merge: chunks in parallel, up to `parallel_chunks` at once; the body keeps key order. A chunk the merge query
+    // fails on because of some key's data is split in halves until the keys that raise the error stand alone; those
+    // go to the dead-letter destination and every other key is loaded.
+    let size = ctx.chunk_size.max(1);
+    let mut todo: std::collections::VecDeque<(usize, Vec<KeyValue>)> = all
+        .chunks(size)
+        .enumerate()
+        .map(|(i, c)| (i * size, c.to_vec()))
         .collect();
-    let queries = chunks.len();
-    let mut bodies: Vec<Option<crate::merge::MergeChunk>> = (0..queries).map(|_| None).collect();
+    let mut bodies: std::collections::BTreeMap<usize, crate::merge::MergeChunk> =
+        std::collections::BTreeMap::new();
+    let mut poison: Vec<PoisonKey> = Vec::new();
     let mut set = JoinSet::new();
-    let mut next = 0usize;
+    let mut queries = 0usize;
     let mut rows = 0usize;
     let mut deletes = 0usize;
-    while next < queries || !set.is_empty() {
-        while next < queries && set.len() < ctx.parallel_chunks.max(1) {
-            let keys = to_merge_keys(chunks[next].iter().cloned(), ctx.key_type)
-                .map_err(StepError::Fatal)?;
-            let (pool, merge, abandon, i) = (
-                ctx.pool.clone(),
-                ctx.merge.clone(),
-                ctx.abandon.clone(),
-                next,
-            );
+    while !todo.is_empty() || !set.is_empty() {
+        while set.len() < ctx.parallel_chunks.max(1) {
+            let Some((start, chunk)) = todo.pop_front() else {
+                break;
+            };
+            let keys =
+                to_merge_keys(chunk.iter().cloned(), ctx.key_type).map_err(StepError::Fatal)?;
+            let (pool, merge, abandon) = (ctx.pool.clone(), ctx.merge.clone(), ctx.abandon.clone());
             let healthy = ctx.pg_healthy.clone();
-            set.spawn(async move { (i, merge_chunk(pool, merge, keys, abandon, healthy).await) });
-            next += 1;
+            queries += 1;
+            set.spawn(async move {
+                let r = merge_chunk(pool, merge, keys, abandon, healthy).await;
+                (start, chunk, r)
+            });
         }
         match set.join_next().await {
-            Some(Ok((i, Ok(chunk)))) => {
+            Some(Ok((start, _, Ok(chunk)))) => {
                 rows += chunk.rows;
                 deletes += chunk.deletes;
                 if chunk.duplicate_keys > 0 {
-                    tracing::warn!(label = %label, duplicates = chunk.duplicate_keys, "the merge query returned some keys twice; Doris keeps one row per key");
+                    tracing::warn!(batch = %name, duplicates = chunk.duplicate_keys, "the merge query returned some keys twice; Doris keeps one row per key");
                 }
-                if let Some(slot) = bodies.get_mut(i) {
-                    *slot = Some(chunk);
+                bodies.insert(start, chunk);
+            }
+            Some(Ok((start, mut chunk, Err(ChunkError::Data(reason))))) => {
+                if chunk.len() <= 1 {
+                    if let Some(key) = chunk.pop() {
+                        poison.push(PoisonKey { key, reason });
+                    }
+                } else {
+                    tracing::warn!(batch = %name, keys = chunk.len(), "the merge query failed on the data of some key; splitting the chunk to isolate it: {reason}");
+                    let right = chunk.split_off(chunk.len() / 2);
+                    todo.push_back((start + chunk.len(), right));
+                    todo.push_back((start, chunk));
                 }
             }
-            Some(Ok((_, Err(e)))) => return Err(e),
+            Some(Ok((_, _, Err(ChunkError::Step(e))))) => return Err(e),
             Some(Err(e)) => return Err(StepError::Fatal(format!("a merge task failed: {e}"))),
             None => break,
         }
     }
+    if !poison.is_empty() {
+        let offsets: Vec<String> = ranges.iter().map(ToString::to_string).collect();
+        for p in &poison {
+            tracing::error!(batch = %name, key = %p.key, "the merge query fails on this key's data; it goes to the dead-letter destination and the other keys are loaded: {}", p.reason);
+            let rec = LoadRejection {
+                stage: "merge",
+                label: &name,
+                offsets: offsets.clone(),
+                reason: format!("the merge query failed on key {}: {}", p.key, p.reason),
+                keys: vec![p.key.to_json_value()],
+                error_url_excerpt: None,
+            };
+            write_dead_letter(ctx, &rec).await?;
+        }
+    }
     metrics::counter!("cdc2doris_merge_rows_total").increment(rows as u64);
     metrics::counter!("cdc2doris_merge_deletes_total").increment(deletes as u64);
-    let size: usize = bodies.iter().flatten().map(|c| c.body.len()).sum();
+    let size: usize = bodies.values().map(|c| c.body.len()).sum();
     let mut body = Vec::with_capacity(size);
-    for c in bodies.into_iter().flatten() {
+    for c in bodies.into_values() {
         body.extend_from_slice(&c.body);
     }
     let bytes = body.len();
-    let part = load_part(ctx, &ranges, Bytes::from(body), None).await?;
+    let part = load_part(ctx, &ranges, Bytes::from(body)).await?;
     let rejected = part.rejected.len();
     for r in &part.rejected {
         let rec = LoadRejection {
-            label: &r.label,
+            stage: "load",
+            label: r.label.as_str(),
+            offsets: ranges.iter().map(ToString::to_string).collect(),
             reason: r.reason.clone(),
             keys: vec![r.key.clone()],
             error_url_excerpt: r.excerpt.clone(),
         };
-        let mut d = RETRY_MIN;
-        while let Err(e) = ctx.dead_letter.write_load(&rec).await {
-            tracing::warn!("cannot write the dead letter, retrying: {e}");
-            if !backoff(&ctx.abandon, &mut d).await {
-                return Err(StepError::Abandoned);
-            }
-        }
+        write_dead_letter(ctx, &rec).await?;
     }
     if rejected > 0 {
         tracing::error!(
-            label = %label, rejected,
+            batch = %name, rejected,
             "Doris rejected {rejected} row(s) of this batch; each went to the dead-letter destination with its key and Doris' reason, the other rows are loaded"
         );
     }
@@ -430,7 +595,23 @@ async fn process<S: Sink + 'static>(
         rejected,
         loads: part.loads,
         bytes,
+        visibility_wait,
     })
+}
+
+/// Writes a load record, retrying until it is written or the batch is abandoned.
+async fn write_dead_letter<S>(
+    ctx: &WorkerContext<S>,
+    rec: &LoadRejection<'_>,
+) -> Result<(), StepError> {
+    let mut d = RETRY_MIN;
+    while let Err(e) = ctx.dead_letter.write_load(rec).await {
+        tracing::warn!("cannot write the dead letter, retrying: {e}");
+        if !backoff(&ctx.abandon, &mut d).await {
+            return Err(StepError::Abandoned);
+        }
+    }
+    Ok(())
 }
 
 /// The number of lines of a JSON-lines body (a last line without `\n` counts).
@@ -451,7 +632,7 @@ fn line_start(body: &[u8], n: usize) -> usize {
 
 /// A row Doris refused, isolated by splitting.
 struct RejectedRow {
-    label: String,
+    label: Label,
     key: serde_json::Value,
     reason: String,
     excerpt: Option<String>,
@@ -468,23 +649,22 @@ type PartFuture<'a> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<PartResult, StepError>> + Send + 'a>>;
 
 /// Loads `lines` as one Stream Load. When Doris filters rows (strict mode, a value too long, …) the
-/// part is split in halves, each loaded under the parent's label plus `0`/`1`, until every rejected
-/// row stands alone; those rows are returned for the dead-letter destination and every other row
-/// is loaded. Labels stay deterministic, so a retry of any part is idempotent.
+/// part is split in halves, each loaded under a label of its own (labels are made from the body), until every
+/// rejected row stands alone; those rows are returned for the dead-letter destination and every other row
+/// is loaded. A retry of a part carries the same body, hence the same label, and is idempotent.
 fn load_part<'a, S: Sink + 'static>(
     ctx: &'a WorkerContext<S>,
     ranges: &'a [OffsetRange],
     body: Bytes,
-    suffix: Option<String>,
 ) -> PartFuture<'a> {
     Box::pin(async move {
         // Halves are slices of the batch's body: nothing is copied, however often Doris filters rows.
         let rows = line_count(&body);
         let request = LoadRequest {
+            label: ctx.labels.label(ranges, &body),
             ranges: ranges.to_vec(),
             body: body.clone(),
             row_count: rows as u64,
-            label_suffix: suffix.clone(),
         };
         // The sink retries within its deadline; past it, the same request (same label) is tried again.
         let mut delay = Duration::from_secs(1);
@@ -504,7 +684,6 @@ fn load_part<'a, S: Sink + 'static>(
                     });
                 }
                 Err(SinkError::FilteredRows {
-                    label,
                     filtered,
                     total,
                     excerpt,
@@ -521,7 +700,7 @@ fn load_part<'a, S: Sink + 'static>(
                             last_receipt: None,
                             loads: 0,
                             rejected: vec![RejectedRow {
-                                label,
+                                label: request.label.clone(),
                                 key,
                                 reason,
                                 excerpt,
@@ -529,15 +708,12 @@ fn load_part<'a, S: Sink + 'static>(
                         });
                     }
                     tracing::warn!(
-                        label = %label, filtered, total,
+                        label = %request.label, filtered, total,
                         "Doris filtered rows; loading the batch in halves to isolate them"
                     );
                     let mid = line_start(&body, rows / 2);
-                    let base = suffix.clone().unwrap_or_else(|| "b".to_string());
-                    let mut left =
-                        load_part(ctx, ranges, body.slice(..mid), Some(format!("{base}0"))).await?;
-                    let right =
-                        load_part(ctx, ranges, body.slice(mid..), Some(format!("{base}1"))).await?;
+                    let mut left = load_part(ctx, ranges, body.slice(..mid)).await?;
+                    let right = load_part(ctx, ranges, body.slice(mid..)).await?;
                     left.loads += right.loads;
                     left.rejected.extend(right.rejected);
                     if right.last_receipt.is_some() {

@@ -1,7 +1,7 @@
 //! Sinks: where merged rows are loaded, and the receipt that lets offsets be committed.
 //!
 //! A [`LoadRequest`] is one batch: the JSON-lines body plus the Kafka offset ranges it covers. A sink loads it
-//! exactly once (idempotently, through a label derived from those ranges) and answers with a [`LoadReceipt`];
+//! exactly once (idempotently, through a label derived from its content and those ranges) and answers with a [`LoadReceipt`];
 //! only a receipt may lead `offsets.rs` to commit the ranges. Failures are [`SinkError`]s whose
 //! [`class`](SinkError::class) tells the pipeline whether to retry, dead-letter or stop.
 
@@ -29,19 +29,43 @@ pub struct OffsetRange {
     pub last: i64,
 }
 
-/// One batch to load: the rows as JSON lines and the Kafka offsets it covers (which name its label).
+impl std::fmt::Display for OffsetRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}/{}:{}-{}",
+            self.topic, self.partition, self.first, self.last
+        )
+    }
+}
+
+/// A batch's name for logs and `/debug/state`: its id and the offset ranges it covers (the first eight, then how
+/// many more).
+pub fn describe_ranges(batch: crate::offsets::BatchId, ranges: &[OffsetRange]) -> String {
+    use std::fmt::Write as _;
+    let mut s = batch.to_string();
+    for (i, r) in ranges.iter().enumerate() {
+        if i == 8 {
+            let _ = write!(s, " +{} more", ranges.len() - 8);
+            break;
+        }
+        let _ = write!(s, " {r}");
+    }
+    s
+}
+
+/// One load: the rows as JSON lines, the Kafka offsets they come from, and the label that names both.
 #[derive(Debug, Clone)]
 pub struct LoadRequest {
-    /// Offset ranges the batch covers; they make the label, so they must be exactly the batch's, never empty.
+    /// The load's label, made from its table, ranges and body ([`doris::LabelScope::label`]).
+    pub label: doris::Label,
+    /// Offset ranges the load covers (for logs; part of the label).
     pub ranges: Vec<OffsetRange>,
     /// Rows as JSON lines (one object per line), each with the delete-sign and sequence columns.
     /// `Bytes`, so that a retry resends a cheap clone.
     pub body: Bytes,
     /// Number of rows (lines) in `body`, for logs and metrics.
     pub row_count: u64,
-    /// Set when a batch is loaded in parts (e.g. split to isolate rows Doris rejects): appended to
-    /// the batch's label so each part has a label of its own, identical on every retry. `[-_A-Za-z0-9]`.
-    pub label_suffix: Option<String>,
 }
 
 /// How a committed load was recognised.

@@ -64,18 +64,31 @@ pub type CommitOffset = (TopicPartition, i64);
 pub enum SourceEvent {
     /// A message, in read order per partition.
     Message(SourceMessage),
-    /// These partitions were assigned to this member.
-    Assigned(Vec<(String, i32)>),
+    /// These partitions were assigned to this member, each with the group's committed offset (the next offset to
+    /// read) when it has one: reading resumes there. Sent in order with the messages: every message of these
+    /// partitions that follows was fetched for this assignment.
+    Assigned(Vec<(TopicPartition, Option<i64>)>),
     /// These partitions are being taken away. Reply with the offsets to commit for them (or an
     /// empty list) as soon as the batches holding their messages are acknowledged or abandoned.
+    /// Messages of these partitions read before the revoke and not yet handed over are dropped:
+    /// their next owner reads them again.
     Revoked {
         /// The partitions.
-        partitions: Vec<(String, i32)>,
+        partitions: Vec<TopicPartition>,
         /// True when the assignment was lost (nothing will be committed).
         lost: bool,
         /// Where to send the offsets to commit.
         reply: std::sync::mpsc::SyncSender<Vec<CommitOffset>>,
     },
+}
+
+/// The outcome of a commit, as Kafka confirmed or refused it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitResult {
+    /// The offsets of the commit.
+    pub offsets: Vec<CommitOffset>,
+    /// Whether Kafka accepted it.
+    pub ok: bool,
 }
 
 /// What the pipeline tells the source.
@@ -162,6 +175,7 @@ pub struct KafkaSource {
     stop: Arc<AtomicBool>,
     commands: mpsc::UnboundedSender<SourceCommand>,
     stats: Arc<SourceStats>,
+    commit_results: Option<mpsc::UnboundedReceiver<CommitResult>>,
 }
 
 impl std::fmt::Debug for KafkaSource {
@@ -172,11 +186,32 @@ impl std::fmt::Debug for KafkaSource {
     }
 }
 
+/// What a rebalance callback leaves for the polling loop to do once `poll()` returns, in order.
+#[derive(Debug)]
+enum RebalanceNote {
+    /// Drop the pending messages of these partitions.
+    Revoked(Vec<TopicPartition>),
+    /// The revoke could not be announced in time: announce it (as lost) in order, after dropping their messages.
+    Unannounced(Vec<TopicPartition>),
+    /// Announce the assignment in order with the messages.
+    Assigned(Vec<(TopicPartition, Option<i64>)>),
+}
+
 /// The librdkafka context: logs through `tracing`, runs the revoke handshake.
 struct SourceContext {
     events: mpsc::Sender<SourceEvent>,
     revoke_timeout: Duration,
     stats: Arc<SourceStats>,
+    notes: std::sync::Mutex<Vec<RebalanceNote>>,
+    commit_results: mpsc::UnboundedSender<CommitResult>,
+}
+
+impl SourceContext {
+    fn note(&self, n: RebalanceNote) {
+        if let Ok(mut notes) = self.notes.lock() {
+            notes.push(n);
+        }
+    }
 }
 
 impl ClientContext for SourceContext {
@@ -227,10 +262,29 @@ impl ClientContext for SourceContext {
     }
 }
 
-fn tpl_partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
+fn tpl_partitions(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
     tpl.elements()
         .iter()
-        .map(|e| (e.topic().to_string(), e.partition()))
+        .map(|e| TopicPartition {
+            topic: e.topic().to_string(),
+            partition: e.partition(),
+        })
+        .collect()
+}
+
+fn tpl_offsets(tpl: &TopicPartitionList) -> Vec<CommitOffset> {
+    tpl.elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((
+                TopicPartition {
+                    topic: e.topic().to_string(),
+                    partition: e.partition(),
+                },
+                o,
+            )),
+            _ => None,
+        })
         .collect()
 }
 
@@ -249,19 +303,37 @@ impl ConsumerContext for SourceContext {
             lost,
             "partitions revoked; finishing their batches"
         );
+        self.note(RebalanceNote::Revoked(partitions.clone()));
+        // Bounded by revoke_timeout, the hand-over included: a pipeline that reads nothing (a Doris outage fills
+        // it) must not hold the poll thread, hence the group, for the whole outage.
+        let deadline = std::time::Instant::now() + self.revoke_timeout;
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
-        if self
-            .events
-            .blocking_send(SourceEvent::Revoked {
-                partitions,
-                lost,
-                reply,
-            })
-            .is_err()
-        {
-            return; // the pipeline is gone (shutdown): nothing more can be acknowledged
+        let mut event = SourceEvent::Revoked {
+            partitions: partitions.clone(),
+            lost,
+            reply,
+        };
+        loop {
+            match self.events.try_send(event) {
+                Ok(()) => break,
+                Err(mpsc::error::TrySendError::Closed(_)) => return, // the pipeline is gone (shutdown)
+                Err(mpsc::error::TrySendError::Full(e)) => {
+                    if std::time::Instant::now() >= deadline {
+                        tracing::warn!(
+                            timeout = ?self.revoke_timeout,
+                            "the pipeline had no room to hear of the revoke in time; releasing the partitions uncommitted"
+                        );
+                        self.note(RebalanceNote::Unannounced(partitions));
+                        return;
+                    }
+                    event = e;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
         }
-        let offsets = match answer.recv_timeout(self.revoke_timeout) {
+        let offsets = match answer
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+        {
             Ok(offsets) => offsets,
             Err(_) => {
                 tracing::warn!(
@@ -287,15 +359,35 @@ impl ConsumerContext for SourceContext {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 let partitions = tpl_partitions(tpl);
                 if partitions.is_empty() {
                     return;
                 }
-                tracing::info!(?partitions, "partitions assigned");
-                let _ = self.events.blocking_send(SourceEvent::Assigned(partitions));
+                // Where reading resumes: the group's committed offsets (librdkafka starts there too).
+                let committed = match consumer.committed_offsets((*tpl).clone(), COMMITTED_TIMEOUT)
+                {
+                    Ok(c) => tpl_offsets(&c),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the committed offsets of the assigned partitions");
+                        Vec::new()
+                    }
+                };
+                let assigned: Vec<(TopicPartition, Option<i64>)> = partitions
+                    .into_iter()
+                    .map(|tp| {
+                        let at = committed
+                            .iter()
+                            .find(|(c, _)| *c == tp)
+                            .map(|(_, o)| *o)
+                            .filter(|o| *o >= 0);
+                        (tp, at)
+                    })
+                    .collect();
+                tracing::info!(partitions = ?assigned, "partitions assigned (with the committed offsets reading resumes from)");
+                self.note(RebalanceNote::Assigned(assigned));
             }
             Rebalance::Revoke(_) => {}
             Rebalance::Error(e) => {
@@ -310,6 +402,10 @@ impl ConsumerContext for SourceContext {
         result: rdkafka::error::KafkaResult<()>,
         offsets: &TopicPartitionList,
     ) {
+        let _ = self.commit_results.send(CommitResult {
+            offsets: tpl_offsets(offsets),
+            ok: result.is_ok(),
+        });
         match result {
             Ok(()) => {
                 for e in offsets.elements() {
@@ -322,11 +418,14 @@ impl ConsumerContext for SourceContext {
             Err(e) => {
                 self.stats.commit_failures.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("cdc2doris_source_commit_failures_total").increment(1);
-                tracing::warn!(error = %e, "offset commit failed; the next commit retries it");
+                tracing::warn!(error = %e, "offset commit failed; it is tried again");
             }
         }
     }
 }
+
+/// How long an assignment waits for the group's committed offsets.
+const COMMITTED_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The consumer properties the service owns; a user's `[kafka.properties]` cannot override them.
 pub fn owned_properties(group_id: &str, bootstrap_servers: &str) -> Vec<(&'static str, String)> {
@@ -349,10 +448,13 @@ impl KafkaSource {
         events: mpsc::Sender<SourceEvent>,
     ) -> Result<KafkaSource, SourceError> {
         let stats = Arc::new(SourceStats::default());
+        let (results_tx, results_rx) = mpsc::unbounded_channel();
         let context = SourceContext {
             events: events.clone(),
             revoke_timeout: settings.revoke_timeout,
             stats: stats.clone(),
+            notes: std::sync::Mutex::new(Vec::new()),
+            commit_results: results_tx,
         };
         let consumer: BaseConsumer<SourceContext> = config
             .create_with_context(context)
@@ -381,6 +483,7 @@ impl KafkaSource {
             stop,
             commands: commands_tx,
             stats,
+            commit_results: Some(results_rx),
         })
     }
 
@@ -389,6 +492,11 @@ impl KafkaSource {
         if !offsets.is_empty() {
             let _ = self.commands.send(SourceCommand::Commit(offsets));
         }
+    }
+
+    /// Kafka's answers to the commits (once: the receiver is handed over).
+    pub fn take_commit_results(&mut self) -> Option<mpsc::UnboundedReceiver<CommitResult>> {
+        self.commit_results.take()
     }
 
     /// The source's counters.
@@ -463,39 +571,102 @@ fn apply_commands(
 /// PostgreSQL outage — gets its partitions paused, while the thread keeps polling for rebalances.
 const WAIT_BEFORE_PAUSE: Duration = Duration::from_secs(1);
 
-/// What became of a message handed to the pipeline.
+/// What became of an event handed to the pipeline.
 enum Handover {
     Sent,
-    /// No room within [`WAIT_BEFORE_PAUSE`]; the message comes back.
-    Full(SourceMessage),
+    /// No room within [`WAIT_BEFORE_PAUSE`]; the event comes back.
+    Full(SourceEvent),
     /// The pipeline is gone.
     Closed,
 }
 
-/// Sends `m` to the pipeline, waiting up to [`WAIT_BEFORE_PAUSE`] for room (on `runtime`, when there is one).
+/// Sends `e` to the pipeline, waiting up to [`WAIT_BEFORE_PAUSE`] for room (on `runtime`, when there is one).
 fn hand_over(
     events: &mpsc::Sender<SourceEvent>,
     runtime: Option<&tokio::runtime::Handle>,
-    m: SourceMessage,
+    e: SourceEvent,
 ) -> Handover {
-    let m = match events.try_send(SourceEvent::Message(m)) {
+    let e = match events.try_send(e) {
         Ok(()) => return Handover::Sent,
-        Err(mpsc::error::TrySendError::Full(SourceEvent::Message(m))) => m,
-        Err(_) => return Handover::Closed,
+        Err(mpsc::error::TrySendError::Full(e)) => e,
+        Err(mpsc::error::TrySendError::Closed(_)) => return Handover::Closed,
     };
     let Some(runtime) = runtime else {
-        return Handover::Full(m);
+        return Handover::Full(e);
     };
     // The timer is created inside `block_on`, where the runtime's context is entered.
     match runtime
         .block_on(async { tokio::time::timeout(WAIT_BEFORE_PAUSE, events.reserve()).await })
     {
         Ok(Ok(permit)) => {
-            permit.send(SourceEvent::Message(m));
+            permit.send(e);
             Handover::Sent
         }
         Ok(Err(_)) => Handover::Closed,
-        Err(_) => Handover::Full(m),
+        Err(_) => Handover::Full(e),
+    }
+}
+
+/// Applies what the rebalance callbacks of the last `poll()` noted, in order: drops the pending messages of revoked
+/// partitions, queues the announcements, and pauses newly assigned partitions while the pipeline is paused.
+fn apply_notes(
+    consumer: &BaseConsumer<SourceContext>,
+    pending: &mut VecDeque<SourceEvent>,
+    paused: &mut Option<TopicPartitionList>,
+) {
+    let notes = match consumer.context().notes.lock() {
+        Ok(mut n) => std::mem::take(&mut *n),
+        Err(_) => return,
+    };
+    for note in notes {
+        match note {
+            RebalanceNote::Revoked(parts) => drop_pending(pending, &parts),
+            RebalanceNote::Unannounced(parts) => {
+                drop_pending(pending, &parts);
+                // Nothing is committed for them any more; the pipeline only needs to forget them.
+                let (reply, _) = std::sync::mpsc::sync_channel(1);
+                pending.push_back(SourceEvent::Revoked {
+                    partitions: parts,
+                    lost: true,
+                    reply,
+                });
+            }
+            RebalanceNote::Assigned(parts) => {
+                if paused.is_some() {
+                    // Newly assigned partitions are fetched unless paused too: pause the whole assignment again,
+                    // so that what waits for the pipeline stays bounded.
+                    match consumer.assignment() {
+                        Ok(tpl) => {
+                            if let Err(e) = consumer.pause(&tpl) {
+                                tracing::warn!(error = %e, "cannot pause partitions");
+                            }
+                            *paused = Some(tpl);
+                        }
+                        Err(e) => tracing::warn!(error = %e, "cannot read the assignment"),
+                    }
+                }
+                pending.push_back(SourceEvent::Assigned(parts));
+            }
+        }
+    }
+}
+
+/// Drops the messages of `parts` from `pending`: read before their revoke, they belong to the next assignment's
+/// reader (which reads them again from the committed offset).
+fn drop_pending(pending: &mut VecDeque<SourceEvent>, parts: &[TopicPartition]) {
+    let before = pending.len();
+    pending.retain(|e| match e {
+        SourceEvent::Message(m) => !parts
+            .iter()
+            .any(|p| p.partition == m.partition && *p.topic == *m.topic),
+        _ => true,
+    });
+    let dropped = before - pending.len();
+    if dropped > 0 {
+        tracing::info!(
+            dropped,
+            "dropped messages of revoked partitions that were waiting for the pipeline"
+        );
     }
 }
 
@@ -508,19 +679,22 @@ fn poll_loop(
     runtime: Option<tokio::runtime::Handle>,
 ) {
     const POLL: Duration = Duration::from_millis(100);
-    let mut pending: VecDeque<SourceMessage> = VecDeque::new();
+    let mut pending: VecDeque<SourceEvent> = VecDeque::new();
     let mut paused: Option<TopicPartitionList> = None;
     let mut topic_cache: Option<Arc<str>> = None;
     'poll: while !stop.load(Ordering::SeqCst) {
         apply_commands(&consumer, &mut commands, CommitMode::Async);
         // Hand over what is pending; pause when the pipeline stays without room.
-        while let Some(m) = pending.pop_front() {
-            match hand_over(&events, runtime.as_ref(), m) {
+        while let Some(e) = pending.pop_front() {
+            let is_message = matches!(e, SourceEvent::Message(_));
+            match hand_over(&events, runtime.as_ref(), e) {
                 Handover::Sent => {
-                    stats.messages.fetch_add(1, Ordering::Relaxed);
+                    if is_message {
+                        stats.messages.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
-                Handover::Full(m) => {
-                    pending.push_front(m);
+                Handover::Full(e) => {
+                    pending.push_front(e);
                     break;
                 }
                 // The pipeline is gone (it shuts down): still apply its last commit and leave the group below.
@@ -559,11 +733,15 @@ fn poll_loop(
         } else {
             Duration::from_millis(10)
         };
-        match consumer.poll(timeout) {
+        let polled = consumer.poll(timeout);
+        // Rebalance callbacks ran inside poll(): apply their notes before the message it returned, which was
+        // fetched after them.
+        apply_notes(&consumer, &mut pending, &mut paused);
+        match polled {
             None => {}
             Some(Ok(m)) => {
                 // A message fetched before a pause took effect is kept, in order.
-                pending.push_back(owned(&m, &mut topic_cache));
+                pending.push_back(SourceEvent::Message(owned(&m, &mut topic_cache)));
             }
             Some(Err(e)) => {
                 stats.errors.fetch_add(1, Ordering::Relaxed);

@@ -14,6 +14,8 @@
 
 use std::time::Duration;
 
+pub mod world;
+
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::ClientConfig;

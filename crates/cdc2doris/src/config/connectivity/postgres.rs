@@ -29,7 +29,34 @@ pub(super) async fn check_postgres(config: &Config, timeout: Duration) -> Vec<Ch
     check_merge_query(config, &client, timeout, &mut lines).await;
     check_resolve_queries(config, &client, timeout, &mut lines).await;
     check_replica_identities(config, &client, timeout, &mut lines).await;
+    check_transaction_ids(config, &mut lines);
     lines
+}
+
+/// Names the rules whose events carry no PostgreSQL transaction id: for those the merge cannot wait until a change is
+/// visible (docs/operations.md, Guarantees).
+fn check_transaction_ids(config: &Config, lines: &mut Vec<CheckLine>) {
+    for (i, rule) in config.file.keys.rules.iter().enumerate() {
+        let detail = match rule.format {
+            Format::Maxwell | Format::Canal => format!(
+                "topic {:?} ({}): events carry no PostgreSQL transaction id, so a change read before its transaction \
+                 is visible cannot be waited for (see docs/operations.md, Guarantees); use Debezium where that matters",
+                rule.topic,
+                rule.format.as_str()
+            ),
+            Format::DebeziumUnwrapped => format!(
+                "topic {:?} (unwrapped): the merge waits for a change's transaction only when records carry `__txId`; \
+                 add txId to the ExtractNewRecordState transform's add.fields",
+                rule.topic
+            ),
+            Format::Debezium | Format::Auto => continue,
+        };
+        lines.push(line(
+            Outcome::Warn,
+            format!("keys.rules[{i}].format"),
+            detail,
+        ));
+    }
 }
 
 /// Awaits `fut` for at most `timeout`; `None` when it took longer.
@@ -143,6 +170,22 @@ async fn connect_postgres(
         _ => "PostgreSQL".to_string(),
     };
     let tls = describe_session_tls(config, &client, timeout).await;
+    if let Some(Ok(row)) =
+        bounded(timeout, client.query_one("SELECT pg_is_in_recovery()", &[])).await
+    {
+        if row.try_get::<_, bool>(0).unwrap_or(false) {
+            lines.push(line(
+                Outcome::Fail,
+                "postgres.url",
+                format!(
+                    "{target} ({version}) is a hot standby (in recovery): its snapshots do not list running \
+                     transactions, so neither the row versions nor the wait for a change's transaction hold there; \
+                     point postgres.url at the primary (with several hosts, add target_session_attrs=read-write)"
+                ),
+            ));
+            return None;
+        }
+    }
     lines.push(line(
         Outcome::Pass,
         "postgres.url",

@@ -24,13 +24,14 @@ use secrecy::{ExposeSecret, SecretString};
 use tracing::{debug, info, warn, Instrument};
 
 use super::config::{ConfigProblem, DorisConfig, GroupCommitMode};
-use super::label::{build_label, label_with_suffix};
+
+use super::label::LabelScope;
 use super::redirect::RedirectPolicy;
 use super::response::{
     classify_fe_refusal, classify_response, classify_two_phase, parse_reply, ExistingJob,
     FeEnvelope, LoadState, Outcome, Reply, StreamLoadResponse, TwoPhaseOutcome,
 };
-use crate::sink::{FailReason, LoadReceipt, LoadRequest, LoadStatus, OffsetRange, Sink, SinkError};
+use crate::sink::{FailReason, LoadReceipt, LoadRequest, LoadStatus, Sink, SinkError};
 
 /// Doris' hidden delete-sign column; every row carries it (0 upsert, 1 delete).
 pub const DELETE_SIGN_COLUMN: &str = "__DORIS_DELETE_SIGN__";
@@ -151,14 +152,9 @@ impl DorisSink {
         self
     }
 
-    /// The label a batch covering `ranges` is loaded under.
-    pub fn label_for(&self, ranges: &[OffsetRange]) -> String {
-        build_label(
-            &self.cfg.label_prefix,
-            &self.cfg.database,
-            &self.cfg.table,
-            ranges,
-        )
+    /// How this sink's loads are labelled (`doris.label_prefix`, the target table).
+    pub fn label_scope(&self) -> LabelScope {
+        LabelScope::new(&self.cfg.label_prefix, &self.cfg.database, &self.cfg.table)
     }
 
     /// The configuration the sink runs with.
@@ -173,15 +169,7 @@ impl DorisSink {
 
     /// Loads one batch: attempts under the same label until committed, refused, or out of time.
     async fn load_batch(&self, req: LoadRequest) -> Result<LoadReceipt, SinkError> {
-        if req.ranges.is_empty() {
-            return Err(SinkError::InvalidRequest {
-                problem: "the batch covers no offset range, so it has no label",
-            });
-        }
-        let label = match &req.label_suffix {
-            Some(suffix) => label_with_suffix(&self.label_for(&req.ranges), suffix),
-            None => self.label_for(&req.ranges),
-        };
+        let label = req.label.as_str();
         let started = Instant::now();
         let deadline = started + self.cfg.retry_deadline;
         let attempts = AtomicU32::new(0);
@@ -195,7 +183,7 @@ impl DorisSink {
 
         let result = (|| async {
             attempts.fetch_add(1, Ordering::Relaxed);
-            self.attempt(&label, &req.body, deadline).await
+            self.attempt(label, &req.body, deadline).await
         })
         .retry(backoff)
         .sleep(tokio::time::sleep)
@@ -258,7 +246,7 @@ impl DorisSink {
                 warn!(label = %label, reason = error.reason(), class = ?error.class(), attempts, error = %error, "Stream Load failed");
                 if error.is_retryable() {
                     Err(SinkError::RetriesExhausted {
-                        label,
+                        label: label.to_string(),
                         attempts,
                         elapsed: started.elapsed(),
                         last: Box::new(error),
@@ -746,10 +734,7 @@ impl Sink for DorisSink {
     ) -> impl std::future::Future<Output = Result<LoadReceipt, SinkError>> + Send {
         let span = tracing::info_span!(
             "doris_load",
-            label = %match &batch.label_suffix {
-                Some(suffix) => label_with_suffix(&self.label_for(&batch.ranges), suffix),
-                None => self.label_for(&batch.ranges),
-            },
+            label = %batch.label,
             rows = batch.row_count,
             bytes = batch.body.len(),
         );

@@ -51,8 +51,9 @@ pub struct DorisConfig {
     /// Doris `strict_mode`: a value that fails conversion filters its row instead of becoming NULL. Default true.
     #[serde(default = "default_true")]
     pub strict_mode: bool,
-    /// Doris `max_filter_ratio`, 0.0–1.0: the share of rows that may be filtered before the load fails.
-    /// Default 0.0 (any bad row fails the load, and its rows can be dead-lettered from the error log).
+    /// Doris `max_filter_ratio`: must stay 0.0. A load Doris commits with rows filtered out (a ratio above 0) would
+    /// lose those rows without a word; with 0.0 any bad row fails the load, and cdc2doris isolates it and
+    /// dead-letters it.
     #[serde(default)]
     pub max_filter_ratio: f64,
     /// Doris group commit mode. Default: none (header not sent). With `sync_mode`/`async_mode` no label is sent,
@@ -229,10 +230,12 @@ impl DorisConfig {
                 "must be between 1 s and 259200 s (72 h)".into(),
             );
         }
-        if !(0.0..=1.0).contains(&self.max_filter_ratio) {
+        if self.max_filter_ratio != 0.0 {
             problem(
                 "doris.max_filter_ratio".into(),
-                "must be between 0.0 and 1.0".into(),
+                "must be 0.0: Doris would commit a load without the rows it filters, and they would be lost; with \
+                 0.0 every row Doris rejects is isolated and dead-lettered with its key (remove the setting)"
+                    .into(),
             );
         }
         if self.max_redirects > 3 {
@@ -407,12 +410,19 @@ mod tests {
         let mut cfg = DorisConfig::new("http://root:pw@fe:8030", "db", "", "seq");
         cfg.fe_urls.push("ftp://fe2".into());
         cfg.label_prefix = "bad.prefix".into();
-        cfg.max_filter_ratio = 1.5;
+        cfg.max_filter_ratio = 0.1;
         cfg.load_timeout = Duration::ZERO;
         cfg.two_phase_commit = true;
         cfg.group_commit = Some(GroupCommitMode::SyncMode);
         cfg.max_redirects = 9;
-        let paths: Vec<String> = cfg.validate().into_iter().map(|p| p.path).collect();
+        let problems = cfg.validate();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.path == "doris.max_filter_ratio" && p.message.contains("lost")),
+            "{problems:?}"
+        );
+        let paths: Vec<String> = problems.into_iter().map(|p| p.path).collect();
         assert_eq!(
             paths,
             [

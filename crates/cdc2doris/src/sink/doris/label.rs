@@ -1,16 +1,19 @@
-//! Stream Load labels: the idempotency key of a batch.
+//! Stream Load labels: the idempotency key of a load.
 //!
-//! A label is derived only from what the batch covers (target table and Kafka offset ranges), so every retry of a
-//! batch — in this process or after a restart — carries the same label, and Doris loads it at most once
-//! (spec §5: a committed label answers `Label Already Exists`). Doris accepts `^[-_A-Za-z0-9:]{1,128}$`
-//! (FE `label_regex_length`).
+//! Doris loads a label at most once: a second load under a committed label answers `Label Already Exists`
+//! (docs/doris-stream-load.md), and the sink then takes the load as done without sending it. So a label must name
+//! **what the load carries**, not only where it came from: were it built from the Kafka offsets alone, a replay whose
+//! body differs (the merge re-run on newer data; the halves of a split batch after a crash; a topic deleted and
+//! created again, whose offsets start over) would be skipped as "already loaded" while its offsets get committed —
+//! a change lost without a word.
 //!
-//! Two shapes, told apart by their number of `:`-separated fields:
-//! - readable, when every name is made of `[-_A-Za-z0-9]` and the result fits in 128 characters:
-//!   `{prefix}:{db}:{table}` followed by `:{topic}:{partition}:{first}-{last}` per range (at least 6 fields);
-//! - hashed otherwise: `{prefix}:{summary}:{sha256}` (exactly 3 fields), where the summary is a sanitised,
-//!   truncated `{table}_p{partition}_{first}` for humans and the 40-hex-digit SHA-256 prefix of an unambiguous
-//!   encoding of all inputs keeps distinct batches distinct.
+//! A label is therefore `{prefix}:{summary}:{hash}`: the hash is the first 40 hex digits (160 bits) of SHA-256 over
+//! an unambiguous encoding of the target table, the offset ranges (sorted) and the body. A retry of the very same load
+//! (same ranges, same bytes) — in this process or after a restart that happens to read the same snapshot — carries
+//! the same label and is loaded once; any other content gets another label. Loading a body twice under two labels is
+//! harmless: rows carry their snapshot version in the sequence column and Doris keeps the newest per key.
+//! The summary (`{table}_p{partition}_{first}` of the first range, sanitised) is for humans only. Doris accepts
+//! `^[-_A-Za-z0-9:]{1,128}$` (FE `label_regex_length`).
 
 use sha2::{Digest, Sha256};
 
@@ -18,9 +21,9 @@ use crate::sink::OffsetRange;
 
 /// Longest label Doris accepts.
 pub const MAX_LABEL_LEN: usize = 128;
-/// Longest configurable prefix, leaving room for the rest of a hashed label.
+/// Longest configurable prefix, leaving room for the rest of a label.
 pub const MAX_PREFIX_LEN: usize = 32;
-/// Hex digits of SHA-256 kept in a hashed label (160 bits).
+/// Hex digits of SHA-256 kept in a label (160 bits).
 const HASH_HEX_LEN: usize = 40;
 
 fn is_label_char(c: char) -> bool {
@@ -43,98 +46,80 @@ pub fn is_valid_label(label: &str) -> bool {
         && label.chars().all(|c| is_label_char(c) || c == ':')
 }
 
-/// The label of a batch loading `ranges` into `db`.`table`: deterministic, valid for Doris, identical for the same
-/// batch (range order does not matter) and distinct for distinct batches.
-///
-/// `prefix` should satisfy [`is_valid_prefix`] (the configuration checks it); any other character is replaced.
-pub fn build_label(prefix: &str, db: &str, table: &str, ranges: &[OffsetRange]) -> String {
-    let prefix = sanitize(prefix, MAX_PREFIX_LEN);
-    let mut sorted: Vec<&OffsetRange> = ranges.iter().collect();
-    sorted.sort();
-    sorted.dedup();
-
-    if let Some(label) = readable_label(&prefix, db, table, &sorted) {
-        return label;
-    }
-    hashed_label(&prefix, db, table, &sorted)
+/// Where loads go and how their labels start: built once from `[doris]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelScope {
+    prefix: String,
+    database: String,
+    table: String,
 }
 
-/// The label of one part of a batch: `label:suffix` when it fits, else the batch label's prefix and a hash
-/// of both. Deterministic, valid, and distinct from the batch's own label and from other suffixes.
-pub fn label_with_suffix(label: &str, suffix: &str) -> String {
-    let suffix = sanitize(suffix, 32);
-    let joined = format!("{label}:{suffix}");
-    if joined.len() <= MAX_LABEL_LEN {
-        return joined;
-    }
-    let digest = Sha256::digest(joined.as_bytes());
-    let hash: String = digest
-        .iter()
-        .flat_map(|b| [b >> 4, b & 0x0f])
-        .take(HASH_HEX_LEN)
-        .map(|nibble| char::from_digit(u32::from(nibble), 16).unwrap_or('0'))
-        .collect();
-    let prefix = sanitize(
-        label.split(':').next().unwrap_or("cdc2doris"),
-        MAX_PREFIX_LEN,
-    );
-    format!("{prefix}:part:{hash}")
-}
-
-fn readable_label(prefix: &str, db: &str, table: &str, ranges: &[&OffsetRange]) -> Option<String> {
-    if ranges.is_empty()
-        || !is_plain_name(db)
-        || !is_plain_name(table)
-        || !ranges.iter().all(|r| is_plain_name(&r.topic))
-    {
-        return None;
-    }
-    let mut label = format!("{prefix}:{db}:{table}");
-    for r in ranges {
-        label.push_str(&format!(
-            ":{}:{}:{}-{}",
-            r.topic, r.partition, r.first, r.last
-        ));
-        if label.len() > MAX_LABEL_LEN {
-            return None;
+impl LabelScope {
+    /// Labels for loads into `database`.`table` starting with `prefix` (which should satisfy [`is_valid_prefix`],
+    /// as the configuration checks; any other character is replaced).
+    pub fn new(prefix: &str, database: &str, table: &str) -> LabelScope {
+        LabelScope {
+            prefix: sanitize(prefix, MAX_PREFIX_LEN),
+            database: database.to_string(),
+            table: table.to_string(),
         }
     }
-    // Negative numbers would put a second '-' in the offset field; still unambiguous, and valid.
-    is_valid_label(&label).then_some(label)
+
+    /// The label of a load of `body` covering `ranges` (their order does not matter).
+    pub fn label(&self, ranges: &[OffsetRange], body: &[u8]) -> Label {
+        let mut sorted: Vec<&OffsetRange> = ranges.iter().collect();
+        sorted.sort();
+        sorted.dedup();
+        let mut hasher = Sha256::new();
+        // Length-prefixed fields: no two different inputs encode the same way.
+        let mut field = |bytes: &[u8]| {
+            hasher.update((bytes.len() as u64).to_be_bytes());
+            hasher.update(bytes);
+        };
+        field(self.prefix.as_bytes());
+        field(self.database.as_bytes());
+        field(self.table.as_bytes());
+        field(&(sorted.len() as u64).to_be_bytes());
+        for r in &sorted {
+            field(r.topic.as_bytes());
+            field(&r.partition.to_be_bytes());
+            field(&r.first.to_be_bytes());
+            field(&r.last.to_be_bytes());
+        }
+        field(body);
+        let digest = hasher.finalize();
+        let hash: String = digest
+            .iter()
+            .flat_map(|b| [b >> 4, b & 0x0f])
+            .take(HASH_HEX_LEN)
+            .map(|nibble| char::from_digit(u32::from(nibble), 16).unwrap_or('0'))
+            .collect();
+        let summary = match sorted.first() {
+            Some(r) => format!("{}_p{}_{}", self.table, r.partition, r.first),
+            None => self.table.clone(),
+        };
+        let room = MAX_LABEL_LEN - self.prefix.len() - HASH_HEX_LEN - 2;
+        let summary = sanitize(&summary, room);
+        Label(format!("{}:{summary}:{hash}", self.prefix))
+    }
 }
 
-fn hashed_label(prefix: &str, db: &str, table: &str, ranges: &[&OffsetRange]) -> String {
-    let mut hasher = Sha256::new();
-    // Length-prefixed fields: no two different input lists encode the same way.
-    let mut field = |bytes: &[u8]| {
-        hasher.update((bytes.len() as u64).to_be_bytes());
-        hasher.update(bytes);
-    };
-    field(prefix.as_bytes());
-    field(db.as_bytes());
-    field(table.as_bytes());
-    field(&(ranges.len() as u64).to_be_bytes());
-    for r in ranges {
-        field(r.topic.as_bytes());
-        field(&r.partition.to_be_bytes());
-        field(&r.first.to_be_bytes());
-        field(&r.last.to_be_bytes());
-    }
-    let digest = hasher.finalize();
-    let hash: String = digest
-        .iter()
-        .flat_map(|b| [b >> 4, b & 0x0f])
-        .take(HASH_HEX_LEN)
-        .map(|nibble| char::from_digit(u32::from(nibble), 16).unwrap_or('0'))
-        .collect();
+/// A Stream Load label, valid for Doris (see the module doc); built once per load by [`LabelScope::label`] and
+/// carried with it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Label(String);
 
-    let summary = match ranges.first() {
-        Some(r) => format!("{table}_p{}_{}", r.partition, r.first),
-        None => table.to_string(),
-    };
-    let room = MAX_LABEL_LEN - prefix.len() - HASH_HEX_LEN - 2;
-    let summary = sanitize(&summary, room);
-    format!("{prefix}:{summary}:{hash}")
+impl Label {
+    /// The label's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Label {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// Keeps label characters, replaces others by `_`, cuts to `max` characters; never empty.
@@ -165,40 +150,30 @@ mod tests {
         }
     }
 
-    #[test]
-    fn plain_names_give_a_readable_label() {
-        let label = build_label(
-            "cdc2doris",
-            "job_analytics",
-            "merged_job_data",
-            &[range("jobs", 3, 100, 199)],
-        );
-        assert_eq!(
-            label,
-            "cdc2doris:job_analytics:merged_job_data:jobs:3:100-199"
-        );
+    fn scope() -> LabelScope {
+        LabelScope::new("cdc2doris", "job_analytics", "merged_job_data")
     }
 
     #[test]
-    fn dotted_topics_and_long_batches_are_hashed() {
-        let label = build_label(
-            "cdc2doris",
-            "job_analytics",
-            "merged_job_data",
-            &[range("dbserver1.public.jobs", 0, 5, 9)],
-        );
-        assert!(
-            label.starts_with("cdc2doris:merged_job_data_p0_5:"),
-            "{label}"
-        );
-        assert_eq!(label.split(':').count(), 3);
-        assert!(is_valid_label(&label));
+    fn a_label_names_table_first_range_and_content() {
+        let label = scope().label(&[range("jobs", 3, 100, 199)], b"{\"id\":1}\n");
+        let fields: Vec<&str> = label.as_str().split(':').collect();
+        assert_eq!(fields.len(), 3, "{label}");
+        assert_eq!(fields[0], "cdc2doris");
+        assert_eq!(fields[1], "merged_job_data_p3_100");
+        assert_eq!(fields[2].len(), HASH_HEX_LEN);
+        assert!(is_valid_label(label.as_str()));
+    }
 
-        let many: Vec<OffsetRange> = (0..20).map(|p| range("jobs", p, 0, 1_000_000)).collect();
-        let label = build_label("cdc2doris", "job_analytics", "merged_job_data", &many);
-        assert!(
-            is_valid_label(&label) && label.split(':').count() == 3,
-            "{label}"
+    #[test]
+    fn the_same_offsets_with_other_content_get_another_label() {
+        let ranges = [range("jobs", 0, 0, 9)];
+        let a = scope().label(&ranges, b"{\"id\":1,\"status\":\"open\"}\n");
+        let b = scope().label(&ranges, b"{\"id\":1,\"status\":\"closed\"}\n");
+        assert_ne!(a, b);
+        assert_eq!(
+            a,
+            scope().label(&ranges, b"{\"id\":1,\"status\":\"open\"}\n")
         );
     }
 
@@ -206,25 +181,7 @@ mod tests {
     fn range_order_does_not_matter() {
         let a = [range("jobs", 0, 1, 2), range("clients", 1, 7, 9)];
         let b = [a[1].clone(), a[0].clone()];
-        assert_eq!(
-            build_label("p", "d", "t", &a),
-            build_label("p", "d", "t", &b)
-        );
-    }
-
-    #[test]
-    fn suffixed_labels_are_valid_and_distinct() {
-        let base = build_label("p", "db", "t", &[range("topic", 0, 1, 2)]);
-        let a = label_with_suffix(&base, "b0");
-        let b = label_with_suffix(&base, "b1");
-        assert!(is_valid_label(&a) && is_valid_label(&b));
-        assert_ne!(a, b);
-        assert_ne!(a, base);
-        assert_eq!(a, label_with_suffix(&base, "b0"));
-        let long = "x".repeat(127);
-        let h = label_with_suffix(&long, "b0");
-        assert!(is_valid_label(&h), "{h}");
-        assert_ne!(h, label_with_suffix(&long, "b1"));
+        assert_eq!(scope().label(&a, b"x"), scope().label(&b, b"x"));
     }
 
     #[test]
@@ -251,56 +208,61 @@ mod tests {
             (name(), 0i32..64, 0i64..i64::MAX / 2, 0i64..1_000_000).prop_map(
                 |(topic, partition, first, len)| range(&topic, partition, first, first + len),
             ),
-            1..6,
+            0..6,
         )
     }
 
     proptest! {
         #[test]
         fn labels_are_valid_and_deterministic(
-            prefix in "[-_A-Za-z0-9]{1,32}", db in name(), table in name(), rs in ranges()
+            prefix in "[-_A-Za-z0-9]{1,32}", db in name(), table in name(), rs in ranges(),
+            body in prop::collection::vec(any::<u8>(), 0..64)
         ) {
-            let label = build_label(&prefix, &db, &table, &rs);
-            prop_assert!(is_valid_label(&label), "{}", label);
-            prop_assert_eq!(&label, &build_label(&prefix, &db, &table, &rs));
+            let s = LabelScope::new(&prefix, &db, &table);
+            let label = s.label(&rs, &body);
+            prop_assert!(is_valid_label(label.as_str()), "{}", label);
+            prop_assert_eq!(&label, &s.label(&rs, &body));
             let start = format!("{}:", prefix);
-            prop_assert!(label.starts_with(&start));
+            prop_assert!(label.as_str().starts_with(&start));
         }
 
         #[test]
-        fn distinct_batches_get_distinct_labels(
+        fn distinct_loads_get_distinct_labels(
             db in name(), table in name(), rs in ranges(), other in ranges(),
-            bump in 1i64..1000, which in 0usize..6
+            body in prop::collection::vec(any::<u8>(), 0..64), flip in any::<u8>(), at in any::<usize>()
         ) {
-            let base = build_label("cdc", &db, &table, &rs);
-            // A different range list...
+            let s = LabelScope::new("cdc", &db, &table);
+            let base = s.label(&rs, &body);
+            // Other ranges...
             let mut a = rs.clone(); a.sort(); a.dedup();
             let mut b = other.clone(); b.sort(); b.dedup();
             if a != b {
-                prop_assert_ne!(&base, &build_label("cdc", &db, &table, &other));
+                prop_assert_ne!(&base, &s.label(&other, &body));
             }
-            // ...one offset moved...
-            let mut moved = rs.clone();
-            let i = which % moved.len();
-            moved[i].last += bump;
-            let mut m = moved.clone(); m.sort(); m.dedup();
-            if m != a {
-                prop_assert_ne!(&base, &build_label("cdc", &db, &table, &moved));
+            // ...another body...
+            let mut changed = body.clone();
+            if changed.is_empty() { changed.push(flip); } else {
+                let i = at % changed.len();
+                changed[i] ^= flip.max(1);
             }
+            prop_assert_ne!(&base, &s.label(&rs, &changed));
             // ...another table.
-            prop_assert_ne!(&base, &build_label("cdc", &db, &format!("{table}x"), &rs));
+            prop_assert_ne!(&base, &LabelScope::new("cdc", &db, &format!("{table}x")).label(&rs, &body));
         }
     }
 
     #[test]
-    fn readable_and_hashed_shapes_never_collide_by_separator_tricks() {
-        // Names that would collide if joined with '_' stay distinct.
-        let a = build_label("p", "a_b", "c", &[range("t", 0, 1, 2)]);
-        let b = build_label("p", "a", "b_c", &[range("t", 0, 1, 2)]);
-        assert_ne!(a, b);
+    fn names_that_would_collide_when_joined_stay_distinct() {
+        let r = [range("t", 0, 1, 2)];
+        assert_ne!(
+            LabelScope::new("p", "a_b", "c").label(&r, b"x"),
+            LabelScope::new("p", "a", "b_c").label(&r, b"x")
+        );
         // A topic that differs only by '.' vs '_' (Kafka's own collision) is distinct too.
-        let a = build_label("p", "d", "t", &[range("a.b", 0, 1, 2)]);
-        let b = build_label("p", "d", "t", &[range("a_b", 0, 1, 2)]);
-        assert_ne!(a, b);
+        let s = LabelScope::new("p", "d", "t");
+        assert_ne!(
+            s.label(&[range("a.b", 0, 1, 2)], b"x"),
+            s.label(&[range("a_b", 0, 1, 2)], b"x")
+        );
     }
 }

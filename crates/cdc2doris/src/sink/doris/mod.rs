@@ -1,7 +1,7 @@
 //! Apache Doris Stream Load sink (spec: `shared/specs/doris-stream-load.md`).
 //!
 //! Read in this order:
-//! - [`label`]: the idempotency key of a batch, derived from its offset ranges;
+//! - [`label`]: the idempotency key of a load, derived from its table, offset ranges and body;
 //! - [`client`]: [`DorisSink`], one Stream Load per batch, retried under the same label until Doris says it is
 //!   committed, permanently refused, or the deadline passes;
 //! - [`redirect`]: the hand-made FE → BE redirect and who may receive the credentials;
@@ -16,4 +16,4 @@ pub mod response;
 
 pub use client::{BuildError, DorisSink};
 pub use config::{ConfigProblem, DorisConfig, GroupCommitMode};
-pub use label::build_label;
+pub use label::{Label, LabelScope};

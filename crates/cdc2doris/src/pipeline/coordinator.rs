@@ -1,0 +1,618 @@
+//! The coordinator: the one task that reads the source's events, turns messages into keys, fills and seals
+//! batches, hands them to workers, and owns the offset tracker.
+//!
+//! It registers every message (in a batch, or as handled when ignored or dead-lettered), acknowledges a batch when
+//! its worker reports that Doris committed it, and asks the source to commit what became committable; an offset
+//! counts as committed once Kafka confirmed it ([`crate::source::kafka::CommitResult`]). Backpressure: when
+//! `max_in_flight` batches are loading and the next one is sealed, it stops reading events.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::worker::{self, BatchDone, BatchOutcome, SealedBatch, WorkerContext};
+use super::{now_ms, now_unix, InFlightView, OpenBatchView, PipelineError, SharedState, Totals};
+use crate::batch::Batch;
+use crate::dead_letter::{DeadLetter, MessageRejection};
+use crate::decode::{self, Decoded, Format, MessageContext};
+use crate::keys::{KeyRule, TableMatch};
+use crate::offsets::{BatchId, OffsetTracker, TopicPartition};
+use crate::sink::Sink;
+use crate::source::kafka::{CommitResult, KafkaSource, SourceEvent, SourceMessage};
+
+/// How one topic's messages become keys.
+pub(super) struct TopicRules {
+    /// The topic's format, the same for all its rules (decoding tells the table).
+    pub(super) format: Format,
+    /// The topic's rules with the table each takes (`None`: every table no other rule names).
+    pub(super) rules: Vec<(Option<TableMatch>, TopicRule)>,
+    /// Tables seen without a rule, each logged once.
+    pub(super) unmatched_logged: HashSet<String>,
+}
+
+/// How the events of one topic (or of one of its tables) become keys.
+pub(super) struct TopicRule {
+    pub(super) rule: KeyRule,
+    /// Index into the resolvers, when the values go through a resolve query.
+    pub(super) resolver: Option<usize>,
+}
+
+/// `schema.table` of an event, for logs.
+fn describe_table(table: &decode::TableName<'_>) -> String {
+    match (&table.schema, &table.table) {
+        (Some(schema), Some(table)) => format!("{schema}.{table}"),
+        (None, Some(table)) => table.to_string(),
+        _ => "(no table)".to_owned(),
+    }
+}
+
+/// How often the coordinator asks the source to commit what became committable and refreshes `/debug/state`.
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+/// The coordinator: one task, the only owner of the offset tracker.
+pub(super) struct Coordinator<'a, S: Sink + 'static> {
+    pub(super) rules: HashMap<String, TopicRules>,
+    pub(super) tracker: OffsetTracker,
+    pub(super) open: Option<Batch>,
+    pub(super) sealed: Option<(SealedBatch, InFlight)>,
+    pub(super) in_flight: HashMap<BatchId, InFlight>,
+    pub(super) max_in_flight: usize,
+    pub(super) max_keys: usize,
+    pub(super) max_bytes: usize,
+    pub(super) max_wait: Duration,
+    pub(super) ctx: Arc<WorkerContext<S>>,
+    pub(super) dead_letter: Arc<DeadLetter>,
+    pub(super) tasks: TaskTracker,
+    pub(super) done_tx: Option<mpsc::UnboundedSender<BatchDone>>,
+    pub(super) totals: Totals,
+    pub(super) shared: Arc<Mutex<SharedState>>,
+    pub(super) source: &'a KafkaSource,
+    pub(super) revoke_timeout: Duration,
+    pub(super) last_progress: Instant,
+    pub(super) progress_interval: Duration,
+    pub(super) last_load_unix: u64,
+}
+
+pub(super) struct InFlight {
+    name: String,
+    partitions: HashSet<TopicPartition>,
+    keys: usize,
+    sealed_at: Instant,
+    event_times_ms: Vec<i64>,
+    messages: u64,
+}
+
+impl<S: Sink + 'static> Coordinator<'_, S> {
+    pub(super) async fn run(
+        &mut self,
+        mut events: mpsc::Receiver<SourceEvent>,
+        mut commit_results: mpsc::UnboundedReceiver<CommitResult>,
+        shutdown: &CancellationToken,
+        shutdown_timeout: Duration,
+        abandon: &CancellationToken,
+    ) -> Result<(), PipelineError> {
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+        self.done_tx = Some(done_tx);
+        // Commits and the shared state are brought up to date at most every FLUSH_EVERY, not after every message:
+        // a backlog brings thousands of messages a second, and each flush walks every partition.
+        let mut next_flush = tokio::time::Instant::now();
+        let mut dirty = false;
+        let result = loop {
+            let deadline = self
+                .open
+                .as_ref()
+                .map(|b| tokio::time::Instant::from_std(b.opened + self.max_wait));
+            let can_read = self.sealed.is_none();
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break Ok(()),
+                _ = sleep_until(Some(next_flush)), if dirty => {}
+                Some(done) = done_rx.recv() => {
+                    if let Err(e) = self.on_done(done) { break Err(e); }
+                }
+                Some(result) = commit_results.recv() => self.on_commit_result(result),
+                ev = events.recv(), if can_read => match ev {
+                    Some(SourceEvent::Message(m)) => self.on_message(m).await,
+                    Some(SourceEvent::Assigned(parts)) => {
+                        for (tp, at) in parts { self.tracker.assign(&tp.topic, tp.partition, at); }
+                    }
+                    Some(SourceEvent::Revoked { partitions, lost, reply }) => {
+                        if let Err(e) = self.on_revoked(partitions, lost, reply, &mut done_rx).await { break Err(e); }
+                    }
+                    None => break Err(PipelineError::SourceGone),
+                },
+                _ = sleep_until(deadline), if deadline.is_some() && can_read => self.seal(),
+            }
+            self.dispatch();
+            dirty = true;
+            let now = tokio::time::Instant::now();
+            if now >= next_flush {
+                self.commit();
+                self.publish_state();
+                dirty = false;
+                next_flush = now + FLUSH_EVERY;
+            }
+        };
+        // Drain: seal and dispatch what is open, wait for everything in flight.
+        if result.is_ok() {
+            tracing::info!(
+                "shutting down: flushing the open batch and waiting for loads in flight"
+            );
+        }
+        self.seal();
+        let drain_until = tokio::time::Instant::now() + shutdown_timeout;
+        let mut fatal = result.err();
+        while !self.in_flight.is_empty() || self.sealed.is_some() {
+            if fatal.is_none() {
+                self.dispatch();
+            } else {
+                self.sealed = None;
+                abandon.cancel();
+            }
+            tokio::select! {
+                d = done_rx.recv() => match d {
+                    Some(done) => {
+                        if let Err(e) = self.on_done(done) {
+                            fatal.get_or_insert(e);
+                        }
+                    }
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(drain_until) => {
+                    tracing::warn!(in_flight = self.in_flight.len(), "shutdown timeout: abandoning batches in flight (their offsets stay uncommitted)");
+                    abandon.cancel();
+                    self.sealed = None;
+                    // Workers return promptly once abandoned.
+                    while let Some(done) = done_rx.recv().await {
+                        let _ = self.on_done(done);
+                        if self.in_flight.is_empty() { break; }
+                    }
+                    break;
+                }
+            }
+            self.commit();
+        }
+        self.commit();
+        self.publish_state();
+        drop(events);
+        self.log_progress(true);
+        match fatal {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    async fn dead_letter_message(
+        &mut self,
+        m: &SourceMessage,
+        stage: &'static str,
+        reason: String,
+    ) {
+        tracing::warn!(topic = %m.topic, partition = m.partition, offset = m.offset, stage, "dead-lettering a message: {reason}");
+        let rec = MessageRejection {
+            stage,
+            reason,
+            topic: &m.topic,
+            partition: m.partition,
+            offset: m.offset,
+            key: m.key.as_deref(),
+            value: m.payload.as_deref(),
+        };
+        let mut delay = Duration::from_millis(200);
+        while let Err(e) = self.dead_letter.write_message(&rec).await {
+            tracing::error!(
+                "cannot write the dead letter, retrying (the message stays unacknowledged): {e}"
+            );
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(30));
+        }
+        self.totals.dead_lettered += 1;
+        self.handled(m, "dead_letter");
+    }
+
+    fn handled(&mut self, m: &SourceMessage, outcome: &'static str) {
+        metrics::counter!("cdc2doris_source_messages_total", "topic" => m.topic.to_string(), "outcome" => outcome).increment(1);
+        if let Err(e) = self
+            .tracker
+            .register_handled(&m.topic, m.partition, m.offset)
+        {
+            tracing::debug!("dropping a message: {e}");
+        }
+    }
+
+    async fn on_message(&mut self, m: SourceMessage) {
+        self.totals.messages += 1;
+        let Some(topic_rules) = self.rules.get(&*m.topic) else {
+            self.dead_letter_message(
+                &m,
+                "keys",
+                format!("no key rule for topic {}; add one to keys.rules", m.topic),
+            )
+            .await;
+            return;
+        };
+        let format = topic_rules.format;
+        let ctx = MessageContext::new(&m.topic, m.partition, m.offset);
+        let decoded = match decode::decode(format, &ctx, m.key.as_deref(), m.payload.as_deref()) {
+            Ok(d) => d,
+            Err(e) => {
+                let reason = e.to_string();
+                self.dead_letter_message(&m, "decode", reason).await;
+                return;
+            }
+        };
+        if let Decoded::Ignore(i) = &decoded {
+            tracing::debug!(topic = %m.topic, offset = m.offset, reason = i.reason.as_str(), "ignored");
+            self.totals.ignored += 1;
+            self.handled(&m, "ignored");
+            return;
+        }
+        let Some(rule) = crate::keys::rule_for_table(&topic_rules.rules, decoded.table()) else {
+            let table = describe_table(decoded.table());
+            if let Some(topic_rules) = self.rules.get_mut(&*m.topic) {
+                if topic_rules.unmatched_logged.insert(table.clone()) {
+                    tracing::info!(
+                        topic = %m.topic,
+                        offset = m.offset,
+                        table = %table,
+                        "events of this table are ignored: no keys.rules entry of the topic names it (logged once \
+                         per table; counted as outcome=no_rule)"
+                    );
+                }
+            }
+            self.totals.ignored += 1;
+            self.totals.no_rule += 1;
+            self.handled(&m, "no_rule");
+            return;
+        };
+        let resolver = rule.resolver;
+        let tuples = match rule.rule.extract(&decoded, m.key.as_deref(), &ctx) {
+            Ok(t) => t,
+            // In the Debezium envelope a tombstone always follows the delete event of the same row, and
+            // that event (its before image) already gave the keys. When the rule's field is not part of
+            // the row's primary key (job_activity → job_id), the tombstone cannot name it and needs not.
+            // Unwrapped records are different: there the tombstone may be the only sign of a delete.
+            Err(crate::keys::KeyError::Missing { .. })
+                if m.payload.is_none() && format == Format::Debezium =>
+            {
+                self.totals.ignored += 1;
+                self.handled(&m, "ignored");
+                return;
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                self.dead_letter_message(&m, "keys", reason).await;
+                return;
+            }
+        };
+        if tuples.is_empty() {
+            if let Decoded::Change(c) = &decoded {
+                if c.op == decode::Op::Truncate {
+                    tracing::warn!(topic = %m.topic, offset = m.offset, "TRUNCATE carries no keys: rows of the truncated table stay in Doris until their keys change again");
+                }
+            }
+            self.handled(&m, "no_keys");
+            return;
+        }
+        // A key its query cannot bind (an integer beyond 64 bits for an `integer` key) is poison: this message goes
+        // to the dead-letter destination instead of failing the batch it would join.
+        let bind_type = match resolver {
+            Some(r) => self.ctx.resolvers.get(r).map(|r| r.value_type),
+            None => Some(self.ctx.key_type),
+        };
+        if let Some(key_type) = bind_type {
+            if let Some(bad) = tuples.iter().flatten().find(|k| !k.fits(key_type)) {
+                let reason = format!(
+                    "key {bad} is beyond a 64-bit integer, the key type of the query it is bound to (integer): it \
+                     cannot be refreshed; check the key rule's field, or declare key_type = \"string\""
+                );
+                self.dead_letter_message(&m, "keys", reason).await;
+                return;
+            }
+        }
+        if self.open.is_none() {
+            self.open = Some(Batch::new(self.tracker.open_batch()));
+        }
+        let Some(batch) = self.open.as_mut() else {
+            return;
+        };
+        if let Err(e) = self
+            .tracker
+            .register(&m.topic, m.partition, m.offset, batch.id)
+        {
+            tracing::debug!("dropping a message: {e}");
+            return;
+        }
+        metrics::counter!("cdc2doris_source_messages_total", "topic" => m.topic.to_string(), "outcome" => "keys").increment(1);
+        let bytes = m.key.as_ref().map_or(0, Vec::len) + m.payload.as_ref().map_or(0, Vec::len);
+        batch.cover(&m.topic, m.partition, m.offset, bytes, m.timestamp_ms);
+        // PostgreSQL transaction ids (Debezium's `source.txId`, unwrapped `__txId`): the merge waits until they are
+        // visible. Snapshot reads (`r`) read committed data; Maxwell's and Canal's ids are MySQL's.
+        if let Decoded::Change(c) = &decoded {
+            if matches!(c.format, Format::Debezium | Format::DebeziumUnwrapped)
+                && c.op != decode::Op::Read
+            {
+                if let Some(x) = c.position.xid {
+                    batch.txids.insert(x);
+                }
+            }
+        }
+        for mut t in tuples {
+            let Some(k) = t.pop() else { continue };
+            match resolver {
+                Some(r) => {
+                    batch.resolve.entry(r).or_default().insert(k);
+                }
+                None => {
+                    batch.keys.insert(k);
+                }
+            }
+        }
+        if batch.distinct_keys() >= self.max_keys || batch.bytes >= self.max_bytes {
+            self.seal();
+        }
+    }
+
+    /// Closes the open batch; it waits in `sealed` until a worker slot is free.
+    fn seal(&mut self) {
+        if self.sealed.is_some() {
+            return;
+        }
+        let Some(b) = self.open.take() else { return };
+        let ranges = b.offset_ranges();
+        let name = crate::sink::describe_ranges(b.id, &ranges);
+        metrics::histogram!("cdc2doris_batch_keys").record(b.distinct_keys() as f64);
+        metrics::histogram!("cdc2doris_batch_messages").record(b.messages as f64);
+        metrics::histogram!("cdc2doris_batch_bytes").record(b.bytes as f64);
+        if b.distinct_keys() > 0 {
+            metrics::gauge!("cdc2doris_batch_dedup_ratio")
+                .set(b.messages as f64 / b.distinct_keys() as f64);
+        }
+        tracing::debug!(batch = %name, keys = b.distinct_keys(), messages = b.messages, "batch sealed");
+        let partitions = b
+            .ranges
+            .keys()
+            .map(|(t, p)| TopicPartition {
+                topic: t.to_string(),
+                partition: *p,
+            })
+            .collect();
+        let txids = b.sorted_txids();
+        let info = InFlight {
+            name: name.clone(),
+            partitions,
+            keys: b.distinct_keys(),
+            sealed_at: Instant::now(),
+            event_times_ms: b.event_times_ms,
+            messages: b.messages,
+        };
+        let sealed = SealedBatch {
+            txids,
+            id: b.id,
+            name,
+            ranges,
+            keys: b.keys,
+            resolve: b.resolve.into_iter().collect(),
+        };
+        self.sealed = Some((sealed, info));
+    }
+
+    /// Starts the sealed batch on a worker when a slot is free.
+    fn dispatch(&mut self) {
+        if self.in_flight.len() >= self.max_in_flight {
+            return;
+        }
+        let Some((batch, info)) = self.sealed.take() else {
+            return;
+        };
+        let Some(done_tx) = self.done_tx.clone() else {
+            return;
+        };
+        self.in_flight.insert(batch.id, info);
+        let ctx = self.ctx.clone();
+        self.tasks.spawn(async move {
+            let done = worker::run_batch(ctx, batch).await;
+            let _ = done_tx.send(done);
+        });
+    }
+
+    /// A worker finished: acknowledge, count, or stop.
+    fn on_done(&mut self, done: BatchDone) -> Result<(), PipelineError> {
+        let info = self.in_flight.remove(&done.id);
+        match done.outcome {
+            BatchOutcome::Loaded {
+                receipt,
+                keys,
+                rows,
+                deletes,
+                queries,
+                rejected,
+                loads,
+                bytes,
+                visibility_wait,
+            } => {
+                if !visibility_wait.is_zero() {
+                    self.totals.visibility_waits += 1;
+                    self.totals.visibility_wait_ms += visibility_wait.as_millis() as u64;
+                }
+                if let Err(e) = self.tracker.ack_batch(done.id) {
+                    tracing::warn!(batch = %done.name, "ack ignored: {e}");
+                }
+                self.totals.keys_refreshed += keys as u64;
+                self.totals.rows += rows as u64 + deletes as u64;
+                self.totals.deletes += deletes as u64;
+                self.totals.queries += queries as u64;
+                self.totals.rows_rejected += rejected as u64;
+                if let Some(r) = &receipt {
+                    self.totals.loads += loads as u64;
+                    self.totals.bytes += bytes as u64;
+                    self.last_load_unix = now_unix();
+                    tracing::info!(
+                        batch = %done.name, keys, rows, deletes, queries, attempts = r.attempts,
+                        bytes, rejected, seconds = done.elapsed.as_secs_f64(), "batch loaded"
+                    );
+                }
+                metrics::counter!("cdc2doris_keys_refreshed_total").increment(keys as u64);
+                if let Some(info) = info {
+                    let now = now_ms();
+                    for ts in &info.event_times_ms {
+                        let lag = (now - ts).max(0) as f64 / 1000.0;
+                        metrics::histogram!("cdc2doris_pipeline_event_to_ack_seconds").record(lag);
+                    }
+                    metrics::counter!("cdc2doris_batch_messages_acked_total")
+                        .increment(info.messages);
+                }
+                Ok(())
+            }
+            BatchOutcome::Abandoned => {
+                let _ = self.tracker.forget_batch(done.id);
+                tracing::warn!(batch = %done.name, "batch abandoned at shutdown; its messages will be read again");
+                Ok(())
+            }
+            BatchOutcome::Fatal(msg) => {
+                let _ = self.tracker.forget_batch(done.id);
+                tracing::error!(batch = %done.name, "batch failed for good: {msg}");
+                Err(PipelineError::Fatal(format!("batch {}: {msg}", done.name)))
+            }
+        }
+    }
+
+    /// Partitions are being taken away: finish their batches (bounded), then answer with what to commit.
+    async fn on_revoked(
+        &mut self,
+        partitions: Vec<TopicPartition>,
+        lost: bool,
+        reply: std::sync::mpsc::SyncSender<Vec<crate::source::kafka::CommitOffset>>,
+        done_rx: &mut mpsc::UnboundedReceiver<BatchDone>,
+    ) -> Result<(), PipelineError> {
+        let revoked: HashSet<&TopicPartition> = partitions.iter().collect();
+        let touches = |parts: &HashSet<TopicPartition>| parts.iter().any(|p| revoked.contains(p));
+        if !lost {
+            if self.open.as_ref().is_some_and(|b| {
+                partitions
+                    .iter()
+                    .any(|tp| b.covers(&tp.topic, tp.partition))
+            }) {
+                self.seal();
+            }
+            // Leave a margin before the source's own revoke timeout.
+            let until = tokio::time::Instant::now()
+                + self.revoke_timeout.saturating_sub(Duration::from_secs(1));
+            loop {
+                self.dispatch();
+                let waiting = self.in_flight.values().any(|f| touches(&f.partitions))
+                    || self
+                        .sealed
+                        .as_ref()
+                        .is_some_and(|(_, f)| touches(&f.partitions));
+                if !waiting {
+                    break;
+                }
+                tokio::select! {
+                    d = done_rx.recv() => match d {
+                        Some(done) => self.on_done(done)?,
+                        None => break,
+                    },
+                    _ = tokio::time::sleep_until(until) => {
+                        tracing::warn!("revoke: batches of the revoked partitions are still loading; releasing them uncommitted");
+                        break;
+                    }
+                }
+            }
+        }
+        let mut commit = Vec::new();
+        for tp in &partitions {
+            if let Some(next) = self.tracker.revoke(&tp.topic, tp.partition) {
+                commit.push((tp.clone(), next));
+            }
+        }
+        let _ = reply.send(if lost { Vec::new() } else { commit });
+        self.publish_state();
+        Ok(())
+    }
+
+    /// Asks the source to commit whatever became committable.
+    fn commit(&mut self) {
+        let candidates = self.tracker.commit_candidates();
+        if candidates.is_empty() {
+            return;
+        }
+        for (tp, next) in &candidates {
+            self.tracker.mark_requested(&tp.topic, tp.partition, *next);
+        }
+        self.source.commit(candidates);
+    }
+
+    /// Kafka answered a commit: confirmed offsets count as committed; a failed one is asked for again at the next
+    /// flush (an idle partition included).
+    fn on_commit_result(&mut self, result: CommitResult) {
+        for (tp, offset) in &result.offsets {
+            if result.ok {
+                self.tracker
+                    .mark_committed(&tp.topic, tp.partition, *offset);
+            } else {
+                self.tracker.commit_failed(&tp.topic, tp.partition, *offset);
+            }
+        }
+    }
+
+    fn publish_state(&mut self) {
+        if let Ok(mut s) = self.shared.lock() {
+            s.partitions = self.tracker.partitions();
+            s.in_flight = self
+                .in_flight
+                .iter()
+                .map(|(id, f)| InFlightView {
+                    batch: id.get(),
+                    batch_name: f.name.clone(),
+                    keys: f.keys,
+                    age_seconds: f.sealed_at.elapsed().as_secs_f64(),
+                    sealed_at: Some(f.sealed_at),
+                })
+                .collect();
+            s.open_batch = self.open.as_ref().map(|b| OpenBatchView {
+                messages: b.messages,
+                keys: b.distinct_keys(),
+            });
+            s.totals = self.totals.clone();
+            s.last_load_unix = self.last_load_unix;
+        }
+        metrics::gauge!("cdc2doris_batches_in_flight").set(self.in_flight.len() as f64);
+        self.log_progress(false);
+    }
+
+    fn log_progress(&mut self, force: bool) {
+        if !force
+            && (self.progress_interval.is_zero()
+                || self.last_progress.elapsed() < self.progress_interval)
+        {
+            return;
+        }
+        self.last_progress = Instant::now();
+        let t = &self.totals;
+        tracing::info!(
+            messages = t.messages,
+            ignored = t.ignored,
+            dead_lettered = t.dead_lettered,
+            keys_refreshed = t.keys_refreshed,
+            queries = t.queries,
+            loads = t.loads,
+            rows = t.rows,
+            deletes = t.deletes,
+            bytes = t.bytes,
+            in_flight = self.in_flight.len(),
+            "progress"
+        );
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

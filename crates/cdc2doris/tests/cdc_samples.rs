@@ -6,6 +6,11 @@
 //! collection of messages gathered from other projects, runs through the same checks when `CDC_SAMPLES_DIR` names
 //! it; without the variable that check says it is skipped.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a broken fixture or a failed assumption fails the test loudly"
+)]
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

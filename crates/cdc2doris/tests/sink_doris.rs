@@ -7,6 +7,11 @@
 //! The credential tests use tiny TCP listeners of their own: they play a host a redirect points at and record
 //! whether an `Authorization` header reached it.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers fail the test loudly on a broken assumption"
+)]
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -6,6 +6,11 @@
 //! The mix: 60% updates without an old row (REPLICA IDENTITY DEFAULT), 10% updates with a full old row whose
 //! `job_id` changed, 20% inserts, 10% deletes with a full old row (REPLICA IDENTITY FULL, which a foreign-key rule needs); a TOASTed column now and then.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "the benchmark input is built in code; a broken one stops the run"
+)]
+
 use cdc2doris::decode::{decode, Format, MessageContext};
 use cdc2doris::keys::{KeyRule, KeyTuple, KeyType};
 use divan::counter::{BytesCount, ItemsCount};

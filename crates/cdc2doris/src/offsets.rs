@@ -16,7 +16,7 @@
 //! - On revoke, [`OffsetTracker::revoke`] drops the partition's state and reports what was committable; acks of older
 //!   batches for that partition are ignored from then on, even if it is assigned again.
 //!
-//! # The "+1" trap (rust-stack.md A1)
+//! # The "+1" trap (librdkafka `rdkafka.h`, `rd_kafka_offset_store`)
 //!
 //! The value returned by [`OffsetTracker::committable`] is already "last acknowledged + 1". The pipeline must commit it
 //! **unchanged** through a `TopicPartitionList` with `Offset::Offset(committable)` passed to
@@ -524,7 +524,7 @@ mod tests {
         assert_eq!(t.committable(T, 0), Some(15));
     }
 
-    /// Pins the "+1" convention of rust-stack.md A1: the list handed to `Consumer::commit` carries
+    /// Pins the "+1" convention of the module documentation: the list handed to `Consumer::commit` carries
     /// last acknowledged + 1 unchanged, since `commit(&tpl)` stores the offset as given.
     #[test]
     fn commit_list_carries_last_acked_plus_one() {

@@ -1,6 +1,17 @@
-//! Every message in `shared/cdc-samples` against `expected.json`: first through `inspect`'s logic with the declared
-//! format and with `auto`, then through the `cdc2doris inspect` binary.
+//! CDC messages against their expected extraction (`expected.json`): first through `inspect`'s logic with the
+//! declared format and with `auto`, then through the `cdc2doris inspect` binary.
+//!
+//! The corpus is `tests/fixtures/cdc` (see its README: Debezium messages recorded from the local stack, Maxwell and
+//! Canal messages written from those tools' documentation). A second corpus in the same layout, e.g. a larger
+//! collection of messages gathered from other projects, runs through the same checks when `CDC_SAMPLES_DIR` names
+//! it; without the variable that check says it is skipped.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a broken fixture or a failed assumption fails the test loudly"
+)]
+
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -8,17 +19,20 @@ use cdc2doris::decode::Format;
 use cdc2doris::inspect::describe;
 use serde_json::{json, Value};
 
-/// `shared/cdc-samples` beside the repository (or `$CDC_SAMPLES_DIR`).
-fn samples_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("CDC_SAMPLES_DIR") {
-        return PathBuf::from(dir);
-    }
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .ancestors()
-        .map(|dir| dir.join("shared/cdc-samples"))
-        .find(|dir| dir.join("expected.json").is_file())
-        .expect("shared/cdc-samples/expected.json beside the repository (or set CDC_SAMPLES_DIR)")
+/// The corpus kept in the repository.
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cdc")
+}
+
+/// The extra corpus named by `CDC_SAMPLES_DIR`, if any.
+fn external_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(std::env::var_os("CDC_SAMPLES_DIR")?);
+    assert!(
+        dir.join("expected.json").is_file(),
+        "CDC_SAMPLES_DIR={} has no expected.json",
+        dir.display()
+    );
+    Some(dir)
 }
 
 struct Case {
@@ -32,11 +46,20 @@ struct Case {
     expected: Value,
 }
 
-fn cases() -> Vec<Case> {
-    let dir = samples_dir();
+/// Every message of the corpus in `dir` with its expectation. `expected.json` must list every message file of the
+/// corpus (anything but `*.key.json`, `expected.json` and `README.md`), so that no file is silently left out.
+fn cases(dir: &Path) -> Vec<Case> {
     let text = std::fs::read_to_string(dir.join("expected.json")).unwrap();
     let expected: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
-    assert_eq!(expected.len(), 52, "expected.json lists 52 messages");
+    let listed: BTreeSet<&str> = expected.keys().map(String::as_str).collect();
+    let on_disk = message_files(dir);
+    let on_disk: BTreeSet<&str> = on_disk.iter().map(String::as_str).collect();
+    assert_eq!(
+        listed,
+        on_disk,
+        "{}/expected.json must list exactly the message files beside it",
+        dir.display()
+    );
     expected
         .into_iter()
         .map(|(path, entry)| {
@@ -67,6 +90,27 @@ fn cases() -> Vec<Case> {
         .collect()
 }
 
+/// The message files under `dir`, as paths relative to it with `/` separators.
+fn message_files(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(&current).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            let relative = path.strip_prefix(dir).unwrap();
+            let name = relative.to_string_lossy().replace('\\', "/");
+            if !(name.ends_with(".key.json") || name == "expected.json" || name == "README.md") {
+                found.push(name);
+            }
+        }
+    }
+    found
+}
+
 impl Case {
     fn run(&self, format: Format, key_fields: Option<&[String]>) -> Value {
         let line = describe(
@@ -87,11 +131,9 @@ impl Case {
     }
 }
 
-#[test]
-fn every_sample_with_its_declared_format() {
-    let cases = cases();
+fn with_declared_format(cases: &[Case]) {
     let mut failures = Vec::new();
-    for case in &cases {
+    for case in cases {
         let got = case.run(case.format, case.key_fields());
         if got != case.expected {
             failures.push(format!(
@@ -102,18 +144,16 @@ fn every_sample_with_its_declared_format() {
     }
     assert!(
         failures.is_empty(),
-        "{} of {} samples differ:\n{}",
+        "{} of {} messages differ:\n{}",
         failures.len(),
         cases.len(),
         failures.join("\n")
     );
 }
 
-#[test]
-fn every_sample_with_auto_detection() {
-    let cases = cases();
+fn with_auto_detection(cases: &[Case]) {
     let mut failures = Vec::new();
-    for case in &cases {
+    for case in cases {
         let mut expected = case.expected.clone();
         if case.value.is_empty() {
             // A tombstone has no content to tell an unwrapped topic from an enveloped one.
@@ -129,42 +169,140 @@ fn every_sample_with_auto_detection() {
     }
     assert!(
         failures.is_empty(),
-        "{} of {} samples differ:\n{}",
+        "{} of {} messages differ:\n{}",
         failures.len(),
         cases.len(),
         failures.join("\n")
     );
 }
 
-#[test]
-fn messages_without_keys_print_an_empty_key_list() {
-    for case in cases()
+fn without_keys_an_empty_key_list(cases: &[Case]) {
+    let mut seen = 0;
+    for case in cases
         .iter()
         .filter(|c| matches!(c.expected["op"].as_str(), Some("ignore" | "truncate")))
     {
         let got = case.run(case.format, Some(&["id".to_owned()]));
         assert_eq!(got["keys"], json!([]), "{}", case.path);
+        seen += 1;
+    }
+    assert!(seen > 0, "the corpus has no message without rows");
+}
+
+fn binary_prints_one_line_each(dir: &Path, cases: &[Case]) {
+    for case in cases {
+        let value_path = dir.join(&case.path);
+        let mut args = vec![
+            "--format".to_owned(),
+            case.format.as_str().to_owned(),
+            "--topic".to_owned(),
+            case.topic.clone(),
+        ];
+        if let Some(key) = &case.message_key_path {
+            args.extend(["--message-key".to_owned(), key.display().to_string()]);
+        }
+        if !case.key_fields.is_empty() {
+            args.extend(["--key".to_owned(), case.key_fields.join(",")]);
+        }
+        args.push(value_path.display().to_string());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, stdout, stderr) = binary(&args, b"");
+        assert_eq!((code, stderr.as_str()), (0, ""), "{}", case.path);
+        assert_eq!(stdout.lines().count(), 1, "{}: {stdout}", case.path);
+        let got: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(got, case.expected, "{}", case.path);
     }
 }
 
 #[test]
+fn every_fixture_with_its_declared_format() {
+    with_declared_format(&cases(&fixtures_dir()));
+}
+
+#[test]
+fn every_fixture_with_auto_detection() {
+    with_auto_detection(&cases(&fixtures_dir()));
+}
+
+#[test]
+fn fixtures_without_rows_print_an_empty_key_list() {
+    without_keys_an_empty_key_list(&cases(&fixtures_dir()));
+}
+
+#[test]
+fn the_binary_prints_one_line_per_fixture() {
+    let dir = fixtures_dir();
+    binary_prints_one_line_each(&dir, &cases(&dir));
+}
+
+#[test]
+fn every_format_has_fixtures() {
+    let cases = cases(&fixtures_dir());
+    for format in [
+        Format::Debezium,
+        Format::DebeziumUnwrapped,
+        Format::Maxwell,
+        Format::Canal,
+    ] {
+        assert!(
+            cases.iter().any(|c| c.format == format),
+            "no fixture for {}",
+            format.as_str()
+        );
+    }
+    // Debezium with and without schemas, both recorded.
+    assert!(cases.iter().any(|c| c.path.ends_with(".schema.json")));
+    assert!(cases
+        .iter()
+        .any(|c| c.format == Format::Debezium && !c.path.contains(".schema.")));
+}
+
+#[test]
 fn key_numbers_keep_every_digit() {
-    let case = cases()
-        .into_iter()
-        .find(|c| c.path == "debezium-postgres/bigint-id-create.schema.json")
+    // An int64 above 2^53: a parser that goes through f64 would print ...976.
+    for path in [
+        "debezium-postgres/customers-03-insert.json",
+        "debezium-postgres/customers-03-insert.schema.json",
+        "debezium-unwrapped/customers-03-insert.json",
+    ] {
+        let case = cases(&fixtures_dir())
+            .into_iter()
+            .find(|c| c.path == path)
+            .unwrap();
+        let line = describe(
+            case.format,
+            &case.topic,
+            case.key_fields(),
+            &case.value,
+            case.message_key.as_deref(),
+        )
         .unwrap();
-    let line = describe(
-        case.format,
-        &case.topic,
-        case.key_fields(),
-        &case.value,
-        case.message_key.as_deref(),
-    )
-    .unwrap();
-    assert!(
-        line.ends_with(r#""keys":[[1152921504606846977]]}"#),
-        "{line}"
-    );
+        assert!(
+            line.ends_with(r#""keys":[[1152921504606846977]]}"#),
+            "{path}: {line}"
+        );
+    }
+}
+
+/// The extra corpus of `CDC_SAMPLES_DIR` through every check above; says so when it is skipped.
+#[test]
+fn the_external_corpus_when_cdc_samples_dir_names_one() {
+    let Some(dir) = external_dir() else {
+        // Straight to stderr: the test harness captures `eprintln!` of a passing test, and this should be seen.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED the_external_corpus_when_cdc_samples_dir_names_one: CDC_SAMPLES_DIR is not set \
+             (the fixtures in tests/fixtures/cdc ran)"
+        );
+        return;
+    };
+    let cases = cases(&dir);
+    eprintln!("{} messages in {}", cases.len(), dir.display());
+    with_declared_format(&cases);
+    with_auto_detection(&cases);
+    without_keys_an_empty_key_list(&cases);
+    binary_prints_one_line_each(&dir, &cases);
 }
 
 fn binary(args: &[&str], stdin: &[u8]) -> (i32, String, String) {
@@ -187,33 +325,6 @@ fn binary(args: &[&str], stdin: &[u8]) -> (i32, String, String) {
         String::from_utf8(out.stdout).unwrap(),
         String::from_utf8(out.stderr).unwrap(),
     )
-}
-
-#[test]
-fn the_binary_prints_one_line_per_sample() {
-    let dir = samples_dir();
-    for case in cases() {
-        let value_path = dir.join(&case.path);
-        let mut args = vec![
-            "--format".to_owned(),
-            case.format.as_str().to_owned(),
-            "--topic".to_owned(),
-            case.topic.clone(),
-        ];
-        if let Some(key) = &case.message_key_path {
-            args.extend(["--message-key".to_owned(), key.display().to_string()]);
-        }
-        if !case.key_fields.is_empty() {
-            args.extend(["--key".to_owned(), case.key_fields.join(",")]);
-        }
-        args.push(value_path.display().to_string());
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let (code, stdout, stderr) = binary(&args, b"");
-        assert_eq!((code, stderr.as_str()), (0, ""), "{}", case.path);
-        assert_eq!(stdout.lines().count(), 1, "{}: {stdout}", case.path);
-        let got: Value = serde_json::from_str(&stdout).unwrap();
-        assert_eq!(got, case.expected, "{}", case.path);
-    }
 }
 
 #[test]

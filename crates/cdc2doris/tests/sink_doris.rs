@@ -7,6 +7,11 @@
 //! The credential tests use tiny TCP listeners of their own: they play a host a redirect points at and record
 //! whether an `Authorization` header reached it.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers fail the test loudly on a broken assumption"
+)]
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -219,7 +224,7 @@ async fn fe_redirect_gets_a_fresh_authorization_and_the_body_once() {
             "LoadBytes": 10, "LoadTimeMs": 7}"#,
     ))
     .await;
-    // The FE embeds the request's credentials in Location (spec §1); here they are wrong on purpose, to prove
+    // The FE embeds the request's credentials in Location (docs/doris-stream-load.md §1); here they are wrong on purpose, to prove
     // the client never reuses Location's userinfo.
     let fe = Recorder::start(redirect_to(&format!(
         "http://evil:stolen@127.0.0.1:{}/api/{DB}/{TABLE}/_stream_load?",
@@ -552,7 +557,7 @@ async fn filtered_rows_fail_permanently_with_the_error_log_excerpt() {
     let t = Target::start("filtered", |_| {}).await;
     let sink = t.sink(&t.config());
     let mut body = rows(1..3, 1).to_vec();
-    // NULL into the NOT NULL key: always filtered (spec §6).
+    // NULL into the NOT NULL key: always filtered (docs/doris-stream-load.md §6).
     body.extend_from_slice(b"{\"job_id\":null,\"title\":\"bad row\",\"source_version\":1,\"__DORIS_DELETE_SIGN__\":0}\n");
     let mut req = batch(&t, 200, 1..3, 1);
     req.body = Bytes::from(body);

@@ -1,4 +1,5 @@
 //! doris-sim: an Apache Doris Stream Load emulator for tests and demos (not part of Doris). See `README.md`.
+//! "spec §N" in this crate is section N of `docs/doris-stream-load.md`, and "C*N*" an item of its checklist (§9).
 //!
 //! Reading order, following one load:
 //! - `http/mod.rs` — both listeners: accept loop, panic isolation, auth, routing; `http/fe.rs` — the FE (auth,

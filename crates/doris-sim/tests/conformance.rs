@@ -1,4 +1,4 @@
-//! Conformance suite: one test per C-item of `shared/specs/doris-stream-load.md` §9 that doris-sim implements,
+//! Conformance suite: one test per C-item of `docs/doris-stream-load.md` §9 that doris-sim implements,
 //! driven through a raw HTTP client so redirects and headers are seen as sent.
 
 mod common;

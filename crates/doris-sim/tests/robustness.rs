@@ -1,6 +1,11 @@
 //! Bad requests never crash the sim and get the spec's replies; data types; table models; DDL refusal;
 //! persistence across restarts (including `kill -9` of the binary); the command line.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers fail the test loudly on a broken assumption"
+)]
+
 mod common;
 
 use common::*;

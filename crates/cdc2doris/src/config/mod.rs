@@ -132,7 +132,7 @@ pub const RESERVED_KAFKA_PROPERTIES: &[(&str, &str)] = &[
     ("bootstrap.servers", "set kafka.bootstrap_servers instead"),
 ];
 
-/// librdkafka properties the service sets unless `kafka.properties` overrides them (rust-stack.md A1).
+/// librdkafka properties the service sets unless `kafka.properties` overrides them (why: `source/kafka.rs`).
 pub const DEFAULT_KAFKA_PROPERTIES: &[(&str, &str)] = &[
     ("partition.assignment.strategy", "cooperative-sticky"),
     ("auto.offset.reset", "earliest"),

@@ -1,7 +1,8 @@
 //! The merge stage: re-read the merged rows of a set of keys from PostgreSQL, with the snapshot's version.
 //!
 //! The rows come out of PostgreSQL as JSON text (`to_jsonb(row)::text`) and go to Doris unparsed
-//! (research/rust-stack.md A2: per-type conversion in Rust is a trap for numerics and timestamps).
+//! (tokio-postgres has no `numeric` decoder and would need a conversion per type; PostgreSQL's own JSON keeps every
+//! digit of a numeric and renders timestamps itself).
 //! [`visibility`] holds a batch back until PostgreSQL shows every transaction its events come from.
 //! [`tls`] is the TLS connector of the PostgreSQL connections (`postgres.tls_mode`, `postgres.tls_ca_file`).
 

@@ -1,5 +1,5 @@
 //! TLS for the PostgreSQL connections (`postgres.tls_mode`, `postgres.tls_ca_file`): rustls with the aws-lc-rs
-//! provider, the TLS stack reqwest already brings (research/rust-stack.md A2).
+//! provider, the TLS stack reqwest already brings (no OpenSSL).
 //!
 //! tokio-postgres asks for TLS with an SSLRequest; its `SslMode` only says what to do when the server answers "no":
 //! go on in plain text (`Prefer`) or fail (`Require`). What is verified is up to the connector built here:

@@ -105,7 +105,7 @@ pub struct LoadReceipt {
     pub attempts: u32,
 }
 
-/// Why a Stream Load failed, from the Doris answer (spec §4 error table).
+/// Why a Stream Load failed, from the Doris answer (`docs/doris-stream-load.md` §4, the error table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FailReason {
     /// `too many filtered rows`: the data is bad; see the error log excerpt.

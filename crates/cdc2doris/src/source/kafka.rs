@@ -6,8 +6,8 @@
 //! that callback to *block*: hand the revoked partitions to the pipeline, wait (bounded) until the
 //! batches holding their messages are acknowledged by Doris, and commit synchronously before the
 //! partitions are released. Blocking is only safe on a thread that is not a tokio worker, so a
-//! plain `BaseConsumer` is polled on a `std::thread` (the design Quickwit's Kafka source uses;
-//! research/rust-stack.md A1).
+//! plain `BaseConsumer` is polled on a `std::thread` (the design of Quickwit's Kafka source,
+//! quickwit-oss/quickwit `quickwit-indexing/src/source/kafka_source.rs`).
 //!
 //! # Protocol between this thread and the pipeline
 //! - Messages go out, owned, on a bounded channel in the order they were read. When the channel is

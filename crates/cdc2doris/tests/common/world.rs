@@ -403,6 +403,10 @@ impl World {
     }
 }
 
+#[allow(
+    unsafe_code,
+    reason = "set_var is unsafe in edition 2024; these tests set one constant value before reading it"
+)]
 pub fn unsafe_env_set(k: &str, v: &str) {
     // Tests in this file set one variable to one constant value; no test reads a different value.
     if std::env::var(k).ok().as_deref() != Some(v) {

@@ -1,5 +1,5 @@
 //! Doris: `GET /api/{db}/get_load_state` on each FE with the service's credentials, loading nothing. The reply tells
-//! accepted credentials (`code` 0), refused ones (`code` 401) and an unknown database (`code` 1) apart (spec §5; an
+//! accepted credentials (`code` 0), refused ones (`code` 401) and an unknown database (`code` 1) apart (docs/doris-stream-load.md §5; an
 //! FE answers HTTP 200 in all three cases). A follower FE 307s the request to the master; the redirect is followed
 //! under the sink's own credential policy. Each BE of `doris.be_urls` must answer HTTP.
 

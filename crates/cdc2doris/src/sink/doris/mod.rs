@@ -1,4 +1,4 @@
-//! Apache Doris Stream Load sink (spec: `shared/specs/doris-stream-load.md`).
+//! Apache Doris Stream Load sink. "spec §N" in this module and below is section N of `docs/doris-stream-load.md`.
 //!
 //! Read in this order:
 //! - [`label`]: the idempotency key of a load, derived from its table, offset ranges and body;

@@ -1,6 +1,6 @@
 //! Following the FE's 307 by hand, and deciding who may receive the credentials.
 //!
-//! Why by hand (spec §1 "Redirect pitfall", research A3): the FE answers a Stream Load with
+//! Why by hand (spec §1 "Redirect pitfall"): the FE answers a Stream Load with
 //! `307 Temporary Redirect` to a BE on another port, with the request's credentials embedded as userinfo in
 //! `Location`. reqwest's automatic redirects drop `Authorization` whenever host, *port* or scheme changes
 //! (reqwest #516, closed "follow by hand"), so the BE would get no credentials; and they cannot replay a body

@@ -80,6 +80,8 @@ pub struct LoadParams {
     pub tz: LoadTz,
     pub read_json_by_line: bool,
     pub strip_outer_array: bool,
+    /// `num_as_string`: JSON numbers reach DECIMAL columns as their text; otherwise through a double.
+    pub num_as_string: bool,
     pub jsonpaths: Option<Vec<Vec<String>>>,
     pub json_root: Option<Vec<String>>,
     pub merge_type: MergeType,
@@ -93,8 +95,12 @@ pub struct LoadParams {
     pub partial_new_key_error: bool,
 }
 
+/// A request header's value; an empty value counts as absent, as the BE tests `header(...).empty()` throughout.
 fn header<'h>(h: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    h.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
 }
 
 fn bool_header(h: &HeaderMap, name: &str) -> bool {
@@ -217,6 +223,19 @@ pub fn parse_headers(h: &HeaderMap, default_tz: LoadTz) -> Result<LoadParams, St
             )),
         }
     };
+    // BE `std::stoi` of the header: the messages of test_stream_load.groovy; any int is accepted (FE caps it).
+    if let Some(v) = header(h, "send_batch_parallelism") {
+        let t = v.trim_start();
+        let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
+        let n = digits.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return Err("[INVALID_ARGUMENT]send_batch_parallelism must be an integer, stoi".into());
+        }
+        let lead = &t[..t.len() - digits.len() + n];
+        if lead.parse::<i32>().is_err() {
+            return Err("[INVALID_ARGUMENT]send_batch_parallelism out of range, stoi".into());
+        }
+    }
     let enclose = single_byte("enclose")?;
     let escape = single_byte("escape")?;
     let skip_lines = match header(h, "skip_lines") {
@@ -395,6 +414,7 @@ pub fn parse_headers(h: &HeaderMap, default_tz: LoadTz) -> Result<LoadParams, St
         tz,
         read_json_by_line: bool_header(h, "read_json_by_line"),
         strip_outer_array: bool_header(h, "strip_outer_array"),
+        num_as_string: bool_header(h, "num_as_string"),
         jsonpaths,
         json_root,
         merge_type,
@@ -452,8 +472,20 @@ impl<'a> Plan<'a> {
                 "load by MERGE or DELETE is only supported in unique tables.",
             ));
         }
+        // Without a plain field name in `columns` (none at all, or only `c=expr` entries) the source fields are the
+        // table's columns, in order (FE `Load.initColumns`: no file field names specified).
+        let names_fields = params
+            .columns
+            .as_ref()
+            .is_some_and(|c| c.iter().any(|s| matches!(s, ColumnSpec::Field(_))));
         let specs: Vec<ColumnSpec> = match &params.columns {
-            Some(c) => c.clone(),
+            Some(c) if names_fields => c.clone(),
+            Some(c) => def
+                .columns
+                .iter()
+                .map(|col| ColumnSpec::Field(col.name.clone()))
+                .chain(c.iter().cloned())
+                .collect(),
             None => {
                 let mut v: Vec<ColumnSpec> = def
                     .columns
@@ -475,7 +507,7 @@ impl<'a> Plan<'a> {
             }
         }
         if let Some(paths) = &params.jsonpaths {
-            if params.columns.is_none() {
+            if !names_fields {
                 sources.truncate(paths.len());
             }
         }
@@ -670,6 +702,16 @@ impl Plan<'_> {
         match slot {
             Slot::Missing | Slot::Text(None) => Ok(Value::Null),
             Slot::Text(Some(t)) => parse_text(ty, t, self.params.tz),
+            // Without `num_as_string` the BE's JSON reader hands a non-integer number to a DECIMAL column as a
+            // double printed back to text, so digits beyond a double's precision are lost.
+            Slot::Json(JsonCell::Number(n))
+                if matches!(ty, ColType::Decimal { .. }) && !self.params.num_as_string =>
+            {
+                match number_through_double(n) {
+                    Some(t) => parse_text(ty, &t, self.params.tz),
+                    None => parse_text(ty, n, self.params.tz),
+                }
+            }
             Slot::Json(c) => parse_json_cell(ty, c, self.params.tz),
         }
     }
@@ -691,6 +733,16 @@ impl Plan<'_> {
         let mut values = Vec::with_capacity(def.columns.len());
         for (i, c) in def.columns.iter().enumerate() {
             let converted = match &self.targets[i] {
+                // A JSON key absent from the object takes the column's DEFAULT (Doris's JSON reader fills missing
+                // columns from the default value); without one it is NULL, or the row is filtered if NOT NULL.
+                Target::Source(s)
+                    if matches!(slots[*s], Slot::Missing)
+                        && c.default.is_some()
+                        && !self.params.partial_columns =>
+                {
+                    let d = c.default.as_deref().unwrap_or_default();
+                    (parse_text(&c.ty, d, self.params.tz), true)
+                }
                 Target::Source(s) => {
                     let slot = &slots[*s];
                     if matches!(slot, Slot::Missing) && !c.nullable && !self.params.partial_columns
@@ -843,6 +895,16 @@ impl Plan<'_> {
         }
     }
 
+    /// Leading CSV lines to skip: `csv_with_names[_and_types]` skip their header lines and ignore `skip_lines`
+    /// (apache/doris test_csv_with_skip_lines.groovy).
+    fn skip_lines(&self, header_lines: usize) -> usize {
+        if header_lines > 0 {
+            header_lines
+        } else {
+            self.params.skip_lines
+        }
+    }
+
     /// Reads the whole body into prepared row operations.
     pub fn prepare(&self, body: &[u8]) -> Prepared {
         let mut out = Prepared::default();
@@ -859,7 +921,7 @@ impl Plan<'_> {
         }
         let sep = &self.params.column_separator;
         let mut slots: Vec<Slot<'_>> = Vec::with_capacity(self.sources.len());
-        let skip = header_lines + self.params.skip_lines;
+        let skip = self.skip_lines(header_lines);
         for line in split_bytes(body, &self.params.line_delimiter).skip(skip) {
             let line = if self.params.line_delimiter == b"\n" {
                 line.strip_suffix(b"\r").unwrap_or(line)
@@ -926,7 +988,7 @@ impl Plan<'_> {
         let ld = self.params.line_delimiter.as_slice();
         let mut i = 0;
         let mut record_no = 0;
-        let skip = header_lines + self.params.skip_lines;
+        let skip = self.skip_lines(header_lines);
         let mut slots: Vec<Slot<'_>> = Vec::new();
         while i < b.len() {
             let rec_start = i;
@@ -1010,6 +1072,8 @@ impl Plan<'_> {
     }
 
     fn json_document<'b>(&self, doc: &'b [u8], out: &mut Prepared, slots: &mut Vec<Slot<'b>>) {
+        // A UTF-8 byte order mark before the JSON is skipped (apache/doris test_json_load.groovy case20).
+        let doc = doc.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(doc);
         let text = match std::str::from_utf8(doc) {
             Ok(t) => t,
             Err(_) => {
@@ -1180,6 +1244,17 @@ impl<'de, 'p> Visitor<'de> for SlotFiller<'p, 'de> {
         }
         Ok(matched)
     }
+}
+
+/// A JSON number as the BE's JSON reader passes it on without `num_as_string`: an integer that fits 64 bits stays
+/// exact, anything else becomes a double (printed shortest, as `fmt::format("{}", double)` does). `None` keeps the
+/// text (not a number).
+fn number_through_double(n: &str) -> Option<String> {
+    if n.parse::<i64>().is_ok() || n.parse::<u64>().is_ok() {
+        return None;
+    }
+    let d: f64 = n.parse().ok()?;
+    d.is_finite().then(|| d.to_string())
 }
 
 /// `&text[a..b]`, or "" when a hostile separator byte made the bounds fall inside a UTF-8 character.

@@ -227,10 +227,19 @@ pub(super) async fn be_stream_load(
         .get(hyper::header::TRANSFER_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-    if declared.is_none() && !chunked {
+    // Messages as asserted by apache/doris regression-test/suites/load_p0/stream_load/test_stream_load.groovy.
+    let has_length = headers
+        .get(CONTENT_LENGTH)
+        .is_some_and(|v| !v.as_bytes().trim_ascii().is_empty());
+    if !has_length && !chunked {
         return reply(fail(
-            "[INVALID_ARGUMENT]content_length is empty and transfer-encoding!=chunked, please set content_length or transfer-encoding=chunked"
+            "[INTERNAL_ERROR]content_length is empty and transfer-encoding!=chunked, please set content_length or transfer-encoding=chunked"
                 .into(),
+        ));
+    }
+    if has_length && chunked {
+        return reply(fail(
+            "[INTERNAL_ERROR]please do not set both content_length and transfer-encoding".into(),
         ));
     }
     let begin = Instant::now();

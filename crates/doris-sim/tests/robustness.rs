@@ -785,3 +785,85 @@ async fn a_load_outliving_its_timeout_is_aborted() {
     assert!(rows(&sim, "d1", "u").await.is_empty());
     assert_eq!(load_state(&sim, "d1", "slowpoke").await["data"], "ABORTED");
 }
+
+/// `GET /api/{db}/{table}/_schema` on the FE: Basic auth, the REST envelope and the fields of the FE's
+/// TableSchemaAction (no nullability or default: Doris does not give them there).
+#[tokio::test]
+async fn fe_schema_endpoint_answers_like_table_schema_action() {
+    let sim = sim().await;
+    let get = |path: &'static str, auth: Option<String>| {
+        let addr = sim.fe_addr();
+        async move {
+            let h: Vec<(&str, &str)> = match &auth {
+                Some(a) => vec![("Authorization", a.as_str())],
+                None => vec![],
+            };
+            send(addr, "GET", path, &h, b"").await
+        }
+    };
+    let r = get("/api/d1/typed/_schema", None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["code"], 401, "{}", r.body);
+    let j = get("/api/d1/typed/_schema", Some(basic("root", "")))
+        .await
+        .json();
+    assert_eq!(
+        (&j["msg"], &j["code"]),
+        (&json!("success"), &json!(0)),
+        "{j}"
+    );
+    let d = &j["data"];
+    assert_eq!(d["status"], 200);
+    assert_eq!(d["tableType"], "OLAP");
+    assert_eq!(d["keysType"], "UNIQUE_KEYS");
+    let props = d["properties"].as_array().unwrap();
+    let names: Vec<&str> = props.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["k", "li", "d", "dt", "dec", "b", "j", "s"]);
+    assert_eq!(
+        props[0],
+        json!({"name": "k", "type": "INT", "comment": "", "aggregation_type": ""})
+    );
+    assert_eq!(
+        props[4],
+        json!({"name": "dec", "type": "DECIMAL32", "comment": "", "aggregation_type": "REPLACE",
+               "precision": "5", "scale": "2"})
+    );
+    let types: Vec<&str> = props.iter().map(|p| p["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "INT",
+            "LARGEINT",
+            "DATEV2",
+            "DATETIMEV2",
+            "DECIMAL32",
+            "BOOLEAN",
+            "JSON",
+            "VARCHAR"
+        ]
+    );
+    let agg = get("/api/d1/agg/_schema", Some(basic("root", "")))
+        .await
+        .json();
+    assert_eq!(agg["data"]["keysType"], "AGG_KEYS");
+    let aggs: Vec<&str> = agg["data"]["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["aggregation_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(aggs, ["", "SUM", "MAX", "REPLACE"]);
+    let dup = get("/api/d1/dup/_schema", Some(basic("root", "")))
+        .await
+        .json();
+    assert_eq!(dup["data"]["keysType"], "DUP_KEYS");
+    assert_eq!(dup["data"]["properties"][1]["aggregation_type"], "NONE");
+    let missing = get("/api/d1/nope/_schema", Some(basic("root", "")))
+        .await
+        .json();
+    assert_eq!(
+        (&missing["msg"], &missing["code"]),
+        (&json!("Error"), &json!(1)),
+        "{missing}"
+    );
+}

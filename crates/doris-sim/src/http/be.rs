@@ -371,6 +371,12 @@ pub(super) async fn be_stream_load(
             ctx.be_host, ctx.be_port
         ));
     }
+    if let Some(msg) = prepared.fatal {
+        ctx.state.abort_running(txn_id);
+        r.message = msg;
+        r.load_time_ms = ms(start);
+        return reply(r);
+    }
     let selected = prepared.total - prepared.unselected;
     if selected > 0 && prepared.filtered as f64 / selected as f64 > params.max_filter_ratio {
         ctx.state.abort_running(txn_id);

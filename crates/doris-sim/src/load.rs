@@ -623,20 +623,32 @@ impl<'a> Plan<'a> {
                 }
             }
         };
-        // `where` and `delete` may only name table columns and source fields; anything else is refused before a
-        // row is read (the FE analyses them while planning the load).
-        for e in [&params.where_, &params.delete].into_iter().flatten() {
+        // `where` may name table columns and source fields, `delete` only what the load provides (source fields and
+        // derived columns); anything else is refused before a row is read, with the FE's messages as asserted by
+        // apache/doris regression-test/suites/unique_with_mow_p0/partial_update/test_partial_update.groovy.
+        let provided = |n: &str| {
+            index.contains_key(&n.to_ascii_lowercase())
+                || derived.iter().any(|(d, _)| d.eq_ignore_ascii_case(n))
+                || n.eq_ignore_ascii_case(DELETE_SIGN)
+                || n.eq_ignore_ascii_case(SEQUENCE_COL)
+        };
+        if let Some(w) = &params.where_ {
             let mut names = Vec::new();
-            e.columns(&mut names);
-            for n in names {
-                let known = def.column_index(&n).is_some()
-                    || index.contains_key(&n.to_ascii_lowercase())
-                    || derived.iter().any(|(d, _)| d.eq_ignore_ascii_case(&n))
-                    || n.eq_ignore_ascii_case(DELETE_SIGN)
-                    || n.eq_ignore_ascii_case(SEQUENCE_COL);
-                if !known {
-                    return Err(analysis(format!("Unknown column '{n}' in '{}'", def.name)));
-                }
+            w.columns(&mut names);
+            if let Some(n) = names
+                .iter()
+                .find(|n| def.column_index(n).is_none() && !provided(n))
+            {
+                return Err(analysis(format!("Unknown column '{n}' in 'table list'")));
+            }
+        }
+        if let Some(d) = &params.delete {
+            let mut names = Vec::new();
+            d.columns(&mut names);
+            if let Some(n) = names.iter().find(|n| !provided(n)) {
+                return Err(analysis(format!(
+                    "unknown reference column in DELETE ON clause:{n}"
+                )));
             }
         }
         let present = if params.partial_columns {

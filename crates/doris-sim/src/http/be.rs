@@ -348,6 +348,32 @@ pub(super) async fn be_stream_load(
             ))
         }
     };
+    let mut prepared = prepared;
+    // Partial update in strict mode: rows of keys the table does not hold are filtered rows (counted against
+    // max_filter_ratio), as apache/doris test_partial_update_strict_mode.groovy shows.
+    if params.partial_columns && params.strict_mode && !params.partial_new_key_error {
+        let new_keys = ctx.state.new_key_ops(table_idx, &prepared.ops);
+        if new_keys.iter().any(|n| *n) {
+            let def = ctx.state.table_def(table_idx);
+            let ops = std::mem::take(&mut prepared.ops);
+            for (op, new) in ops.into_iter().zip(new_keys) {
+                if !new {
+                    prepared.ops.push(op);
+                    continue;
+                }
+                let key: Vec<String> = op.values[..def.key_len]
+                    .iter()
+                    .zip(&def.columns)
+                    .map(|(v, c)| v.to_text(&c.ty).unwrap_or_else(|| "NULL".into()))
+                    .collect();
+                prepared.filtered += 1;
+                prepared.error_log.push(format!(
+                    "Reason: [E-7003]Can't append new rows in partial update when strict mode is on. Row with key=[{}] is not in table.. src line []; ",
+                    key.join(", ")
+                ));
+            }
+        }
+    }
     let write_ms = ms(write_start);
     let mut r = base.clone();
     r.total_rows = prepared.total;
@@ -415,7 +441,6 @@ pub(super) async fn be_stream_load(
         params.strict_mode,
     ) {
         (true, true, _) => NewKeys::Error("partial_update_new_key_behavior is ERROR"),
-        (true, false, true) => NewKeys::Error("strict mode is on"),
         _ => NewKeys::Append,
     };
     if let Err(msg) = ctx.state.commit_with_visibility(

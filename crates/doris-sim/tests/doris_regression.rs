@@ -1866,3 +1866,57 @@ async fn partial_update_where_on_unknown_column_is_refused() {
         "{j}"
     );
 }
+
+// ------------------------------------------------------------------------------------------------------------------
+// regression-test/suites/load_p0/stream_load/test_csv_with_double_quotes.groovy @ 088ebfe81c4348e07de25ee7e9a5240c357a64dd
+// expected: regression-test/data/load_p0/stream_load/test_csv_with_double_quotes.out @ 6171c1d5ae9b4caf0146c966e2bbd57468021559
+// input: csv_with_double_quotes.csv @ df01007f (the version with the eight lines the `.out` shows)
+// ------------------------------------------------------------------------------------------------------------------
+
+const DQ_OUT: &[u8] = fixture!("test_csv_with_double_quotes.out");
+
+async fn double_quotes_case(trim: Option<&str>, section: usize) {
+    let sim = sim_for(
+        "CREATE TABLE IF NOT EXISTS test_csv_with_double_quotes (
+            `k1` int(20) NULL,
+            `k2` bigint(20) NULL,
+            `v1` tinyint(4)  NULL,
+            `v2` string  NULL,
+            `v3` date  NULL,
+            `v4` datetime  NULL
+        ) ENGINE=OLAP
+        DUPLICATE KEY(`k1`, `k2`)
+        COMMENT 'OLAP'
+        DISTRIBUTED BY HASH(`k1`, `k2`) BUCKETS 3
+        PROPERTIES (\"replication_allocation\" = \"tag.location.default: 1\");",
+    )
+    .await;
+    let mut h = vec![("column_separator", ",")];
+    if let Some(t) = trim {
+        h.push(("trim_double_quotes", t));
+    }
+    let j = load(
+        &sim,
+        "test_csv_with_double_quotes",
+        &h,
+        fixture!("csv_with_double_quotes.csv"),
+    )
+    .await;
+    assert_eq!(status(&j), "success", "{j}");
+    assert_eq!(
+        table_lines(&sim, "test_csv_with_double_quotes", &[]).await,
+        sorted(out_section(DQ_OUT, "sql", section))
+    );
+}
+
+/// Without trim_double_quotes, quoted numbers and dates are not numbers or dates (NULL, not strict), quoted
+/// strings keep their quotes.
+#[tokio::test]
+async fn csv_double_quotes_kept_without_trim() {
+    double_quotes_case(None, 0).await;
+}
+
+#[tokio::test]
+async fn csv_double_quotes_trimmed() {
+    double_quotes_case(Some("true"), 1).await;
+}

@@ -123,8 +123,36 @@ fn separator(s: &str) -> Result<Vec<u8>, String> {
     } else if s.is_empty() {
         Err("[INVALID_ARGUMENT]Invalid separator: empty".into())
     } else {
-        Ok(s.as_bytes().to_vec())
+        Ok(unescape_separator(s).into_bytes())
     }
+}
+
+/// FE `Separator.unescape`: `\\`, `\'`, `\"`, `\r`, `\t` and `\n` become the character; any other backslash pair
+/// and a trailing backslash stay as written (so `|@|\n` is `|@|` and a newline: apache/doris
+/// test_csv_special_seperator.groovy).
+fn unescape_separator(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            None => out.push('\\'),
+            Some('\\') => out.push('\\'),
+            Some('\'') => out.push('\''),
+            Some('"') => out.push('"'),
+            Some('r') => out.push('\r'),
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+        }
+    }
+    out
 }
 
 fn analysis(msg: impl AsRef<str>) -> String {
@@ -1106,14 +1134,14 @@ impl Plan<'_> {
                             Slot::Text(Some(t)) => t.to_string(),
                             _ => f.to_string(),
                         };
+                        // Only an escape byte before the enclose byte is dropped; `\\` and `\u` stay
+                        // (apache/doris test_csv_special_seperator.groovy).
                         let mut un = String::with_capacity(trimmed.len());
-                        let mut chars = trimmed.chars();
+                        let mut chars = trimmed.chars().peekable();
                         while let Some(ch) = chars.next() {
-                            if ch as u32 == e as u32 {
-                                if let Some(next) = chars.next() {
-                                    un.push(next);
-                                }
-                            } else {
+                            let escapes_enclose = ch as u32 == e as u32
+                                && chars.peek().is_some_and(|n| *n as u32 == enc as u32);
+                            if !escapes_enclose {
                                 un.push(ch);
                             }
                         }
@@ -1125,12 +1153,15 @@ impl Plan<'_> {
                 if let Some(field) = field {
                     slots.push(self.csv_field(field, enclosed));
                 }
+                // The line delimiter wins over a separator it starts with (`|@|` and `|@|\n`): the BE finds
+                // the line end first, then the separators inside the line.
+                if b[i..].starts_with(ld) {
+                    i += ld.len();
+                    break;
+                }
                 if b[i..].starts_with(sep) {
                     i += sep.len();
                     continue;
-                }
-                if b[i..].starts_with(ld) {
-                    i += ld.len();
                 }
                 break;
             }

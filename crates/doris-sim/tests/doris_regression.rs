@@ -1920,3 +1920,77 @@ async fn csv_double_quotes_kept_without_trim() {
 async fn csv_double_quotes_trimmed() {
     double_quotes_case(Some("true"), 1).await;
 }
+
+// ------------------------------------------------------------------------------------------------------------------
+// regression-test/suites/load_p0/stream_load/test_csv_special_seperator.groovy @ f0a5ac2393548ccc6489a0918e62b1073140f603
+// expected: regression-test/data/load_p0/stream_load/test_csv_special_seperator.out @ 20d27527e834335f8badbe356c78ed52474da1c0
+// input: special_seperator.csv @ 20d27527, first of its two records (and the `.out` row of that record)
+// ------------------------------------------------------------------------------------------------------------------
+
+/// Multi-byte separator `|@|`, line delimiter given as `|@|\n` (backslash-n in the header: a newline), enclose `"`
+/// with escape `\`: only an escape before the enclose byte is dropped, `\\` and `\u…` inside the JSON text stay;
+/// UTF-8 values; `""` is an empty string.
+#[tokio::test]
+async fn csv_special_separator_escape_and_multibyte_delimiters() {
+    let sim = sim_for(
+        "CREATE TABLE if not exists `test_csv_special_seperator` (
+            `id` bigint(20) NOT NULL,
+            `developerid` varchar(64) DEFAULT NULL COMMENT '',
+            `epoiid` varchar(64) DEFAULT NULL COMMENT '',
+            `orderjson` string COMMENT '',
+            `addtime` datetime NOT NULL,
+            `syn` tinyint(1) DEFAULT '0' COMMENT '',
+            `shopid` varchar(16) DEFAULT NULL COMMENT '',
+            `shopname` varchar(255) DEFAULT NULL COMMENT '',
+            `orderid` varchar(32) DEFAULT NULL COMMENT '',
+            `orderindex` varchar(16) DEFAULT NULL COMMENT '',
+            `ordervid` varchar(32) DEFAULT NULL COMMENT '',
+            `totalprice` varchar(8) DEFAULT NULL COMMENT '',
+            `sn` string COMMENT '打印机',
+            `printtype` int(1) DEFAULT NULL COMMENT '',
+            `is_print` int(1) DEFAULT '0' COMMENT '',
+            `is_cancel` tinyint(1) DEFAULT '0' COMMENT '',
+            `p_data` string COMMENT '',
+            `c_code` varchar(5) DEFAULT NULL COMMENT '',
+            `c_data` string COMMENT '',
+            `c_confirmtimes` int(2) DEFAULT '0' COMMENT ''
+        )
+        ENGINE=OLAP
+        DUPLICATE KEY(`id`)
+        COMMENT ''
+        DISTRIBUTED BY HASH(`orderid`) BUCKETS 100
+        PROPERTIES (
+        \"replication_num\" = \"1\",
+            \"compression\" = \"ZSTD\"
+        );",
+    )
+    .await;
+    let j = load(
+        &sim,
+        "test_csv_special_seperator",
+        &[
+            ("column_separator", "|@|"),
+            ("line_delimiter", "|@|\\n"),
+            ("trim_double_quotes", "true"),
+            ("enclose", "\""),
+            ("escape", "\\"),
+            ("max_filter_ratio", "0"),
+        ],
+        fixture!("special_seperator_first_record.csv"),
+    )
+    .await;
+    if status(&j) != "success" {
+        let url = j["ErrorURL"].as_str().unwrap_or_default();
+        let path = url
+            .split_once("/api/")
+            .map(|(_, p)| format!("/api/{p}"))
+            .unwrap_or_default();
+        let log = send(sim.be_addr(), "GET", &path, &[], b"").await.body;
+        panic!("{j}\n{log}");
+    }
+    let expected = out_section(fixture!("test_csv_special_seperator.out"), "select1", 0);
+    assert_eq!(
+        table_lines(&sim, "test_csv_special_seperator", &[]).await,
+        sorted(expected)
+    );
+}

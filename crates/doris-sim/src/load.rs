@@ -1219,8 +1219,15 @@ impl Plan<'_> {
         if !self.params.read_json_by_line {
             return false;
         }
-        let mut de = serde_json::Deserializer::from_str(text).into_iter::<de::IgnoredAny>();
-        matches!(de.next(), Some(Ok(_))) && !text[de.byte_offset()..].trim().is_empty()
+        let mut first = serde_json::Deserializer::from_str(text).into_iter::<de::IgnoredAny>();
+        if !matches!(first.next(), Some(Ok(_))) {
+            return false;
+        }
+        // Only a second complete value counts (`{..}, {..}`); other trailing bytes are a broken row.
+        let rest = text[first.byte_offset()..].trim_start();
+        let rest = rest.strip_prefix(',').unwrap_or(rest);
+        let mut second = serde_json::Deserializer::from_str(rest).into_iter::<de::IgnoredAny>();
+        matches!(second.next(), Some(Ok(_)))
     }
 
     fn json_document<'b>(&self, doc: &'b [u8], out: &mut Prepared, slots: &mut Vec<Slot<'b>>) {

@@ -1010,3 +1010,38 @@ async fn where_and_delete_with_unknown_columns_are_refused() {
         "{j}"
     );
 }
+
+/// read_json_by_line: a line with a second complete JSON value fails the load; a line with other trailing bytes is
+/// one rejected row.
+#[tokio::test]
+async fn json_lines_with_trailing_bytes() {
+    let sim = sim().await;
+    let h = [
+        ("format", "json"),
+        ("read_json_by_line", "true"),
+        ("max_filter_ratio", "1"),
+    ];
+    let j = be_load(
+        &sim,
+        "d1",
+        "u",
+        &h,
+        "{\"k\": 1}\n{\"k\": 2}\"}\n{\"k\": 3} }\n",
+    )
+    .await
+    .json();
+    assert_eq!(j["Status"], "Success", "{j}");
+    assert_eq!(
+        (&j["NumberLoadedRows"], &j["NumberFilteredRows"]),
+        (&json!(1), &json!(2)),
+        "{j}"
+    );
+    let j = be_load(&sim, "d1", "u", &h, "{\"k\": 4}\n{\"k\": 5} {\"k\": 6}\n")
+        .await
+        .json();
+    assert_eq!(j["Status"], "Fail", "{j}");
+    assert_eq!(
+        j["Message"],
+        "[DATA_QUALITY_ERROR]Multiple JSON objects in a single line"
+    );
+}

@@ -1994,3 +1994,85 @@ async fn csv_special_separator_escape_and_multibyte_delimiters() {
         sorted(expected)
     );
 }
+
+// test_partial_update_delete_sign.groovy @ 05cfa1286554b1baad09dcd3d386248309a7152b (first table),
+// test_partial_update_delete_sign.out @ 2c370a4e5e94f123922a84bad6ebebcfc3ed035a, delete_sign.csv @ 421df8b3.
+
+/// A partial load of only the key and `__DORIS_DELETE_SIGN__` deletes those keys → `after_delete` (seeded with the
+/// suite's INSERT, the first `sql` section).
+#[tokio::test]
+async fn partial_update_delete_sign_only() {
+    let sim = sim_for(
+        "CREATE TABLE IF NOT EXISTS test_partial_update_delete_sign1 (
+            `k1` int NOT NULL,
+            `c1` int,
+            `c2` int,
+            `c3` int,
+            `c4` int
+            )UNIQUE KEY(k1)
+        DISTRIBUTED BY HASH(k1) BUCKETS 1
+        PROPERTIES (
+            \"enable_unique_key_merge_on_write\" = \"true\",
+            \"disable_auto_compaction\" = \"true\",
+            \"replication_num\" = \"1\");",
+    )
+    .await;
+    let out = pu_fixture!("test_partial_update_delete_sign.out");
+    let t = "test_partial_update_delete_sign1";
+    seed(&sim, t, &out_section(out, "sql", 0)).await;
+    let j = load(
+        &sim,
+        t,
+        &csv_partial("k1,__DORIS_DELETE_SIGN__"),
+        pu_fixture!("delete_sign.csv"),
+    )
+    .await;
+    assert_eq!(status(&j), "success", "{j}");
+    assert_eq!(
+        table_lines(&sim, t, &[]).await,
+        sorted(out_section(out, "after_delete", 0))
+    );
+}
+
+// test_partial_update_seq_col_delete.groovy @ 0afe2ccc6a082b77077ac14dd8170e244d7dea0d,
+// test_partial_update_seq_col_delete.out @ 15469e73ff5360443c5941b48682e2d2edb74e84, basic_with_seq.csv @ 27f6ab12.
+
+/// `merge_type: DELETE` with partial columns and the sequence column, on keys already deleted (the state of
+/// `partial_update_without_seq_hidden_columns`: delete sign 1, sequence 2023-01-01, loaded here with the delete
+/// sign as a column): a delete with an older sequence leaves the tombstone, new keys are deleted too, nothing is
+/// visible → `partial_update_with_seq` (empty).
+#[tokio::test]
+async fn partial_update_seq_col_delete_with_sequence() {
+    let sim = sim_for(&PU_SEQ_TABLE.replace(
+        "test_primary_key_partial_update_seq_col",
+        "test_primary_key_partial_update_seq_col_delete",
+    ))
+    .await;
+    let out = pu_fixture!("test_partial_update_seq_col_delete.out");
+    let t = "test_primary_key_partial_update_seq_col_delete";
+    // Hidden-column rows: id, name, score, test, dft, update_time, delete sign, version, sequence.
+    let tombstones: Vec<String> = out_section(out, "partial_update_without_seq_hidden_columns", 0)
+        .iter()
+        .map(|l| l.split('\t').take(7).collect::<Vec<_>>().join("\t"))
+        .collect();
+    let j = load(
+        &sim,
+        t,
+        &[(
+            "columns",
+            "id,name,score,test,dft,update_time,__DORIS_DELETE_SIGN__",
+        )],
+        tombstones.join("\n").as_bytes(),
+    )
+    .await;
+    assert_eq!(status(&j), "success", "{j}");
+    assert!(table_lines(&sim, t, &[]).await.is_empty());
+    let mut h = csv_partial("id,score,update_time");
+    h.push(("merge_type", "DELETE"));
+    let j = load(&sim, t, &h, pu_fixture!("basic_with_seq.csv")).await;
+    assert_eq!(status(&j), "success", "{j}");
+    assert_eq!(
+        table_lines(&sim, t, &[]).await,
+        sorted(out_section(out, "partial_update_with_seq", 0))
+    );
+}

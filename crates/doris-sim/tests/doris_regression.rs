@@ -2076,3 +2076,46 @@ async fn partial_update_seq_col_delete_with_sequence() {
         sorted(out_section(out, "partial_update_with_seq", 0))
     );
 }
+
+// ------------------------------------------------------------------------------------------------------------------
+// regression-test/suites/data_model_p0/unique/test_sequence_column.groovy @ 1e82af2adaa652d53a53f0eba0e4fb6ef73d7456
+// expected: regression-test/data/data_model_p0/unique/test_sequence_column.out @ aa24c44fc8cf2015dfc03a1f63532af533dbbfc8
+// ------------------------------------------------------------------------------------------------------------------
+
+/// One key three times in one batch with sequence values 5, 4, 3 (the suite's multi-row INSERT, sent here as one
+/// load): the largest sequence wins, not the last row → `select1`.
+#[tokio::test]
+async fn unique_sequence_col_same_key_in_one_batch() {
+    let sim = sim_for(
+        "CREATE TABLE IF NOT EXISTS test_sequence_column (
+            `user_id` bigint,
+            `group_id` bigint,
+            `id` bigint,
+            `keyword` VARCHAR(128),
+            INDEX idx_col1 (user_id) USING INVERTED
+            ) ENGINE=OLAP
+        UNIQUE KEY(user_id, group_id)
+        DISTRIBUTED BY HASH (user_id) BUCKETS 1
+        PROPERTIES(
+                \"function_column.sequence_col\" = 'id',
+                \"replication_num\" = \"1\"
+                );",
+    )
+    .await;
+    let j = load(
+        &sim,
+        "test_sequence_column",
+        &[("column_separator", ",")],
+        b"1,1,5,a\n1,1,4,a\n1,1,3,a\n",
+    )
+    .await;
+    assert_eq!(status(&j), "success", "{j}");
+    assert_eq!(
+        table_lines(&sim, "test_sequence_column", &[]).await,
+        sorted(out_section(
+            fixture!("test_sequence_column.out"),
+            "select1",
+            0
+        ))
+    );
+}

@@ -27,7 +27,8 @@ pub struct ColumnDef {
     pub name: String,
     pub ty: ColType,
     pub nullable: bool,
-    /// `DEFAULT` literal text; Stream Load JSON does not apply it (spec §6), partial updates of new keys do.
+    /// `DEFAULT` literal text: used for columns a load does not mention, JSON keys missing from an object, and new
+    /// keys of partial updates.
     pub default: Option<String>,
     /// Aggregate-model function of a value column.
     pub agg: Option<AggFn>,
@@ -571,12 +572,23 @@ fn parse_create_table(p: &mut Parser<'_>, current_db: Option<&str>) -> PResult<T
             break;
         }
     }
-    let key_names = keys.unwrap_or_else(|| {
-        vec![columns
+    let key_names = match keys {
+        Some(k) => k,
+        // No key clause: with aggregate functions Doris makes an AGGREGATE KEY table keyed by the columns without
+        // one; otherwise a DUPLICATE KEY table on the first column (the sort key does not change what is stored).
+        None if columns.iter().any(|c| c.agg.is_some()) => {
+            model = KeyModel::Aggregate;
+            columns
+                .iter()
+                .take_while(|c| c.agg.is_none())
+                .map(|c| c.name.clone())
+                .collect()
+        }
+        None => vec![columns
             .first()
             .map(|c: &ColumnDef| c.name.clone())
-            .unwrap_or_default()]
-    });
+            .unwrap_or_default()],
+    };
     for (i, k) in key_names.iter().enumerate() {
         match columns.get(i) {
             Some(c) if c.name.eq_ignore_ascii_case(k) => {}
@@ -797,11 +809,18 @@ fn parse_type(p: &mut Parser<'_>) -> PResult<ColType> {
     };
     let ty = match name.as_str() {
         "BOOLEAN" | "BOOL" => ColType::Boolean,
-        "TINYINT" => ColType::TinyInt,
-        "SMALLINT" => ColType::SmallInt,
-        "INT" | "INTEGER" => ColType::Int,
-        "BIGINT" => ColType::BigInt,
-        "LARGEINT" => ColType::LargeInt,
+        // Integer types accept a display width (`bigint(20)`, as `SHOW CREATE TABLE` of older releases prints
+        // them); it does not change the type.
+        "TINYINT" | "SMALLINT" | "INT" | "INTEGER" | "BIGINT" | "LARGEINT" => {
+            args(p)?;
+            match name.as_str() {
+                "TINYINT" => ColType::TinyInt,
+                "SMALLINT" => ColType::SmallInt,
+                "INT" | "INTEGER" => ColType::Int,
+                "BIGINT" => ColType::BigInt,
+                _ => ColType::LargeInt,
+            }
+        }
         "FLOAT" => ColType::Float,
         "DOUBLE" => ColType::Double,
         "DECIMAL" | "DECIMALV2" | "DECIMALV3" | "NUMERIC" => {

@@ -1,5 +1,6 @@
 //! The small expression language of the `where`, `delete` and `columns` (`c=expr`) headers: column references,
-//! literals, comparisons, `IS [NOT] NULL`, `[NOT] IN (...)`, `AND`/`OR`/`NOT`, parentheses. Anything else is
+//! literals, `+ - * /` arithmetic, comparisons, `IS [NOT] NULL`, `[NOT] IN (...)`, `AND`/`OR`/`NOT`, parentheses.
+//! Anything else is
 //! refused with a message instead of being guessed.
 
 use std::cmp::Ordering;
@@ -20,6 +21,8 @@ pub enum Expr {
     And(Box<Expr>, Box<Expr>),
     Or(Box<Expr>, Box<Expr>),
     Not(Box<Expr>),
+    /// `a + b`, `a - b`, `a * b`, `a / b`.
+    Arith(Box<Expr>, char, Box<Expr>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +120,7 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
             if ["<=", ">=", "!=", "<>", "=="].contains(&two) {
                 out.push(Tok::Op(two.to_string()));
                 i += 2;
-            } else if b"=<>(),".contains(&c) {
+            } else if b"=<>(),+-*/".contains(&c) {
                 out.push(Tok::Op((c as char).to_string()));
                 i += 1;
             } else {
@@ -176,8 +179,34 @@ impl P {
         }
         self.cmp()
     }
+    fn additive(&mut self) -> Result<Expr, String> {
+        let mut l = self.multiplicative()?;
+        loop {
+            let op = if self.eat_op("+") {
+                '+'
+            } else if self.eat_op("-") {
+                '-'
+            } else {
+                return Ok(l);
+            };
+            l = Expr::Arith(Box::new(l), op, Box::new(self.multiplicative()?));
+        }
+    }
+    fn multiplicative(&mut self) -> Result<Expr, String> {
+        let mut l = self.primary()?;
+        loop {
+            let op = if self.eat_op("*") {
+                '*'
+            } else if self.eat_op("/") {
+                '/'
+            } else {
+                return Ok(l);
+            };
+            l = Expr::Arith(Box::new(l), op, Box::new(self.primary()?));
+        }
+    }
     fn cmp(&mut self) -> Result<Expr, String> {
-        let l = self.primary()?;
+        let l = self.additive()?;
         for (o, op) in [
             ("=", CmpOp::Eq),
             ("==", CmpOp::Eq),
@@ -189,7 +218,7 @@ impl P {
             (">", CmpOp::Gt),
         ] {
             if self.eat_op(o) {
-                return Ok(Expr::Cmp(Box::new(l), op, Box::new(self.primary()?)));
+                return Ok(Expr::Cmp(Box::new(l), op, Box::new(self.additive()?)));
             }
         }
         if self.eat_kw("IS") {
@@ -271,7 +300,7 @@ impl Expr {
     pub fn columns(&self, out: &mut Vec<String>) {
         match self {
             Expr::Col(c) => out.push(c.clone()),
-            Expr::Cmp(a, _, b) | Expr::And(a, b) | Expr::Or(a, b) => {
+            Expr::Cmp(a, _, b) | Expr::And(a, b) | Expr::Or(a, b) | Expr::Arith(a, _, b) => {
                 a.columns(out);
                 b.columns(out);
             }
@@ -293,6 +322,12 @@ impl Expr {
             Expr::Lit(s) | Expr::Num(s) => EVal::Text(s.as_str().into()),
             Expr::Null => EVal::Null,
             Expr::Bool(b) => EVal::Bool(*b),
+            Expr::Arith(a, op, b) => match (a.eval(scope).to_text(), b.eval(scope).to_text()) {
+                (Some(x), Some(y)) => arith(x.trim(), *op, y.trim())
+                    .map(|t| EVal::Text(t.into()))
+                    .unwrap_or(EVal::Null),
+                _ => EVal::Null,
+            },
             other => match other.test(scope) {
                 Some(b) => EVal::Bool(b),
                 None => EVal::Null,
@@ -348,6 +383,32 @@ impl Expr {
             },
         }
     }
+}
+
+/// Integer arithmetic when both sides are integers (as Doris keeps BIGINT/LARGEINT exact), else double arithmetic;
+/// `None` (SQL NULL) for a non-number or a division by zero. `/` is always a double division, as in Doris.
+fn arith(x: &str, op: char, y: &str) -> Option<String> {
+    if op != '/' {
+        if let (Ok(a), Ok(b)) = (x.parse::<i128>(), y.parse::<i128>()) {
+            let r = match op {
+                '+' => a.checked_add(b),
+                '-' => a.checked_sub(b),
+                _ => a.checked_mul(b),
+            };
+            if let Some(r) = r {
+                return Some(r.to_string());
+            }
+        }
+    }
+    let (a, b) = (x.parse::<f64>().ok()?, y.parse::<f64>().ok()?);
+    let r = match op {
+        '+' => a + b,
+        '-' => a - b,
+        '*' => a * b,
+        _ if b == 0.0 => return None,
+        _ => a / b,
+    };
+    r.is_finite().then(|| r.to_string())
 }
 
 fn compare(a: &EVal<'_>, b: &EVal<'_>) -> Option<Ordering> {

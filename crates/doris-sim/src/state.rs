@@ -418,6 +418,15 @@ impl State {
         None
     }
 
+    /// For each op: whether it is an upsert of a key the table does not hold (a new key of a partial update).
+    pub fn new_key_ops(&self, table: usize, ops: &[RowOp]) -> Vec<bool> {
+        let g = self.lock();
+        let key_len = self.table_def(table).key_len;
+        ops.iter()
+            .map(|op| !op.delete && !g.tables[table].data.has_key(&op.values[..key_len]))
+            .collect()
+    }
+
     /// Commits a load (or pre-commits it for 2PC). `Err` is the `Message` of a failed commit (version pressure),
     /// in which case the txn is aborted. The commit log line is written before the data becomes visible.
     pub fn commit_with_visibility(

@@ -417,7 +417,7 @@ fn days_in_month(y: i64, m: u32) -> u32 {
     }
 }
 
-/// Parses `YYYY-MM-DD[( |T)HH:MM[:SS[.f+]]][offset]` or `YYYYMMDD[HHMMSS]` into (days, micros of day) in the load
+/// Parses `YYYY-MM-DD[( |T|:)HH:MM[:SS[.f+]]][offset]` or `YYYYMMDD[HHMMSS]` into (days, micros of day) in the load
 /// time zone, fractions rounded to `precision` digits (with carry). For DATE the time part is dropped.
 fn parse_datetime_parts(s: &str, precision: u8, tz: LoadTz, date_only: bool) -> Option<(i32, i64)> {
     let b = s.as_bytes();
@@ -449,7 +449,8 @@ fn parse_datetime_parts(s: &str, precision: u8, tz: LoadTz, date_only: bool) -> 
     let mut days = days_from_civil(y, m, d);
     let mut micros: i64 = 0;
     let mut rest = rest;
-    if let Some(r) = rest.strip_prefix(['T', ' ']) {
+    // `2023-07-20:05:48:31` is read like `2023-07-20 05:48:31` (apache/doris test_csv_with_enclose_and_escape).
+    if let Some(r) = rest.strip_prefix(['T', ' ', ':']) {
         rest = r;
         let hb = rest.as_bytes();
         let compact = hb.len() >= 6 && hb[..6].iter().all(u8::is_ascii_digit);

@@ -572,21 +572,30 @@ async fn jsonpaths_json_root_csv_with_names_derived_columns_and_backends() {
 #[tokio::test]
 async fn csv_enclose_escape_trim_double_quotes_and_skip_lines() {
     let sim = sim().await;
-    let h = [
-        ("column_separator", ","),
-        ("enclose", "\""),
-        ("escape", "\\"),
-        ("skip_lines", "1"),
-    ];
+    // Enclosed fields keep their quotes unless trim_double_quotes is set; a doubled quote is no escape (the first
+    // closing quote ends the enclosure, the rest runs to the separator), as in apache/doris
+    // test_csv_with_enclose_and_escape.groovy.
     let body = "ignored,line,0\n1,\"a,b\",1\n2,\"x\ny\",2\n3,\"q\\\"q\",3\n4,\"dd\"\"\",4\n";
-    let j = be_load(&sim, "d1", "u", &h, body).await.json();
-    assert_eq!(j["NumberLoadedRows"], 4, "{j}");
-    let vs: Vec<String> = rows(&sim, "d1", "u")
-        .await
-        .iter()
-        .map(|r| r["v"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(vs, ["a,b", "x\ny", "q\"q", "dd\""]);
+    for (trim, want) in [
+        ("true", ["a,b", "x\ny", "q\"q", "dd\"\""]),
+        ("false", ["\"a,b\"", "\"x\ny\"", "\"q\"q\"", "\"dd\"\"\""]),
+    ] {
+        let h = [
+            ("column_separator", ","),
+            ("enclose", "\""),
+            ("escape", "\\"),
+            ("skip_lines", "1"),
+            ("trim_double_quotes", trim),
+        ];
+        let j = be_load(&sim, "d1", "u", &h, body).await.json();
+        assert_eq!(j["NumberLoadedRows"], 4, "{j}");
+        let vs: Vec<String> = rows(&sim, "d1", "u")
+            .await
+            .iter()
+            .map(|r| r["v"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(vs, want);
+    }
     let h = [("column_separator", ","), ("trim_double_quotes", "true")];
     let j = be_load(&sim, "d1", "u", &h, "5,\"t\",5\n").await.json();
     assert_eq!(j["NumberLoadedRows"], 1, "{j}");
@@ -789,4 +798,255 @@ async fn a_load_outliving_its_timeout_is_aborted() {
     );
     assert!(rows(&sim, "d1", "u").await.is_empty());
     assert_eq!(load_state(&sim, "d1", "slowpoke").await["data"], "ABORTED");
+}
+
+/// `GET /api/{db}/{table}/_schema` on the FE: Basic auth, the REST envelope and the fields of the FE's
+/// TableSchemaAction (no nullability or default: Doris does not give them there).
+#[tokio::test]
+async fn fe_schema_endpoint_answers_like_table_schema_action() {
+    let sim = sim().await;
+    let get = |path: &'static str, auth: Option<String>| {
+        let addr = sim.fe_addr();
+        async move {
+            let h: Vec<(&str, &str)> = match &auth {
+                Some(a) => vec![("Authorization", a.as_str())],
+                None => vec![],
+            };
+            send(addr, "GET", path, &h, b"").await
+        }
+    };
+    let r = get("/api/d1/typed/_schema", None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["code"], 401, "{}", r.body);
+    let j = get("/api/d1/typed/_schema", Some(basic("root", "")))
+        .await
+        .json();
+    assert_eq!(
+        (&j["msg"], &j["code"]),
+        (&json!("success"), &json!(0)),
+        "{j}"
+    );
+    let d = &j["data"];
+    assert_eq!(d["status"], 200);
+    assert_eq!(d["tableType"], "OLAP");
+    assert_eq!(d["keysType"], "UNIQUE_KEYS");
+    let props = d["properties"].as_array().unwrap();
+    let names: Vec<&str> = props.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["k", "li", "d", "dt", "dec", "b", "j", "s"]);
+    assert_eq!(
+        props[0],
+        json!({"name": "k", "type": "INT", "comment": "", "aggregation_type": ""})
+    );
+    assert_eq!(
+        props[4],
+        json!({"name": "dec", "type": "DECIMAL32", "comment": "", "aggregation_type": "REPLACE",
+               "precision": "5", "scale": "2"})
+    );
+    let types: Vec<&str> = props.iter().map(|p| p["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "INT",
+            "LARGEINT",
+            "DATEV2",
+            "DATETIMEV2",
+            "DECIMAL32",
+            "BOOLEAN",
+            "JSON",
+            "VARCHAR"
+        ]
+    );
+    let agg = get("/api/d1/agg/_schema", Some(basic("root", "")))
+        .await
+        .json();
+    assert_eq!(agg["data"]["keysType"], "AGG_KEYS");
+    let aggs: Vec<&str> = agg["data"]["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["aggregation_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(aggs, ["", "SUM", "MAX", "REPLACE"]);
+    let dup = get("/api/d1/dup/_schema", Some(basic("root", "")))
+        .await
+        .json();
+    assert_eq!(dup["data"]["keysType"], "DUP_KEYS");
+    assert_eq!(dup["data"]["properties"][1]["aggregation_type"], "NONE");
+    let missing = get("/api/d1/nope/_schema", Some(basic("root", "")))
+        .await
+        .json();
+    assert_eq!(
+        (&missing["msg"], &missing["code"]),
+        (&json!("Error"), &json!(1)),
+        "{missing}"
+    );
+}
+
+/// JSON numbers into DECIMAL: without `num_as_string` a non-integer number goes through a double (the BE's JSON
+/// reader prints it with `fmt::format("{}", double)`), so digits beyond a double's precision are lost; with
+/// `num_as_string` (and for JSON strings) every digit is kept.
+#[tokio::test]
+async fn json_numbers_into_decimal_go_through_a_double_unless_num_as_string() {
+    let sim = sim_with(&[
+        "CREATE DATABASE p; CREATE TABLE p.t (k INT NOT NULL, d DECIMAL(38,10), i BIGINT) \
+         DUPLICATE KEY(k) DISTRIBUTED BY HASH(k) BUCKETS 1;",
+    ])
+    .await;
+    let body = r#"{"k": 1, "d": 12345678901234567.123456789, "i": 9007199254740993}
+{"k": 2, "d": "12345678901234567.123456789"}
+{"k": 3, "d": 0.1}
+{"k": 4, "d": 123456789012345678901234567}"#;
+    let load = |num_as_string: &'static str| {
+        let sim = &sim;
+        async move {
+            be_load(
+                sim,
+                "p",
+                "t",
+                &[
+                    ("format", "json"),
+                    ("read_json_by_line", "true"),
+                    ("num_as_string", num_as_string),
+                ],
+                body,
+            )
+            .await
+            .json()
+        }
+    };
+    let j = load("false").await;
+    assert_eq!(j["Status"], "Success", "{j}");
+    let got: Vec<(serde_json::Value, serde_json::Value)> = rows(&sim, "p", "t")
+        .await
+        .iter()
+        .map(|r| (r["d"].clone(), r["i"].clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                json!("12345678901234568.0000000000"),
+                json!(9007199254740993i64)
+            ),
+            (json!("12345678901234567.1234567890"), json!(null)),
+            (json!("0.1000000000"), json!(null)),
+            (json!("123456789012345680000000000.0000000000"), json!(null)),
+        ]
+    );
+    sim.client().reset().await.unwrap();
+    let j = load("true").await;
+    assert_eq!(j["Status"], "Success", "{j}");
+    let d: Vec<serde_json::Value> = rows(&sim, "p", "t")
+        .await
+        .iter()
+        .map(|r| r["d"].clone())
+        .collect();
+    assert_eq!(
+        d,
+        [
+            json!("12345678901234567.1234567890"),
+            json!("12345678901234567.1234567890"),
+            json!("0.1000000000"),
+            json!("123456789012345678901234567.0000000000"),
+        ]
+    );
+}
+
+/// jsonpaths: `$."a.b"` names the key `a.b` (not `a` → `b`), `$.arr[1]` an array element.
+#[tokio::test]
+async fn jsonpaths_quoted_keys_and_array_indexes() {
+    let sim = sim().await;
+    let j = be_load(
+        &sim,
+        "d1",
+        "u",
+        &[
+            ("format", "json"),
+            ("read_json_by_line", "true"),
+            ("jsonpaths", r#"["$.k", "$.\"a.b\"", "$.arr[1]"]"#),
+            ("columns", "k, v, n"),
+        ],
+        r#"{"k": 1, "a.b": "dot", "a": {"b": "nested"}, "arr": [5, 6]}"#,
+    )
+    .await
+    .json();
+    assert_eq!(j["Status"], "Success", "{j}");
+    assert_eq!(
+        rows(&sim, "d1", "u").await,
+        [json!({"k": 1, "v": "dot", "n": 6})]
+    );
+}
+
+/// `where` and `delete` naming a column that is neither in the table nor in `columns` are refused before a row is
+/// read (nothing is counted).
+#[tokio::test]
+async fn where_and_delete_with_unknown_columns_are_refused() {
+    let sim = sim().await;
+    let j = be_load(&sim, "d1", "u", &[("where", "nope > 1")], "1\ta\t1\n")
+        .await
+        .json();
+    assert_eq!(j["Status"], "Fail", "{j}");
+    assert!(j["Message"].as_str().unwrap().contains("nope"), "{j}");
+    assert_eq!(j["NumberTotalRows"], 0, "{j}");
+    let j = be_load(
+        &sim,
+        "d1",
+        "u",
+        &[("merge_type", "MERGE"), ("delete", "gone = 1")],
+        "1\ta\t1\n",
+    )
+    .await
+    .json();
+    assert_eq!(j["Status"], "Fail", "{j}");
+    assert!(j["Message"].as_str().unwrap().contains("gone"), "{j}");
+    // A temporary source field may be used.
+    let j = be_load(
+        &sim,
+        "d1",
+        "u",
+        &[("columns", "k, v, n, tmp"), ("where", "tmp = 'x'")],
+        "1\ta\t1\tx\n2\tb\t2\ty\n",
+    )
+    .await
+    .json();
+    assert_eq!(
+        (&j["Status"], &j["NumberLoadedRows"]),
+        (&json!("Success"), &json!(1)),
+        "{j}"
+    );
+}
+
+/// read_json_by_line: a line with a second complete JSON value fails the load; a line with other trailing bytes is
+/// one rejected row.
+#[tokio::test]
+async fn json_lines_with_trailing_bytes() {
+    let sim = sim().await;
+    let h = [
+        ("format", "json"),
+        ("read_json_by_line", "true"),
+        ("max_filter_ratio", "1"),
+    ];
+    let j = be_load(
+        &sim,
+        "d1",
+        "u",
+        &h,
+        "{\"k\": 1}\n{\"k\": 2}\"}\n{\"k\": 3} }\n",
+    )
+    .await
+    .json();
+    assert_eq!(j["Status"], "Success", "{j}");
+    assert_eq!(
+        (&j["NumberLoadedRows"], &j["NumberFilteredRows"]),
+        (&json!(1), &json!(2)),
+        "{j}"
+    );
+    let j = be_load(&sim, "d1", "u", &h, "{\"k\": 4}\n{\"k\": 5} {\"k\": 6}\n")
+        .await
+        .json();
+    assert_eq!(j["Status"], "Fail", "{j}");
+    assert_eq!(
+        j["Message"],
+        "[DATA_QUALITY_ERROR]Multiple JSON objects in a single line"
+    );
 }

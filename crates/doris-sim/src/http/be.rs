@@ -227,10 +227,19 @@ pub(super) async fn be_stream_load(
         .get(hyper::header::TRANSFER_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-    if declared.is_none() && !chunked {
+    // Messages as asserted by apache/doris regression-test/suites/load_p0/stream_load/test_stream_load.groovy.
+    let has_length = headers
+        .get(CONTENT_LENGTH)
+        .is_some_and(|v| !v.as_bytes().trim_ascii().is_empty());
+    if !has_length && !chunked {
         return reply(fail(
-            "[INVALID_ARGUMENT]content_length is empty and transfer-encoding!=chunked, please set content_length or transfer-encoding=chunked"
+            "[INTERNAL_ERROR]content_length is empty and transfer-encoding!=chunked, please set content_length or transfer-encoding=chunked"
                 .into(),
+        ));
+    }
+    if has_length && chunked {
+        return reply(fail(
+            "[INTERNAL_ERROR]please do not set both content_length and transfer-encoding".into(),
         ));
     }
     let begin = Instant::now();
@@ -339,6 +348,32 @@ pub(super) async fn be_stream_load(
             ))
         }
     };
+    let mut prepared = prepared;
+    // Partial update in strict mode: rows of keys the table does not hold are filtered rows (counted against
+    // max_filter_ratio), as apache/doris test_partial_update_strict_mode.groovy shows.
+    if params.partial_columns && params.strict_mode && !params.partial_new_key_error {
+        let new_keys = ctx.state.new_key_ops(table_idx, &prepared.ops);
+        if new_keys.iter().any(|n| *n) {
+            let def = ctx.state.table_def(table_idx);
+            let ops = std::mem::take(&mut prepared.ops);
+            for (op, new) in ops.into_iter().zip(new_keys) {
+                if !new {
+                    prepared.ops.push(op);
+                    continue;
+                }
+                let key: Vec<String> = op.values[..def.key_len]
+                    .iter()
+                    .zip(&def.columns)
+                    .map(|(v, c)| v.to_text(&c.ty).unwrap_or_else(|| "NULL".into()))
+                    .collect();
+                prepared.filtered += 1;
+                prepared.error_log.push(format!(
+                    "Reason: [E-7003]Can't append new rows in partial update when strict mode is on. Row with key=[{}] is not in table.. src line []; ",
+                    key.join(", ")
+                ));
+            }
+        }
+    }
     let write_ms = ms(write_start);
     let mut r = base.clone();
     r.total_rows = prepared.total;
@@ -361,6 +396,12 @@ pub(super) async fn be_stream_load(
             "http://{}:{}/api/_load_error_log?file={file}",
             ctx.be_host, ctx.be_port
         ));
+    }
+    if let Some(msg) = prepared.fatal {
+        ctx.state.abort_running(txn_id);
+        r.message = msg;
+        r.load_time_ms = ms(start);
+        return reply(r);
     }
     let selected = prepared.total - prepared.unselected;
     if selected > 0 && prepared.filtered as f64 / selected as f64 > params.max_filter_ratio {
@@ -400,7 +441,6 @@ pub(super) async fn be_stream_load(
         params.strict_mode,
     ) {
         (true, true, _) => NewKeys::Error("partial_update_new_key_behavior is ERROR"),
-        (true, false, true) => NewKeys::Error("strict mode is on"),
         _ => NewKeys::Append,
     };
     if let Err(msg) = ctx.state.commit_with_visibility(

@@ -38,7 +38,7 @@ mod fe;
 mod sim_api;
 
 use be::{be_2pc, be_stream_load};
-use fe::{fe_2pc, fe_backends, fe_get_load_state, fe_stream_load};
+use fe::{fe_2pc, fe_backends, fe_get_load_state, fe_schema, fe_stream_load};
 use sim_api::sim_api;
 
 /// Listener-independent settings shared by all handlers.
@@ -335,6 +335,9 @@ async fn route(ctx: Arc<Ctx>, role: Role, req: Request<Incoming>, peer: SocketAd
         }
         (Role::Fe, [db, "get_load_state"]) if method == Method::GET => {
             Outcome::Reply(fe_get_load_state(&ctx, &req, db, peer))
+        }
+        (Role::Fe, [db, table, "_schema"]) if method == Method::GET => {
+            Outcome::Reply(fe_schema(&ctx, &req, db, table, peer))
         }
         (Role::Fe, ["backends"]) if method == Method::GET => {
             Outcome::Reply(fe_backends(&ctx, &req, peer))

@@ -539,16 +539,21 @@ async fn a_batch_loaded_twice_is_committed_once() {
     let t = Target::start("twice", |_| {}).await;
     let sink = t.sink(&t.config());
     let first = sink.load(batch(&t, 100, 1..4, 1)).await.unwrap();
-    // Same offsets, newer snapshot (as after a restart): the label says it is done.
-    let again = sink.load(batch(&t, 100, 1..4, 2)).await.unwrap();
+    // The very same load again (a retry after an unknown outcome): the label says it is done.
+    let again = sink.load(batch(&t, 100, 1..4, 1)).await.unwrap();
     assert_eq!(first.label, again.label);
     assert_eq!(again.status, cdc2doris::sink::LoadStatus::AlreadyCommitted);
     assert_eq!(t.label_state(&first.label).await, "VISIBLE");
+    // Same offsets, other rows (the merge re-run in a newer snapshot after a restart): another label, loaded, and
+    // the newer version wins.
+    let newer = sink.load(batch(&t, 100, 1..4, 2)).await.unwrap();
+    assert_ne!(newer.label, first.label);
+    assert_eq!(newer.status, cdc2doris::sink::LoadStatus::Success);
     if t.sim.is_some() {
         let rows = t.rows().await;
         assert_eq!(rows.len(), 3);
-        assert!(rows.iter().all(|r| r["source_version"] == 1));
-        assert_eq!(t.table_stats().await["labels"].as_u64(), Some(1));
+        assert!(rows.iter().all(|r| r["source_version"] == 2));
+        assert_eq!(t.table_stats().await["labels"].as_u64(), Some(2));
     }
 }
 
@@ -1028,4 +1033,28 @@ async fn a_running_label_is_polled_until_it_is_visible() {
     );
     assert_eq!(t.table_stats().await["labels"].as_u64(), Some(1));
     assert_eq!(t.rows().await.len(), 3);
+}
+
+/// The merge query renders numerics as JSON numbers with every digit (PostgreSQL's `to_jsonb`); Doris reads a JSON
+/// number into a DECIMAL column through a double unless the load says `num_as_string`, which would round
+/// 1234567890123456.78 (18 significant digits) to 1234567890123456.8. Failed before the sink sent `num_as_string`.
+#[tokio::test]
+async fn decimals_beyond_a_double_arrive_exact() {
+    let t = Target::start("decimal", |_| {}).await;
+    let sink = t.sink(&t.config());
+    let body = Bytes::from(
+        "{\"job_id\":1,\"revenue_total\":1234567890123456.78,\"salary_min\":9999999999.99,\"source_version\":1,\
+         \"__DORIS_DELETE_SIGN__\":0}\n{\"job_id\":2,\"revenue_total\":-0.01,\"salary_min\":0.1,\"source_version\":1,\
+         \"__DORIS_DELETE_SIGN__\":0}\n",
+    );
+    let req = request(&format!("{}_jobs", t.prefix), 0, 0, 1, body);
+    let receipt = sink.load(req).await.unwrap();
+    assert_eq!(receipt.rows_loaded, 2);
+    if t.sim.is_some() {
+        let rows = t.rows().await;
+        assert_eq!(rows[0]["revenue_total"], "1234567890123456.78", "{rows:?}");
+        assert_eq!(rows[0]["salary_min"], "9999999999.99");
+        assert_eq!(rows[1]["revenue_total"], "-0.01");
+        assert_eq!(rows[1]["salary_min"], "0.10");
+    }
 }

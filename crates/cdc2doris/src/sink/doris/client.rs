@@ -524,6 +524,9 @@ impl DorisSink {
         h.insert(EXPECT, HeaderValue::from_static("100-continue"));
         h.insert("format", HeaderValue::from_static("json"));
         h.insert("read_json_by_line", HeaderValue::from_static("true"));
+        // Numbers keep every digit: without it Doris reads a JSON number into a DECIMAL column through a double
+        // (17 significant digits), and the merge query's numerics are JSON numbers (docs/doris-stream-load.md).
+        h.insert("num_as_string", HeaderValue::from_static("true"));
         h.insert(
             "strict_mode",
             HeaderValue::from_static(if self.cfg.strict_mode {
@@ -883,6 +886,7 @@ mod tests {
         assert_eq!(get("expect").as_deref(), Some("100-continue"));
         assert_eq!(get("format").as_deref(), Some("json"));
         assert_eq!(get("read_json_by_line").as_deref(), Some("true"));
+        assert_eq!(get("num_as_string").as_deref(), Some("true"));
         assert_eq!(get("strict_mode").as_deref(), Some("true"));
         assert_eq!(get("timeout").as_deref(), Some("120"));
         assert_eq!(get("max_filter_ratio").as_deref(), Some("0.25"));

@@ -411,6 +411,52 @@ async fn everything_passes_on_the_example_pipeline() {
         )
     );
     assert!(!text.contains("doris-secret"), "{text}");
+    assert!(
+        one(&report, "doris.table")
+            .detail
+            .contains("accepts a delete row"),
+        "{text}"
+    );
+    // The trial load was aborted: the table is still empty.
+    assert!(sim
+        .client()
+        .rows("job_analytics", "merged_job_data")
+        .await
+        .expect("rows")
+        .is_empty());
+    sim.shutdown().await;
+    world.drop_all().await;
+}
+
+/// [integrity] A delete line carries only the key and the sequence column; a NOT NULL column without a default makes
+/// Doris filter every delete. `check` finds it with a trial load (two-phase commit, aborted) and says what to change.
+#[tokio::test]
+async fn a_table_that_refuses_delete_rows_fails_the_check() {
+    let world = World::create(&TABLES).await;
+    let ddl = std::fs::read_to_string(format!("{EXAMPLE}/doris.sql"))
+        .expect("doris.sql")
+        .replace(
+            "title            STRING,",
+            "title            STRING NOT NULL,",
+        );
+    assert!(ddl.contains("STRING NOT NULL"));
+    let sim = doris_sim::Sim::start(doris_sim::SimOptions {
+        ddl: vec![ddl],
+        user: "root".into(),
+        password: "pw".into(),
+        ..Default::default()
+    })
+    .await
+    .expect("start doris-sim");
+    let doris = Doris::sim(&sim, "pw");
+    let report = run_check(&world.config("job_id", &doris), &doris).await;
+    let text = report.render();
+    let l = one(&report, "doris.table");
+    assert_eq!(l.outcome, Outcome::Fail, "{text}");
+    assert!(
+        l.detail.contains("refuses a delete row") && l.detail.contains("nullable"),
+        "{text}"
+    );
     sim.shutdown().await;
     world.drop_all().await;
 }

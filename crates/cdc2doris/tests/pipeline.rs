@@ -831,3 +831,51 @@ async fn a_key_beyond_the_key_type_is_dead_lettered_and_the_batch_loads() {
     stop_gracefully(stop, run).await;
     w.cleanup().await;
 }
+
+/// A dead letter that cannot be written keeps its message unacknowledged (retried), but must not hold up a shutdown:
+/// SIGTERM ends the retries, commits what was acknowledged before the message, and exits 0. Before, the retry loop
+/// ignored the shutdown and the process never exited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_letter_that_cannot_be_written_does_not_block_shutdown() {
+    let mut w = World::new("dlfull", 1).await;
+    let config = w.write_config("");
+    let dl = w.dir.path().join("dead.jsonl");
+    let text = std::fs::read_to_string(&config).expect("config");
+    // Every write to /dev/full fails (ENOSPC).
+    std::fs::write(
+        &config,
+        text.replace(&dl.display().to_string(), "/dev/full"),
+    )
+    .expect("config");
+    w.apply(&[plain_job(1)]).await;
+    w.produce(&w.topic("jobs"), "{\"id\":2}", "not json").await;
+    let log = w.dir.path().join("run.log");
+    let mut child = spawn_binary(&config, &log);
+    let start = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("cannot write the dead letter")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no dead-letter failure: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    signal(&child, "-TERM");
+    let status = wait_exit(&mut child, Duration::from_secs(20));
+    assert!(status.success(), "{status:?}");
+    // The batch before the poison message was flushed on the way out.
+    w.converge(1..2, Duration::from_secs(10)).await;
+    for (t, _, committed, end) in w.committed_vs_end(1) {
+        if t == w.topic("jobs") {
+            assert_eq!(
+                (committed, end),
+                (1, 2),
+                "the poison message stays uncommitted"
+            );
+        }
+    }
+    w.cleanup().await;
+}

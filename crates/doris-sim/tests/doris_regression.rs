@@ -10,6 +10,11 @@
 //! `2022-12-01T09:30:31`. Row order in a `.out` file follows the query's `ORDER BY`, which is not a load
 //! behaviour, so rows are compared as sorted lists.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers fail the test loudly on a broken assumption"
+)]
+
 mod common;
 
 use common::*;

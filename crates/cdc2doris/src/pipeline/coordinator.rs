@@ -75,6 +75,8 @@ pub(super) struct Coordinator<'a, S: Sink + 'static> {
     pub(super) last_progress: Instant,
     pub(super) progress_interval: Duration,
     pub(super) last_load_unix: u64,
+    /// Cancelled at shutdown: retries give up.
+    pub(super) shutdown: CancellationToken,
 }
 
 pub(super) struct InFlight {
@@ -207,7 +209,16 @@ impl<S: Sink + 'static> Coordinator<'_, S> {
             tracing::error!(
                 "cannot write the dead letter, retrying (the message stays unacknowledged): {e}"
             );
-            tokio::time::sleep(delay).await;
+            tokio::select! {
+                () = self.shutdown.cancelled() => {
+                    // Not registered: the commit stops before this message, which is read again at the next start.
+                    // The run loop stops reading at once (shutdown comes first there).
+                    tracing::warn!(topic = %m.topic, partition = m.partition, offset = m.offset,
+                        "shutting down before the dead letter could be written; the message will be read again");
+                    return;
+                }
+                () = tokio::time::sleep(delay) => {}
+            }
             delay = (delay * 2).min(Duration::from_secs(30));
         }
         self.totals.dead_lettered += 1;

@@ -471,6 +471,7 @@ pub async fn run(
         last_progress: Instant::now(),
         progress_interval: file.log.progress_interval,
         last_load_unix: 0,
+        shutdown: shutdown.clone(),
     };
     let result = coord
         .run(

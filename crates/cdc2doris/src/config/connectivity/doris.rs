@@ -118,7 +118,90 @@ pub(super) async fn check_doris(config: &Config, timeout: Duration) -> Vec<Check
     for (i, be) in doris.be_urls.iter().enumerate() {
         lines.push(check_be(&http, be, format!("doris.be_urls[{i}]")).await);
     }
+    if any_answered || !doris.be_urls.is_empty() {
+        lines.push(check_delete_row(config, timeout).await);
+    }
     lines
+}
+
+/// A delete line carries only the key, the sequence column and the delete sign: Doris filters it when another column
+/// is NOT NULL without a default (in strict mode), and every delete of the pipeline would then fail. Tried for real:
+/// a trial load of one delete row with two-phase commit, aborted, so the table does not change.
+async fn check_delete_row(config: &Config, timeout: Duration) -> CheckLine {
+    use crate::keys::KeyType;
+    use crate::merge::postgres::DELETE_SIGN_COLUMN;
+    use crate::sink::doris::{DorisSink, Trial};
+    let file = &config.file;
+    let mut cfg = file.doris.clone();
+    cfg.two_phase_commit = true;
+    cfg.group_commit = None;
+    cfg.retry_deadline = timeout;
+    let password = config
+        .doris_password
+        .clone()
+        .unwrap_or_else(|| secrecy::SecretString::from(String::new()));
+    let sink = match DorisSink::new(&cfg, password) {
+        Ok(s) => s,
+        Err(e) => {
+            return line(
+                Outcome::Skip,
+                "doris.table",
+                format!("delete rows not checked: {e}"),
+            )
+        }
+    };
+    let key = match file.merge.key_type {
+        KeyType::Integer => i64::MIN.to_string(),
+        KeyType::String => "\"cdc2doris-check\"".to_string(),
+    };
+    let body = format!(
+        "{{{}:{key},{}:0,\"{DELETE_SIGN_COLUMN}\":1}}\n",
+        serde_json::Value::from(file.merge.key_column.as_str()),
+        serde_json::Value::from(cfg.sequence_column.as_str()),
+    );
+    let label = format!(
+        "{}:check:{}-{}",
+        cfg.label_prefix,
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis()),
+        std::process::id()
+    );
+    let table = format!("{}.{}", cfg.database, cfg.table);
+    let excerpt_text = excerpt;
+    match tokio::time::timeout(timeout, sink.trial_load(&label, bytes::Bytes::from(body))).await {
+        Ok(Ok(Trial::Accepted)) => line(
+            Outcome::Pass,
+            "doris.table",
+            format!(
+                "{table} accepts a delete row ({} + {} + {DELETE_SIGN_COLUMN}; a trial load, aborted)",
+                file.merge.key_column, cfg.sequence_column
+            ),
+        ),
+        Ok(Ok(Trial::Refused { message, excerpt })) => line(
+            Outcome::Fail,
+            "doris.table",
+            format!(
+                "{table} refuses a delete row, which carries only {} and {}: {message}{}; make every other column \
+                 nullable or give it a DEFAULT (ALTER TABLE {table} MODIFY COLUMN … NULL)",
+                file.merge.key_column,
+                cfg.sequence_column,
+                excerpt
+                    .map(|e| format!(" ({})", excerpt_text(&e)))
+                    .unwrap_or_default()
+            ),
+        ),
+        Ok(Err(e)) => line(
+            Outcome::Warn,
+            "doris.table",
+            format!("delete rows not checked: a trial load failed: {e}"),
+        ),
+        Err(_) => line(
+            Outcome::Warn,
+            "doris.table",
+            "delete rows not checked: the trial load did not finish in time".to_string(),
+        ),
+    }
 }
 
 /// A BE is reachable if it answers HTTP at all; `/api/health` needs no credentials, so none are sent.

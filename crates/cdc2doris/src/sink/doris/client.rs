@@ -644,12 +644,59 @@ impl DorisSink {
         LoadState::parse(&env.data_text()).ok_or_else(|| unexpected(label, &answer))
     }
 
+    /// Loads `body` as a trial that never becomes visible: with two-phase commit, then aborted. Tells whether Doris
+    /// accepts such rows (e.g. a delete row carrying only the key and the sequence column) without changing the
+    /// table. Needs a sink built with `two_phase_commit = true`; `label` must be new.
+    pub async fn trial_load(&self, label: &str, body: Bytes) -> Result<Trial, SinkError> {
+        if !self.cfg.two_phase_commit || !self.sends_label() {
+            return Err(SinkError::InvalidRequest {
+                problem: "a trial load needs two-phase commit and a label",
+            });
+        }
+        let (url, resp) = self.send_load(label, &body).await?;
+        match classify_response(&resp) {
+            Outcome::Committed { .. } if resp.is_precommitted() => {
+                self.finish_two_phase(label, resp.txn(), "abort").await?;
+                Ok(Trial::Accepted)
+            }
+            Outcome::Failed(FailReason::FilteredRows) => {
+                match self.filtered_rows_error(label, &resp).await {
+                    SinkError::FilteredRows {
+                        message, excerpt, ..
+                    } => Ok(Trial::Refused { message, excerpt }),
+                    other => Err(other),
+                }
+            }
+            Outcome::Failed(reason) => Err(SinkError::Rejected {
+                label: label.to_string(),
+                reason,
+                message: resp.message,
+            }),
+            _ => Err(SinkError::UnexpectedAnswer {
+                label: label.to_string(),
+                url: url.to_string(),
+                status: 200,
+                body_excerpt: format!("Status {:?}: {}", resp.status, resp.message),
+            }),
+        }
+    }
+
     /// Commits a PRECOMMITTED transaction: `PUT /api/{db}/_stream_load_2pc` with `txn_operation: commit` and
     /// `txn_id` (or `label` when the id is unknown). "Already visible" counts as committed (spec §5).
     async fn commit_two_phase(&self, label: &str, txn_id: Option<i64>) -> Result<(), SinkError> {
+        self.finish_two_phase(label, txn_id, "commit").await
+    }
+
+    /// Ends a PRECOMMITTED transaction with `txn_operation` `commit` or `abort`.
+    async fn finish_two_phase(
+        &self,
+        label: &str,
+        txn_id: Option<i64>,
+        operation: &'static str,
+    ) -> Result<(), SinkError> {
         let mut headers = HeaderMap::new();
         headers.insert(EXPECT, HeaderValue::from_static("100-continue"));
-        headers.insert("txn_operation", HeaderValue::from_static("commit"));
+        headers.insert("txn_operation", HeaderValue::from_static(operation));
         match txn_id {
             Some(id) => headers.insert("txn_id", HeaderValue::from(id)),
             None => headers.insert("label", header_value(label)),
@@ -669,7 +716,7 @@ impl DorisSink {
             serde_json::from_slice(&answer.body).map_err(|_| unexpected(label, &answer))?;
         match classify_two_phase(&env) {
             TwoPhaseOutcome::Committed => {
-                info!(label = %label, txn_id, "two-phase load committed");
+                info!(label = %label, txn_id, operation, "two-phase load ended");
                 Ok(())
             }
             TwoPhaseOutcome::Gone => Err(SinkError::Rejected {
@@ -743,6 +790,20 @@ impl Sink for DorisSink {
         );
         self.load_batch(batch).instrument(span)
     }
+}
+
+/// What a [`DorisSink::trial_load`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trial {
+    /// Doris took every row (and the trial was aborted).
+    Accepted,
+    /// Doris filtered rows: its message and the first lines of its error log.
+    Refused {
+        /// Doris' message.
+        message: String,
+        /// The error log's first lines.
+        excerpt: Option<String>,
+    },
 }
 
 /// The `columns` header: the given columns plus the delete sign and the sequence column when missing.

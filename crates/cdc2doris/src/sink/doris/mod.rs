@@ -14,6 +14,6 @@ pub mod label;
 pub mod redirect;
 pub mod response;
 
-pub use client::{BuildError, DorisSink};
+pub use client::{BuildError, DorisSink, Trial};
 pub use config::{ConfigProblem, DorisConfig, GroupCommitMode};
 pub use label::{Label, LabelScope};

@@ -751,6 +751,38 @@ mod tests {
         assert_eq!(views[0].committed, Some(6));
     }
 
+    /// A commit counts once Kafka confirmed it; a refused one (an idle partition included) is a candidate again.
+    /// Before, a commit was marked done when it was asked for, and a failed commit of an idle partition was never
+    /// retried.
+    #[test]
+    fn a_refused_commit_is_asked_for_again() {
+        let mut t = OffsetTracker::new();
+        t.assign(T, 0, Some(0));
+        let tp0 = TopicPartition {
+            topic: T.to_string(),
+            partition: 0,
+        };
+        t.register_handled(T, 0, 0).unwrap();
+        assert_eq!(t.commit_candidates(), vec![(tp0.clone(), 1)]);
+        t.mark_requested(T, 0, 1);
+        // Asked for: not asked again while Kafka has not answered...
+        assert!(t.commit_candidates().is_empty());
+        // ...and not committed yet.
+        assert_eq!(t.partitions()[0].committed, Some(0));
+        // Kafka refuses it; nothing new arrives on the partition: it is asked for again.
+        t.commit_failed(T, 0, 1);
+        assert_eq!(t.commit_candidates(), vec![(tp0.clone(), 1)]);
+        t.mark_requested(T, 0, 1);
+        t.mark_committed(T, 0, 1);
+        assert!(t.commit_candidates().is_empty());
+        assert_eq!(t.partitions()[0].committed, Some(1));
+        // A late refusal of an older commit changes nothing once a newer one was asked for.
+        t.register_handled(T, 0, 1).unwrap();
+        t.mark_requested(T, 0, 2);
+        t.commit_failed(T, 0, 1);
+        assert!(t.commit_candidates().is_empty());
+    }
+
     #[test]
     fn forgotten_batch_holds_the_partition_until_revoked() {
         let mut t = OffsetTracker::new();

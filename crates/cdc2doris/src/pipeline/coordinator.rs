@@ -7,6 +7,8 @@
 //! `max_in_flight` batches are loading and the next one is sealed, it stops reading events.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,10 +21,10 @@ use super::{now_ms, now_unix, InFlightView, OpenBatchView, PipelineError, Shared
 use crate::batch::Batch;
 use crate::dead_letter::{DeadLetter, MessageRejection};
 use crate::decode::{self, Decoded, Format, MessageContext};
-use crate::keys::{KeyRule, TableMatch};
+use crate::keys::{KeyRule, KeyType, TableMatch};
 use crate::offsets::{BatchId, OffsetTracker, TopicPartition};
 use crate::sink::Sink;
-use crate::source::kafka::{CommitResult, KafkaSource, SourceEvent, SourceMessage};
+use crate::source::kafka::{CommitOffset, CommitResult, KafkaSource, SourceEvent, SourceMessage};
 
 /// How one topic's messages become keys.
 pub(super) struct TopicRules {
@@ -54,7 +56,29 @@ fn describe_table(table: &decode::TableName<'_>) -> String {
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 /// The coordinator: one task, the only owner of the offset tracker.
-pub(super) struct Coordinator<'a, S: Sink + 'static> {
+/// Where the coordinator sends commits: the Kafka source (or a test's recorder).
+pub(super) trait CommitTarget {
+    /// Asks for these offsets (the next offsets to read) to be committed; Kafka's answer comes back as a
+    /// [`CommitResult`].
+    fn commit(&self, offsets: Vec<CommitOffset>);
+}
+
+impl CommitTarget for KafkaSource {
+    fn commit(&self, offsets: Vec<CommitOffset>) {
+        KafkaSource::commit(self, offsets);
+    }
+}
+
+/// Starts a sealed batch's work and resolves to how it ended: [`worker::run_batch`] (or a test's script).
+pub(super) type Launch =
+    Arc<dyn Fn(SealedBatch) -> Pin<Box<dyn Future<Output = BatchDone> + Send>> + Send + Sync>;
+
+/// The launcher of the real workers.
+pub(super) fn workers<S: Sink + 'static>(ctx: Arc<WorkerContext<S>>) -> Launch {
+    Arc::new(move |batch| Box::pin(worker::run_batch(ctx.clone(), batch)))
+}
+
+pub(super) struct Coordinator<'a> {
     pub(super) rules: HashMap<String, TopicRules>,
     pub(super) tracker: OffsetTracker,
     pub(super) open: Option<Batch>,
@@ -64,13 +88,17 @@ pub(super) struct Coordinator<'a, S: Sink + 'static> {
     pub(super) max_keys: usize,
     pub(super) max_bytes: usize,
     pub(super) max_wait: Duration,
-    pub(super) ctx: Arc<WorkerContext<S>>,
+    /// Starts a batch's work.
+    pub(super) launch: Launch,
+    /// The merge query's key type, and each resolve rule's value type (by index): what a key must fit.
+    pub(super) key_type: KeyType,
+    pub(super) resolver_types: Vec<KeyType>,
     pub(super) dead_letter: Arc<DeadLetter>,
     pub(super) tasks: TaskTracker,
     pub(super) done_tx: Option<mpsc::UnboundedSender<BatchDone>>,
     pub(super) totals: Totals,
     pub(super) shared: Arc<Mutex<SharedState>>,
-    pub(super) source: &'a KafkaSource,
+    pub(super) source: &'a (dyn CommitTarget + Sync),
     pub(super) revoke_timeout: Duration,
     pub(super) last_progress: Instant,
     pub(super) progress_interval: Duration,
@@ -88,7 +116,7 @@ pub(super) struct InFlight {
     messages: u64,
 }
 
-impl<S: Sink + 'static> Coordinator<'_, S> {
+impl Coordinator<'_> {
     pub(super) async fn run(
         &mut self,
         mut events: mpsc::Receiver<SourceEvent>,
@@ -312,8 +340,8 @@ impl<S: Sink + 'static> Coordinator<'_, S> {
         // A key its query cannot bind (an integer beyond 64 bits for an `integer` key) is poison: this message goes
         // to the dead-letter destination instead of failing the batch it would join.
         let bind_type = match resolver {
-            Some(r) => self.ctx.resolvers.get(r).map(|r| r.value_type),
-            None => Some(self.ctx.key_type),
+            Some(r) => self.resolver_types.get(r).copied(),
+            None => Some(self.key_type),
         };
         if let Some(key_type) = bind_type {
             if let Some(bad) = tuples.iter().flatten().find(|k| !k.fits(key_type)) {
@@ -424,10 +452,9 @@ impl<S: Sink + 'static> Coordinator<'_, S> {
             return;
         };
         self.in_flight.insert(batch.id, info);
-        let ctx = self.ctx.clone();
+        let work = (self.launch)(batch);
         self.tasks.spawn(async move {
-            let done = worker::run_batch(ctx, batch).await;
-            let _ = done_tx.send(done);
+            let _ = done_tx.send(work.await);
         });
     }
 
@@ -625,5 +652,371 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The coordinator driven with in-memory events: no Kafka, no PostgreSQL, no Doris. A scripted launcher hands
+    //! each sealed batch to the test, which decides when and how it ends.
+
+    use super::*;
+    use crate::dead_letter::DeadLetterTarget;
+    use crate::source::kafka::CommitOffset;
+    use tokio::sync::oneshot;
+
+    const TOPIC: &str = "t";
+
+    fn tp(partition: i32) -> TopicPartition {
+        TopicPartition {
+            topic: TOPIC.to_string(),
+            partition,
+        }
+    }
+
+    /// Records every commit asked for.
+    #[derive(Default)]
+    struct Commits(Mutex<Vec<CommitOffset>>);
+
+    impl CommitTarget for Commits {
+        fn commit(&self, offsets: Vec<CommitOffset>) {
+            if let Ok(mut c) = self.0.lock() {
+                c.extend(offsets);
+            }
+        }
+    }
+
+    impl Commits {
+        /// The highest offset asked for on a partition.
+        fn last(&self, partition: i32) -> Option<i64> {
+            self.0.lock().ok().and_then(|c| {
+                c.iter()
+                    .filter(|(t, _)| t.partition == partition)
+                    .map(|(_, o)| *o)
+                    .max()
+            })
+        }
+    }
+
+    /// A batch handed to the test, and how to end it.
+    struct Started {
+        batch: SealedBatch,
+        finish: oneshot::Sender<BatchOutcome>,
+    }
+
+    fn loaded(keys: usize) -> BatchOutcome {
+        BatchOutcome::Loaded {
+            receipt: None,
+            keys,
+            rows: keys,
+            deletes: 0,
+            queries: 1,
+            rejected: 0,
+            loads: 1,
+            bytes: 10,
+            visibility_wait: Duration::ZERO,
+        }
+    }
+
+    /// A launcher that hands each batch to the test; a batch whose sender is dropped, or that is abandoned, ends
+    /// `Abandoned`.
+    fn scripted(abandon: CancellationToken) -> (Launch, mpsc::UnboundedReceiver<Started>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let launch: Launch = Arc::new(move |batch: SealedBatch| {
+            let (finish, outcome) = oneshot::channel();
+            let (id, name) = (batch.id, batch.name.clone());
+            let _ = tx.send(Started { batch, finish });
+            let abandon = abandon.clone();
+            Box::pin(async move {
+                let outcome = tokio::select! {
+                    o = outcome => o.unwrap_or(BatchOutcome::Abandoned),
+                    () = abandon.cancelled() => BatchOutcome::Abandoned,
+                };
+                BatchDone {
+                    id,
+                    name,
+                    outcome,
+                    elapsed: Duration::ZERO,
+                }
+            })
+        });
+        (launch, rx)
+    }
+
+    fn message(partition: i32, offset: i64, id: i64) -> SourceEvent {
+        SourceEvent::Message(SourceMessage {
+            topic: Arc::from(TOPIC),
+            partition,
+            offset,
+            key: None,
+            payload: Some(
+                format!(
+                    r#"{{"before":null,"after":{{"id":{id}}},"op":"c","source":{{"schema":"public","table":"jobs","txId":5}}}}"#
+                )
+                .into_bytes(),
+            ),
+            timestamp_ms: None,
+        })
+    }
+
+    async fn coordinator<'a>(
+        commits: &'a Commits,
+        launch: Launch,
+        max_keys: usize,
+        max_wait: Duration,
+        dir: &tempfile::TempDir,
+    ) -> Coordinator<'a> {
+        let rule = KeyRule::new(["id"], KeyType::Integer).expect("rule");
+        let mut rules = HashMap::new();
+        rules.insert(
+            TOPIC.to_string(),
+            TopicRules {
+                format: Format::Debezium,
+                rules: vec![(
+                    None,
+                    TopicRule {
+                        rule,
+                        resolver: None,
+                    },
+                )],
+                unmatched_logged: HashSet::new(),
+            },
+        );
+        let dead_letter = DeadLetter::open(&DeadLetterTarget::File(dir.path().join("dl.jsonl")))
+            .await
+            .expect("dead letter");
+        Coordinator {
+            rules,
+            tracker: OffsetTracker::new(),
+            open: None,
+            sealed: None,
+            in_flight: HashMap::new(),
+            max_in_flight: 2,
+            max_keys,
+            max_bytes: usize::MAX,
+            max_wait,
+            launch,
+            key_type: KeyType::Integer,
+            resolver_types: Vec::new(),
+            dead_letter: Arc::new(dead_letter),
+            tasks: TaskTracker::new(),
+            done_tx: None,
+            totals: Totals::default(),
+            shared: Arc::new(Mutex::new(SharedState::default())),
+            source: commits,
+            revoke_timeout: Duration::from_secs(10),
+            last_progress: Instant::now(),
+            progress_interval: Duration::ZERO,
+            last_load_unix: 0,
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    async fn next_started(rx: &mut mpsc::UnboundedReceiver<Started>) -> Started {
+        tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("a batch within 10 s")
+            .expect("launcher alive")
+    }
+
+    async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !cond() {
+            assert!(start.elapsed() < Duration::from_secs(10), "{what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn acks_out_of_order_commit_only_what_every_earlier_batch_allows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let commits = Commits::default();
+        let abandon = CancellationToken::new();
+        let (launch, mut started) = scripted(abandon.clone());
+        // One key per batch: each message is a batch of its own.
+        let mut c = coordinator(&commits, launch, 1, Duration::from_secs(60), &dir).await;
+        let shutdown = c.shutdown.clone();
+        let stop = shutdown.clone();
+        let (tx, rx) = mpsc::channel(16);
+        let (_results_tx, results_rx) = mpsc::unbounded_channel();
+        let script = async {
+            tx.send(SourceEvent::Assigned(vec![(tp(0), Some(0))]))
+                .await
+                .expect("send");
+            tx.send(message(0, 0, 1)).await.expect("send");
+            tx.send(message(0, 1, 2)).await.expect("send");
+            let a = next_started(&mut started).await;
+            let b = next_started(&mut started).await;
+            assert_eq!(a.batch.keys.len() + b.batch.keys.len(), 2);
+            assert_eq!(a.batch.txids, vec![5]);
+            // The later batch is acknowledged first: nothing may be committed past the earlier one.
+            let _ = b.finish.send(loaded(1));
+            tokio::time::sleep(FLUSH_EVERY * 3).await;
+            assert!(
+                commits.last(0).is_none_or(|o| o == 0),
+                "{:?}",
+                commits.last(0)
+            );
+            let _ = a.finish.send(loaded(1));
+            wait_for("offset 2 committed", || commits.last(0) == Some(2)).await;
+            shutdown.cancel();
+        };
+        let (result, ()) = tokio::join!(
+            c.run(rx, results_rx, &stop, Duration::from_secs(5), &abandon),
+            script
+        );
+        result.expect("clean stop");
+    }
+
+    #[tokio::test]
+    async fn a_revoke_mid_batch_seals_it_waits_for_it_and_answers_with_its_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let commits = Commits::default();
+        let abandon = CancellationToken::new();
+        let (launch, mut started) = scripted(abandon.clone());
+        // The batch would stay open for a minute: only the revoke seals it.
+        let mut c = coordinator(&commits, launch, 100, Duration::from_secs(60), &dir).await;
+        let shutdown = c.shutdown.clone();
+        let stop = shutdown.clone();
+        let (tx, rx) = mpsc::channel(16);
+        let (_results_tx, results_rx) = mpsc::unbounded_channel();
+        let script = async {
+            tx.send(SourceEvent::Assigned(vec![(tp(0), Some(3))]))
+                .await
+                .expect("send");
+            tx.send(message(0, 3, 1)).await.expect("send");
+            tx.send(message(0, 4, 2)).await.expect("send");
+            let (reply, answer) = std::sync::mpsc::sync_channel(1);
+            tx.send(SourceEvent::Revoked {
+                partitions: vec![tp(0)],
+                lost: false,
+                reply,
+            })
+            .await
+            .expect("send");
+            let s = next_started(&mut started).await;
+            assert_eq!(s.batch.keys.len(), 2);
+            let _ = s.finish.send(loaded(2));
+            let offsets =
+                tokio::task::spawn_blocking(move || answer.recv_timeout(Duration::from_secs(10)))
+                    .await
+                    .expect("join")
+                    .expect("an answer to the revoke");
+            assert_eq!(offsets, vec![(tp(0), 5)]);
+            shutdown.cancel();
+        };
+        let (result, ()) = tokio::join!(
+            c.run(rx, results_rx, &stop, Duration::from_secs(5), &abandon),
+            script
+        );
+        result.expect("clean stop");
+    }
+
+    #[tokio::test]
+    async fn shutdown_flushes_the_open_batch_and_commits_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let commits = Commits::default();
+        let abandon = CancellationToken::new();
+        let (launch, mut started) = scripted(abandon.clone());
+        let mut c = coordinator(&commits, launch, 100, Duration::from_secs(60), &dir).await;
+        let shutdown = c.shutdown.clone();
+        let stop = shutdown.clone();
+        let (tx, rx) = mpsc::channel(16);
+        let (_results_tx, results_rx) = mpsc::unbounded_channel();
+        let script = async {
+            tx.send(SourceEvent::Assigned(vec![(tp(0), None)]))
+                .await
+                .expect("send");
+            tx.send(message(0, 10, 1)).await.expect("send");
+            tokio::time::sleep(FLUSH_EVERY * 2).await;
+            shutdown.cancel();
+            let s = next_started(&mut started).await;
+            let _ = s.finish.send(loaded(1));
+        };
+        let (result, ()) = tokio::join!(
+            c.run(rx, results_rx, &stop, Duration::from_secs(5), &abandon),
+            script
+        );
+        result.expect("clean stop");
+        assert_eq!(commits.last(0), Some(11));
+    }
+
+    #[tokio::test]
+    async fn a_batch_still_loading_at_the_shutdown_deadline_is_abandoned_uncommitted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let commits = Commits::default();
+        let abandon = CancellationToken::new();
+        let (launch, mut started) = scripted(abandon.clone());
+        let mut c = coordinator(&commits, launch, 1, Duration::from_secs(60), &dir).await;
+        let shutdown = c.shutdown.clone();
+        let stop = shutdown.clone();
+        let (tx, rx) = mpsc::channel(16);
+        let (_results_tx, results_rx) = mpsc::unbounded_channel();
+        let script = async {
+            tx.send(SourceEvent::Assigned(vec![(tp(0), Some(0))]))
+                .await
+                .expect("send");
+            tx.send(message(0, 0, 1)).await.expect("send");
+            // Never finished by the test: only the abandon ends it.
+            let s = next_started(&mut started).await;
+            shutdown.cancel();
+            s
+        };
+        let (result, s) = tokio::join!(
+            c.run(rx, results_rx, &stop, Duration::from_millis(300), &abandon),
+            script
+        );
+        result.expect("clean stop");
+        drop(s);
+        assert!(abandon.is_cancelled(), "the deadline abandons the workers");
+        assert!(
+            commits.last(0).is_none_or(|o| o == 0),
+            "{:?}",
+            commits.last(0)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_commit_is_asked_for_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let commits = Commits::default();
+        let abandon = CancellationToken::new();
+        let (launch, _started) = scripted(abandon.clone());
+        let mut c = coordinator(&commits, launch, 1, Duration::from_secs(60), &dir).await;
+        let shutdown = c.shutdown.clone();
+        let stop = shutdown.clone();
+        let (tx, rx) = mpsc::channel(16);
+        let (results_tx, results_rx) = mpsc::unbounded_channel();
+        let script = async {
+            tx.send(SourceEvent::Assigned(vec![(tp(0), Some(0))]))
+                .await
+                .expect("send");
+            // A message the coordinator ignores (a heartbeat): committable at once.
+            tx.send(SourceEvent::Message(SourceMessage {
+                topic: Arc::from(TOPIC),
+                partition: 0,
+                offset: 0,
+                key: None,
+                payload: Some(br#"{"ts_ms":1}"#.to_vec()),
+                timestamp_ms: None,
+            }))
+            .await
+            .expect("send");
+            wait_for("the commit of offset 1", || commits.last(0) == Some(1)).await;
+            let asked = || commits.0.lock().map(|c| c.len()).unwrap_or(0);
+            let before = asked();
+            let _ = results_tx.send(CommitResult {
+                offsets: vec![(tp(0), 1)],
+                ok: false,
+            });
+            // Nothing new arrives on the partition, yet the refused commit is asked for again.
+            wait_for("a second commit of offset 1", || asked() > before).await;
+            shutdown.cancel();
+        };
+        let (result, ()) = tokio::join!(
+            c.run(rx, results_rx, &stop, Duration::from_secs(5), &abandon),
+            script
+        );
+        result.expect("clean stop");
     }
 }

@@ -939,7 +939,6 @@ mod tests {
     #[test]
     fn load_headers_follow_the_config() {
         let mut cfg = DorisConfig::new("http://127.0.0.1:8030", "db", "t", "seq");
-        cfg.max_filter_ratio = 0.25;
         cfg.two_phase_commit = true;
         cfg.load_timeout = Duration::from_secs(120);
         let h = sink(&cfg).load_headers();
@@ -950,7 +949,7 @@ mod tests {
         assert_eq!(get("num_as_string").as_deref(), Some("true"));
         assert_eq!(get("strict_mode").as_deref(), Some("true"));
         assert_eq!(get("timeout").as_deref(), Some("120"));
-        assert_eq!(get("max_filter_ratio").as_deref(), Some("0.25"));
+        assert_eq!(get("max_filter_ratio").as_deref(), Some("0"));
         assert_eq!(get("two_phase_commit").as_deref(), Some("true"));
         assert_eq!(get("hidden_columns").as_deref(), Some(DELETE_SIGN_COLUMN));
         assert_eq!(get("group_commit"), None);

@@ -52,8 +52,7 @@ pub struct DorisConfig {
     #[serde(default = "default_true")]
     pub strict_mode: bool,
     /// Doris `max_filter_ratio`: must stay 0.0. A load Doris commits with rows filtered out (a ratio above 0) would
-    /// lose those rows without a word; with 0.0 any bad row fails the load, and cdc2doris isolates it and
-    /// dead-letters it.
+    /// lose those rows without a word; with 0.0 any bad row fails the load, and cdc2doris isolates it and dead-letters it.
     #[serde(default)]
     pub max_filter_ratio: f64,
     /// Doris group commit mode. Default: none (header not sent). With `sync_mode`/`async_mode` no label is sent,

@@ -879,3 +879,49 @@ async fn a_dead_letter_that_cannot_be_written_does_not_block_shutdown() {
     }
     w.cleanup().await;
 }
+
+/// An event whose transaction id PostgreSQL has not reached (an event of another server, or written by hand) must
+/// not stall the pipeline waiting for it to become visible: it is counted and the batch merges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_transaction_id_from_the_future_is_not_waited_for() {
+    let mut w = World::new("futurexid", 1).await;
+    let config = w.write_config("");
+    jobgen::apply(&mut w.pg, &plain_job(1))
+        .await
+        .expect("insert job 1");
+    let ev = jobgen::RowEvent {
+        table: "jobs",
+        op: jobgen::RowOp::Insert,
+        key: serde_json::json!({"id": 1}),
+        before: None,
+        after: Some(serde_json::json!({"id": 1})),
+        txid: 1 << 40,
+    };
+    let (key, value) = jobgen::debezium::message(&w.prefix, &w.db, &ev, 0);
+    w.produce(&w.topic("jobs"), &key, &value).await;
+    // An id of this epoch that PostgreSQL has not handed out yet ("in the future").
+    jobgen::apply(&mut w.pg, &plain_job(2))
+        .await
+        .expect("insert job 2");
+    let ahead: i64 =
+        w.pg.query_one(
+            "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::int8 + 100000",
+            &[],
+        )
+        .await
+        .expect("xmax")
+        .get(0);
+    let ev = jobgen::RowEvent {
+        key: serde_json::json!({"id": 2}),
+        after: Some(serde_json::json!({"id": 2})),
+        txid: ahead,
+        ..ev
+    };
+    let (key, value) = jobgen::debezium::message(&w.prefix, &w.db, &ev, 0);
+    w.produce(&w.topic("jobs"), &key, &value).await;
+    let (stop, run) = w.start(&config);
+    w.converge(1..3, Duration::from_secs(30)).await;
+    w.wait_all_committed(1).await;
+    stop_gracefully(stop, run).await;
+    w.cleanup().await;
+}

@@ -65,6 +65,11 @@ pub struct Seeded {
     pub max_revenue_id: i64,
     /// `clients_to_exclude.client_id`, ascending.
     pub excluded_clients: Vec<i64>,
+    /// A transaction id every event carries as `source.txId`: one PostgreSQL already finished when the backlog was
+    /// made (below its snapshot's xmin), as the transactions of events in a real backlog are. The pipeline waits
+    /// until an event's transaction is visible; an id PostgreSQL has not reached yet would not be waited for, but
+    /// counted as impossible.
+    pub committed_txid: i64,
 }
 
 impl Seeded {
@@ -94,11 +99,20 @@ impl Seeded {
             .iter()
             .map(|r| r.try_get(0))
             .collect::<Result<Vec<i64>, tokio_postgres::Error>>()?;
+        let xmin: i64 = client
+            .query_one(
+                "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::int8",
+                &[],
+            )
+            .await?
+            .try_get(0)?;
         Ok(Seeded {
             jobs,
             max_activity_id,
             max_revenue_id,
             excluded_clients,
+            // 3 is PostgreSQL's first normal transaction id.
+            committed_txid: (xmin - 1).max(3),
         })
     }
 }
@@ -321,7 +335,7 @@ impl Backlog {
             key,
             before,
             after,
-            txid: self.txid,
+            txid: self.seeded.committed_txid,
         }
     }
 
@@ -474,6 +488,7 @@ mod tests {
             max_activity_id: jobs * 10,
             max_revenue_id: jobs * 2,
             excluded_clients: (1..=clients).filter(|c| c % 10 == 0).collect(),
+            committed_txid: 3,
         }
     }
 

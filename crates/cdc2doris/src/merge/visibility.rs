@@ -107,7 +107,7 @@ pub fn widen(txid: u64, xmax: u64) -> u64 {
 pub enum TxStatus {
     /// Committed or still committing: it becomes visible; wait.
     Pending,
-    /// Aborted, or beyond the server's next id: no event can come from it here; do not wait.
+    /// Aborted, beyond the server's next id, or unknown to it: no event can come from it here; do not wait.
     Impossible(&'static str),
 }
 
@@ -130,7 +130,9 @@ pub async fn status(client: &ClientWrapper, xid: u64) -> Result<TxStatus, MergeE
             })?;
             Ok(match s.as_deref() {
                 Some("aborted") => TxStatus::Impossible("aborted"),
-                _ => TxStatus::Pending,
+                Some(_) => TxStatus::Pending,
+                // PostgreSQL knows nothing of it (an id of a far epoch): not a transaction that is committing here.
+                None => TxStatus::Impossible("unknown to this server"),
             })
         }
         // 22023: "transaction ID … is in the future".

@@ -270,6 +270,7 @@ async fn wait_visible<S>(
     let mut checked: HashSet<u64> = HashSet::new();
     let mut impossible: HashSet<u64> = HashSet::new();
     let mut next_warning = started + VISIBILITY_WARN_EVERY;
+    let mut waited = false;
     loop {
         let client = match ctx.pool.get().await {
             Ok(c) => c,
@@ -311,20 +312,30 @@ async fn wait_visible<S>(
             }
             continue;
         }
-        let waiting: Vec<u64> = snapshot
+        let mut waiting: Vec<u64> = snapshot
             .invisible(txids)
             .into_iter()
             .filter(|x| !impossible.contains(x))
             .collect();
+        waiting.sort_unstable();
+        waiting.dedup();
+        // Ids listed as running are real transactions: wait. Any other id is asked about once, in ascending order;
+        // ids at or above one PostgreSQL calls "in the future" are in the future too, and are not asked about.
         let mut still: Vec<u64> = Vec::with_capacity(waiting.len());
+        let mut future_from: Option<u64> = None;
+        let mut newly_impossible: Vec<(u64, &'static str)> = Vec::new();
         for x in waiting {
-            if checked.insert(x) {
+            if future_from.is_some_and(|f| x >= f) {
+                newly_impossible.push((x, "in the future for this server"));
+                continue;
+            }
+            if snapshot.xip.binary_search(&x).is_err() && checked.insert(x) {
                 match status(&client, x).await {
                     Ok(TxStatus::Impossible(why)) => {
-                        metrics::counter!("cdc2doris_visibility_impossible_txids_total")
-                            .increment(1);
-                        tracing::warn!(batch = %name, txid = x, "an event carries a transaction id this PostgreSQL server cannot show ({why}); not waiting for it");
-                        impossible.insert(x);
+                        if why.starts_with("in the future") {
+                            future_from = Some(x);
+                        }
+                        newly_impossible.push((x, why));
                         continue;
                     }
                     Ok(TxStatus::Pending) => {}
@@ -333,15 +344,27 @@ async fn wait_visible<S>(
             }
             still.push(x);
         }
+        if !newly_impossible.is_empty() {
+            metrics::counter!("cdc2doris_visibility_impossible_txids_total")
+                .increment(newly_impossible.len() as u64);
+            tracing::warn!(
+                batch = %name,
+                count = newly_impossible.len(),
+                first = ?newly_impossible.iter().take(3).collect::<Vec<_>>(),
+                "events carry transaction ids this PostgreSQL server cannot show (aborted, or beyond its next id: \
+                 events of another server, or written by hand); not waiting for them"
+            );
+            impossible.extend(newly_impossible.iter().map(|(x, _)| *x));
+        }
         drop(client);
         if still.is_empty() {
-            let waited = started.elapsed();
-            if !checked.is_empty() {
-                metrics::counter!("cdc2doris_visibility_waits_total").increment(1);
-                metrics::histogram!("cdc2doris_visibility_wait_seconds")
-                    .record(waited.as_secs_f64());
+            if !waited {
+                return Ok(Duration::ZERO);
             }
-            return Ok(waited);
+            let wait = started.elapsed();
+            metrics::counter!("cdc2doris_visibility_waits_total").increment(1);
+            metrics::histogram!("cdc2doris_visibility_wait_seconds").record(wait.as_secs_f64());
+            return Ok(wait);
         }
         if Instant::now() >= next_warning {
             next_warning += VISIBILITY_WARN_EVERY;
@@ -354,6 +377,7 @@ async fn wait_visible<S>(
                  not confirming, or a commit still in progress); the batch merges once they are visible"
             );
         }
+        waited = true;
         tokio::select! {
             _ = ctx.abandon.cancelled() => return Err(StepError::Abandoned),
             _ = tokio::time::sleep(pause) => {}

@@ -925,3 +925,89 @@ async fn a_transaction_id_from_the_future_is_not_waited_for() {
     stop_gracefully(stop, run).await;
     w.cleanup().await;
 }
+
+/// A merge query that fails on one key's data (a data exception, SQLSTATE class 22) must not stop the pipeline: the
+/// chunk is split until that key stands alone, the key goes to the dead-letter destination with the batch's
+/// offsets, and every other key loads. Before, the batch was fatal and every restart failed on it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_key_the_merge_query_fails_on_is_dead_lettered_and_the_rest_loads() {
+    let mut w = World::new("poisonmerge", 1).await;
+    let config = w.write_config("");
+    let example = repo().join("examples/job-analytics/merge.sql");
+    let merge = std::fs::read_to_string(&example).expect("merge.sql");
+    let merge = merge.trim_end().trim_end_matches(';');
+    // Division by zero (SQLSTATE 22012) for the job titled "boom" only (a divisor PostgreSQL cannot fold into a
+    // constant when it plans the query).
+    let failing =
+        format!("SELECT m.* FROM (\n{merge}\n) AS m WHERE 1 / (1 - (m.title = 'boom')::int) = 1\n");
+    let path = w.dir.path().join("merge-boom.sql");
+    std::fs::write(&path, failing).expect("write merge");
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        text.replace(&example.display().to_string(), &path.display().to_string()),
+    )
+    .expect("config");
+    let jobs: Vec<jobgen::Change> = (1..=6)
+        .map(|id| match plain_job(id) {
+            jobgen::Change::NewJob {
+                id,
+                client_id,
+                category,
+                location,
+                salary_min,
+                salary_max,
+                ..
+            } if id == 3 => jobgen::Change::NewJob {
+                id,
+                client_id,
+                title: "boom".into(),
+                category,
+                location,
+                salary_min,
+                salary_max,
+            },
+            other => other,
+        })
+        .collect();
+    w.apply(&jobs).await;
+    let (stop, run) = w.start(&config);
+    let start = Instant::now();
+    loop {
+        let ids: Vec<i64> = w
+            .doris_rows()
+            .await
+            .iter()
+            .filter_map(|r| r["job_id"].as_i64())
+            .collect();
+        if ids == vec![1, 2, 4, 5, 6] {
+            break;
+        }
+        assert!(!run.is_finished(), "the pipeline stopped: {:?}", run.await);
+        assert!(start.elapsed() < Duration::from_secs(30), "{ids:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    w.wait_all_committed(1).await;
+    let dl = std::fs::read_to_string(w.dir.path().join("dead.jsonl")).unwrap_or_default();
+    let lines: Vec<serde_json::Value> = dl
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{dl}");
+    assert_eq!(lines[0]["stage"], "merge", "{dl}");
+    assert_eq!(lines[0]["keys"], serde_json::json!([3]), "{dl}");
+    assert!(
+        lines[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("22012")),
+        "{dl}"
+    );
+    assert!(
+        lines[0]["offsets"]
+            .as_array()
+            .is_some_and(|o| !o.is_empty()),
+        "{dl}"
+    );
+    stop_gracefully(stop, run).await;
+    w.cleanup().await;
+}

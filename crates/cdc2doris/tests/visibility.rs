@@ -37,6 +37,19 @@ async fn make_sync_standby(slot: &str) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    // Every Debezium walsender has the same name: a walsender left by an earlier run would answer for ours.
+    let same: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_replication WHERE application_name = $1",
+            &[&app],
+        )
+        .await
+        .expect("walsenders")
+        .get(0);
+    assert_eq!(
+        same, 1,
+        "other walsenders named {app:?} are connected (connectors left by an earlier run?); remove them first"
+    );
     let quoted = format!("\"{}\"", app.replace('"', "\"\""));
     admin
         .batch_execute(&format!(
@@ -147,8 +160,14 @@ async fn a_change_published_before_its_transaction_is_visible_still_reaches_dori
         );
         w
     });
-    let outcome = scenario.await;
+    // A commit waiting for a standby that never confirms would hang the suite: bounded, and the setting restored
+    // (which releases a waiting commit) whatever happens.
+    let outcome = tokio::time::timeout(Duration::from_secs(180), scenario).await;
     restore_sync_standby().await;
+    let Ok(outcome) = outcome else {
+        dbz.remove().await;
+        panic!("the scenario did not end within 180 s");
+    };
     let w = match outcome {
         Ok(w) => w,
         Err(e) => {

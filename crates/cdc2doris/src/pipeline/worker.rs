@@ -591,6 +591,20 @@ async fn process<S: Sink + 'static>(
         body.extend_from_slice(&c.body);
     }
     let bytes = body.len();
+    if body.is_empty() {
+        // Every key was poison: nothing to load (Doris refuses an empty body).
+        return Ok(BatchOutcome::Loaded {
+            receipt: None,
+            keys: key_count,
+            rows,
+            deletes,
+            queries,
+            rejected: 0,
+            loads: 0,
+            bytes: 0,
+            visibility_wait,
+        });
+    }
     let part = load_part(ctx, &ranges, Bytes::from(body)).await?;
     let rejected = part.rejected.len();
     for r in &part.rejected {

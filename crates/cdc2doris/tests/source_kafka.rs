@@ -421,3 +421,88 @@ async fn stale_prefetch_is_dropped_on_revoke_eager() {
     // committed offset) or to B (then A must never see its stale message, and gets it back when B leaves).
     stale_prefetch_is_dropped_when_a_partition_comes_back("range", 1).await;
 }
+
+/// [integrity] A revoke while the pipeline reads nothing (its channel full: a Doris outage holds every batch) must
+/// not hold the poll thread, hence the whole group, for longer than `revoke_timeout`: the partitions are released
+/// uncommitted, and the pipeline hears of the revoke later, in order, as lost. Before, the hand-over waited for room
+/// as long as the pipeline read nothing, and the new member got nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_the_pipeline_cannot_hear_is_bounded_by_the_revoke_timeout() {
+    let topic = unique("src-bounded");
+    let group = unique("g");
+    create_topic(&topic, 2).await;
+    produce(&topic, 0, 50).await;
+    produce(&topic, 1, 50).await;
+    let settings = SourceSettings {
+        topics: vec![topic.clone()],
+        revoke_timeout: Duration::from_secs(3),
+        channel_capacity: 1,
+    };
+    let (tx_a, mut rx_a) = mpsc::channel(1);
+    let a = KafkaSource::start(&consumer_config(&group), settings.clone(), tx_a).expect("start a");
+    match next_event(&mut rx_a).await {
+        SourceEvent::Assigned(parts) => assert_eq!(parts.len(), 2),
+        other => panic!("expected Assigned, got {other:?}"),
+    }
+    // From here on A's pipeline reads nothing: its channel fills with one message.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let (tx_b, mut rx_b) = mpsc::channel(1024);
+    let b = KafkaSource::start(&consumer_config(&group), settings, tx_b).expect("start b");
+    let got = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match rx_b.recv().await {
+                Some(SourceEvent::Assigned(parts)) => break parts,
+                Some(SourceEvent::Revoked { reply, .. }) => {
+                    let _ = reply.send(Vec::new());
+                }
+                Some(SourceEvent::Message(_)) => {}
+                None => panic!("b's source stopped"),
+            }
+        }
+    })
+    .await
+    .expect("the new member got partitions while the old one's pipeline stayed full");
+    assert_eq!(got.len(), 1, "{got:?}");
+    let moved = got[0].0.clone();
+
+    // A's pipeline reads again: it hears that the partition is gone, and never sees a message of it after that.
+    let mut gone = false;
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(5) || !gone {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "A never heard of the revoke"
+        );
+        let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(500), rx_a.recv()).await
+        else {
+            continue;
+        };
+        match e {
+            SourceEvent::Revoked {
+                partitions,
+                lost,
+                reply,
+            } => {
+                if partitions.contains(&moved) {
+                    assert!(
+                        lost,
+                        "a revoke heard after its timeout is lost: nothing to commit"
+                    );
+                    gone = true;
+                }
+                let _ = reply.send(Vec::new());
+            }
+            SourceEvent::Message(m) => assert!(
+                !(gone && tp(&m.topic, m.partition) == moved),
+                "a message of {moved} after its revoke (offset {})",
+                m.offset
+            ),
+            SourceEvent::Assigned(_) => {}
+        }
+    }
+    drop(rx_a);
+    drop(rx_b);
+    a.stop().await;
+    b.stop().await;
+}

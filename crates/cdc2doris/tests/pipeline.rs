@@ -177,11 +177,19 @@ async fn an_older_read_that_lands_last_never_overwrites_a_newer_one() {
         status: "paused".into(),
     }])
     .await;
-    // Wait until batch A is in flight (its load held RUNNING by the fault) before B's change.
+    // Wait until batch A (offset 1 of the jobs topic alone) is in flight, its load held RUNNING by the fault, before
+    // B's change. The batch of the first job may still show in `/debug/state` for up to 100 ms after it loaded.
+    let a_name = format!("{}/0:1-1", w.topic("jobs"));
     let start = Instant::now();
-    while w.debug_state().await["in_flight"]
+    while !w.debug_state().await["in_flight"]
         .as_array()
-        .is_none_or(|a| a.is_empty())
+        .is_some_and(|a| {
+            a.iter().any(|b| {
+                b["batch_name"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with(&a_name))
+            })
+        })
     {
         assert!(
             start.elapsed() < Duration::from_secs(30),

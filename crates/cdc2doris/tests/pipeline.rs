@@ -941,41 +941,18 @@ async fn a_transaction_id_from_the_future_is_not_waited_for() {
 async fn a_key_the_merge_query_fails_on_is_dead_lettered_and_the_rest_loads() {
     let mut w = World::new("poisonmerge", 1).await;
     let config = w.write_config("");
-    let example = repo().join("examples/job-analytics/merge.sql");
-    let merge = std::fs::read_to_string(&example).expect("merge.sql");
-    let merge = merge.trim_end().trim_end_matches(';');
     // Division by zero (SQLSTATE 22012) for the job titled "boom" only (a divisor PostgreSQL cannot fold into a
     // constant when it plans the query).
-    let failing =
-        format!("SELECT m.* FROM (\n{merge}\n) AS m WHERE 1 / (1 - (m.title = 'boom')::int) = 1\n");
-    let path = w.dir.path().join("merge-boom.sql");
-    std::fs::write(&path, failing).expect("write merge");
-    let text = std::fs::read_to_string(&config).expect("config");
-    std::fs::write(
-        &config,
-        text.replace(&example.display().to_string(), &path.display().to_string()),
-    )
-    .expect("config");
+    use_merge_query(&config, &w.dir.path().join("merge-boom.sql"), |merge| {
+        format!("SELECT m.* FROM (\n{merge}\n) AS m WHERE 1 / (1 - (m.title = 'boom')::int) = 1\n")
+    });
     let jobs: Vec<jobgen::Change> = (1..=6)
-        .map(|id| match plain_job(id) {
-            jobgen::Change::NewJob {
-                id,
-                client_id,
-                category,
-                location,
-                salary_min,
-                salary_max,
-                ..
-            } if id == 3 => jobgen::Change::NewJob {
-                id,
-                client_id,
-                title: "boom".into(),
-                category,
-                location,
-                salary_min,
-                salary_max,
-            },
-            other => other,
+        .map(|id| {
+            if id == 3 {
+                job_with(id, "boom", "sales")
+            } else {
+                plain_job(id)
+            }
         })
         .collect();
     w.apply(&jobs).await;
@@ -1030,46 +1007,24 @@ async fn a_replayed_half_with_other_rows_is_loaded_not_taken_as_done() {
     let mut w = World::new("halves", 1).await;
     let config = w.write_config("max_keys = 10");
     // The merge query's rows in key order, so that the halves are jobs 1-5 and 6-10.
-    let example = repo().join("examples/job-analytics/merge.sql");
-    let merge = std::fs::read_to_string(&example).expect("merge.sql");
-    let sorted = format!(
-        "SELECT m.* FROM (\n{}\n) AS m ORDER BY m.job_id\n",
-        merge.trim_end().trim_end_matches(';')
-    );
-    let path = w.dir.path().join("merge-sorted.sql");
-    std::fs::write(&path, sorted).expect("write merge");
-    let text = std::fs::read_to_string(&config).expect("config");
+    use_merge_query(&config, &w.dir.path().join("merge-sorted.sql"), |merge| {
+        format!("SELECT m.* FROM (\n{merge}\n) AS m ORDER BY m.job_id\n")
+    });
     // A member killed with -9 holds its partitions until its session times out: keep that short.
-    let text = format!(
-        "{}\n[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"500\"\n",
-        text.replace(&example.display().to_string(), &path.display().to_string())
-    );
-    std::fs::write(&config, text).expect("config");
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        format!("{text}\n[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"500\"\n"),
+    )
+    .expect("config");
+    // Job 7's category is longer than Doris' VARCHAR(128): Doris filters its row.
     let jobs: Vec<jobgen::Change> = (1..=10)
-        .map(|id| match plain_job(id) {
-            jobgen::Change::NewJob {
-                id,
-                client_id,
-                title,
-                location,
-                salary_min,
-                salary_max,
-                ..
-            } => jobgen::Change::NewJob {
-                id,
-                client_id,
-                title,
-                // Longer than Doris' VARCHAR(128): Doris filters job 7's row.
-                category: if id == 7 {
-                    "c".repeat(200)
-                } else {
-                    "sales".into()
-                },
-                location,
-                salary_min,
-                salary_max,
-            },
-            other => other,
+        .map(|id| {
+            if id == 7 {
+                job_with(id, "job 7", &"c".repeat(200))
+            } else {
+                plain_job(id)
+            }
         })
         .collect();
     w.apply(&jobs).await;

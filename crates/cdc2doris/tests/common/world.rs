@@ -642,15 +642,34 @@ impl World {
 
 /// A new job of client 1 with default fields.
 pub fn plain_job(id: i64) -> jobgen::Change {
+    job_with(id, &format!("job {id}"), "sales")
+}
+
+/// A new job of client 1 with this title and category.
+pub fn job_with(id: i64, title: &str, category: &str) -> jobgen::Change {
     jobgen::Change::NewJob {
         id,
         client_id: 1,
-        title: format!("job {id}"),
-        category: "sales".into(),
+        title: title.to_string(),
+        category: category.to_string(),
         location: "Remote".into(),
         salary_min: 1000,
         salary_max: 2000,
     }
+}
+
+/// Points the config at `path` as the merge query: the example query wrapped by `wrap` (which gets its text without
+/// the final `;`).
+pub fn use_merge_query(config: &Path, path: &Path, wrap: impl FnOnce(&str) -> String) {
+    let example = repo().join("examples/job-analytics/merge.sql");
+    let merge = std::fs::read_to_string(&example).expect("merge.sql");
+    std::fs::write(path, wrap(merge.trim_end().trim_end_matches(';'))).expect("write merge");
+    let text = std::fs::read_to_string(config).expect("config");
+    std::fs::write(
+        config,
+        text.replace(&example.display().to_string(), &path.display().to_string()),
+    )
+    .expect("config");
 }
 
 impl World {

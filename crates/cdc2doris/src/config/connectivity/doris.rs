@@ -168,7 +168,6 @@ async fn check_delete_row(config: &Config, timeout: Duration) -> CheckLine {
         std::process::id()
     );
     let table = format!("{}.{}", cfg.database, cfg.table);
-    let excerpt_text = excerpt;
     match tokio::time::timeout(timeout, sink.trial_load(&label, bytes::Bytes::from(body))).await {
         Ok(Ok(Trial::Accepted)) => line(
             Outcome::Pass,
@@ -178,7 +177,10 @@ async fn check_delete_row(config: &Config, timeout: Duration) -> CheckLine {
                 file.merge.key_column, cfg.sequence_column
             ),
         ),
-        Ok(Ok(Trial::Refused { message, excerpt })) => line(
+        Ok(Ok(Trial::Refused {
+            message,
+            excerpt: log,
+        })) => line(
             Outcome::Fail,
             "doris.table",
             format!(
@@ -186,8 +188,7 @@ async fn check_delete_row(config: &Config, timeout: Duration) -> CheckLine {
                  nullable or give it a DEFAULT (ALTER TABLE {table} MODIFY COLUMN … NULL)",
                 file.merge.key_column,
                 cfg.sequence_column,
-                excerpt
-                    .map(|e| format!(" ({})", excerpt_text(&e)))
+                log.map(|e| format!(" ({})", excerpt(&e)))
                     .unwrap_or_default()
             ),
         ),

@@ -1088,3 +1088,117 @@ async fn a_replayed_half_with_other_rows_is_loaded_not_taken_as_done() {
     assert!(status.success(), "{status:?}");
     w.cleanup().await;
 }
+
+/// [integrity] A partition that goes away and comes back while the pipeline is held full (slow Doris) must resume at
+/// the committed offset: messages fetched before the revoke are not processed after the re-assignment, and the first
+/// offset after it is never above the committed one. Then `kill -9` and a restart: whatever was committed must have
+/// been loaded, so Doris ends equal to the merge query over every key.
+async fn a_partition_that_comes_back_under_load_loses_nothing(assignor: &str, name: &str) {
+    let mut w = World::new(name, 2).await;
+    let config = w.write_config("max_keys = 40\nmax_in_flight = 2");
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        format!(
+            "{text}\n[kafka.properties]\n\"partition.assignment.strategy\" = \"{assignor}\"\n\
+             \"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"500\"\n"
+        ),
+    )
+    .expect("config");
+    let mut m = model();
+    let seed: Vec<jobgen::Change> = (0..40).map(|_| m.new_job()).collect();
+    w.apply(&seed).await;
+    // Doris is slow: each load stays RUNNING for a second, so the pipeline fills and the source waits for room.
+    let slow: Vec<doris_sim::FaultSpec> = (0..40)
+        .map(|_| doris_sim::FaultSpec::new(doris_sim::FaultKind::Delay).delay_ms(1000))
+        .collect();
+    w.sim.client().queue_faults(&slow).await.expect("faults");
+    let log = w.dir.path().join("run1.log");
+    let mut child = spawn_binary(&config, &log);
+    let part: Vec<jobgen::Change> = (0..400).map(|_| m.next_change()).collect();
+    w.apply(&part).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // A second member joins (taking partitions away from the first) and leaves again (giving them back), while the
+    // first one's pipeline is full and changes keep coming.
+    let topics: Vec<String> = TABLES.iter().map(|t| w.topic(t)).collect();
+    let group = w.group.clone();
+    let assignor_owned = assignor.to_string();
+    let member = tokio::task::spawn_blocking(move || {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap())
+            .set("group.id", &group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("partition.assignment.strategy", &assignor_owned)
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "500")
+            .create()
+            .expect("second member");
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        c.subscribe(&names).expect("subscribe");
+        let start = Instant::now();
+        let mut got = 0usize;
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Some(Ok(_)) = c.poll(Duration::from_millis(100)) {
+                got += 1;
+            }
+        }
+        let had = c.assignment().map(|a| a.count()).unwrap_or(0);
+        c.unsubscribe();
+        drop(c);
+        (got, had)
+    });
+    let more: Vec<jobgen::Change> = (0..300).map(|_| m.next_change()).collect();
+    w.apply(&more).await;
+    let (read, had) = member.await.expect("member");
+    assert!(
+        had > 0,
+        "the second member never got a partition (read {read})"
+    );
+    // The partitions come back to the first member; it keeps loading slowly. Then kill -9 while loads run.
+    let more: Vec<jobgen::Change> = (0..300).map(|_| m.next_change()).collect();
+    w.apply(&more).await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    signal(&child, "-KILL");
+    let _ = wait_exit(&mut child, Duration::from_secs(10));
+    let log1 = std::fs::read_to_string(&log).unwrap_or_default();
+    w.sim.client().clear_faults().await.expect("clear faults");
+
+    // The restart resumes from the committed offsets: everything converges and ends committed.
+    let log2 = w.dir.path().join("run2.log");
+    let mut child = spawn_binary(&config, &log2);
+    let report = tokio::time::timeout(
+        Duration::from_secs(120),
+        w.converge(m.all_job_ids(), Duration::from_secs(110)),
+    )
+    .await;
+    if report.is_err() {
+        signal(&child, "-KILL");
+        panic!(
+            "no convergence\n--- run 1 ---\n{log1}\n--- run 2 ---\n{}",
+            std::fs::read_to_string(&log2).unwrap_or_default()
+        );
+    }
+    w.wait_all_committed(2).await;
+    signal(&child, "-TERM");
+    let status = wait_exit(&mut child, Duration::from_secs(40));
+    assert!(status.success(), "{status:?}");
+    // The first member lost partitions and got them back before the kill.
+    assert!(
+        log1.contains("partitions revoked") && log1.matches("partitions assigned").count() >= 2,
+        "run 1 saw no revoke and re-assignment:\n{log1}"
+    );
+    w.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_partition_that_comes_back_under_load_loses_nothing_eager() {
+    a_partition_that_comes_back_under_load_loses_nothing("range", "back_eager").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_partition_that_comes_back_under_load_loses_nothing_cooperative() {
+    a_partition_that_comes_back_under_load_loses_nothing("cooperative-sticky", "back_coop").await;
+}

@@ -83,6 +83,8 @@ pub struct SharedState {
     pub consumer_lag: std::collections::BTreeMap<String, i64>,
     /// Times the source paused its partitions because the pipeline stayed full.
     pub source_pauses: u64,
+    /// Events the source fetched that wait for room in the pipeline.
+    pub source_waiting: u64,
 }
 
 /// A batch in flight, for `/debug/state`.
@@ -426,6 +428,7 @@ pub async fn run(
                 Ok(mut s) => {
                     s.consumer_lag = stats.lag.lock().map(|l| l.clone()).unwrap_or_default();
                     s.source_pauses = stats.pauses.load(Ordering::Relaxed);
+                    s.source_waiting = stats.waiting.load(Ordering::Relaxed);
                     serde_json::to_value(&*s).unwrap_or_default()
                 }
                 Err(_) => serde_json::Value::Null,

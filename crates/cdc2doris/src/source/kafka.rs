@@ -148,6 +148,9 @@ pub struct SourceStats {
     pub messages: AtomicU64,
     /// Times the partitions were paused because the pipeline stayed full (see `WAIT_BEFORE_PAUSE`).
     pub pauses: AtomicU64,
+    /// Events fetched and waiting for room in the pipeline (bounded: while they wait, the assigned partitions are
+    /// paused, those assigned meanwhile included).
+    pub waiting: AtomicU64,
     /// Errors reported by the client (broker down, max.poll.interval exceeded, …).
     pub errors: AtomicU64,
     /// Commits that failed.
@@ -727,6 +730,8 @@ fn poll_loop(
                 Err(e) => tracing::warn!(error = %e, "cannot read the assignment"),
             }
         }
+        stats.waiting.store(pending.len() as u64, Ordering::Relaxed);
+        metrics::gauge!("cdc2doris_source_waiting_events").set(pending.len() as f64);
         // While messages wait for room, poll briefly: only rebalances and errors are expected.
         let timeout = if pending.is_empty() {
             POLL
@@ -751,6 +756,15 @@ fn poll_loop(
     }
     // Shutdown: the pipeline sent its final commit before asking us to stop.
     apply_commands(&consumer, &mut commands, CommitMode::Sync);
+    // Resume before leaving: librdkafka 2.12 can hang in rd_kafka_destroy (a broker thread that never ends) when
+    // the consumer is closed with paused partitions.
+    if paused.take().is_some() {
+        if let Ok(tpl) = consumer.assignment() {
+            if let Err(e) = consumer.resume(&tpl) {
+                tracing::warn!(error = %e, "cannot resume partitions before leaving the group");
+            }
+        }
+    }
     consumer.unsubscribe();
     drop(consumer);
     tracing::info!("Kafka consumer closed");

@@ -423,9 +423,17 @@ pub fn model() -> jobgen::Model {
 }
 
 /// The binary, run as a child process with the test's config.
+/// The binary the tests spawn: this build's, or another one named by `CDC2DORIS_TEST_BIN` (to show that a test
+/// fails against an older build).
+pub fn binary() -> PathBuf {
+    std::env::var_os("CDC2DORIS_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_cdc2doris")))
+}
+
 pub fn spawn_binary(config: &Path, log: &Path) -> std::process::Child {
     let log = std::fs::File::create(log).expect("log file");
-    std::process::Command::new(env!("CARGO_BIN_EXE_cdc2doris"))
+    std::process::Command::new(binary())
         .args(["run", "--config"])
         .arg(config)
         .env("CDC2DORIS_TEST_PG_PASSWORD", pg_password())

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cdc2doris::config::check::{check_config, check_connectivity, CheckLine, CheckReport, Outcome};
+use common::standby::Standby;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -882,154 +883,6 @@ async fn the_binary_exits_0_when_everything_passes() {
     world.drop_all().await;
 }
 
-/// A hot standby of the stack's PostgreSQL on a port of its own (pg_basebackup, started with pg_ctl as the
-/// `postgres` user), stopped and removed when dropped.
-struct Standby {
-    dir: PathBuf,
-    port: u16,
-}
-
-/// Runs a command as the `postgres` user (the server refuses to run as root).
-fn as_postgres(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let root = std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    let mut cmd = if root {
-        let mut c = std::process::Command::new("runuser");
-        c.args(["-u", "postgres", "--", "env"]);
-        c
-    } else {
-        let mut c = std::process::Command::new("sudo");
-        c.args(["-n", "-u", "postgres", "env"]);
-        c
-    };
-    for (k, v) in env {
-        cmd.arg(format!("{k}={v}"));
-    }
-    cmd.args(args);
-    cmd.output().expect("run a command as postgres")
-}
-
-impl Standby {
-    async fn start() -> Standby {
-        let url = reqwest::Url::parse(&pg_url()).expect("CDC2DORIS_PG_URL");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        let dir = std::env::temp_dir().join(format!(
-            "cdc2doris-standby-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        std::fs::create_dir(&dir).expect("standby dir");
-        let d = dir.display().to_string();
-        for cmd in [
-            vec!["chown", "postgres:postgres", d.as_str()],
-            vec!["chmod", "700", d.as_str()],
-        ] {
-            let ok = std::process::Command::new(cmd[0]).args(&cmd[1..]).status();
-            assert!(ok.is_ok_and(|s| s.success()), "{cmd:?}");
-        }
-        let primary_port = url.port().unwrap_or(5432).to_string();
-        let out = as_postgres(
-            &[
-                "pg_basebackup",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &primary_port,
-                "-U",
-                url.username(),
-                "-D",
-                &d,
-                "-R",
-                "-X",
-                "stream",
-                "-c",
-                "fast",
-            ],
-            &[("PGPASSWORD", &pg_password())],
-        );
-        assert!(
-            out.status.success(),
-            "pg_basebackup: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        // The Debian cluster keeps its configuration outside the data directory: give the copy its own, with the
-        // limits a standby must not have below its primary's.
-        let primary = connect("postgres").await;
-        let mut conf = format!(
-            "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{d}'\nhot_standby = on\n\
-             ssl = off\nsynchronous_standby_names = ''\n"
-        );
-        for name in [
-            "max_connections",
-            "max_worker_processes",
-            "max_wal_senders",
-            "max_prepared_transactions",
-            "max_locks_per_transaction",
-            "max_replication_slots",
-        ] {
-            let value: String = primary
-                .query_one(&format!("SHOW {name}"), &[])
-                .await
-                .expect("show")
-                .get(0);
-            conf.push_str(&format!("{name} = {value}\n"));
-        }
-        let hba = "local all all peer\nhost all all 127.0.0.1/32 scram-sha-256\n";
-        for (file, text) in [("postgresql.conf", conf.as_str()), ("pg_hba.conf", hba)] {
-            let path = dir.join(file);
-            std::fs::write(&path, text).expect("standby config");
-            let _ = std::process::Command::new("chown")
-                .args(["postgres:postgres", &path.display().to_string()])
-                .status();
-        }
-        let log = dir.join("server.log").display().to_string();
-        let out = as_postgres(
-            &[
-                "/usr/lib/postgresql/15/bin/pg_ctl",
-                "-D",
-                &d,
-                "-l",
-                &log,
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-            &[],
-        );
-        assert!(
-            out.status.success(),
-            "pg_ctl start: {} {}",
-            String::from_utf8_lossy(&out.stderr),
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        Standby { dir, port }
-    }
-}
-
-impl Drop for Standby {
-    fn drop(&mut self) {
-        let d = self.dir.display().to_string();
-        let _ = as_postgres(
-            &[
-                "/usr/lib/postgresql/15/bin/pg_ctl",
-                "-D",
-                &d,
-                "-m",
-                "immediate",
-                "stop",
-            ],
-            &[],
-        );
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// [integrity] A hot standby's snapshots list no running transactions, so neither the row versions nor the wait for
 /// a change's transaction hold there: `check` fails naming it, and `run` refuses to start. Before, both took it.
 #[tokio::test]
@@ -1037,7 +890,7 @@ async fn a_hot_standby_is_refused_by_check_and_run() {
     let world = World::create(&TABLES).await;
     let sim = doris_sim("pw").await;
     let doris = Doris::sim(&sim, "pw");
-    let standby = Standby::start().await;
+    let standby = Standby::start(&pg_url(), &pg_password(), None).await;
     let path = world.config("job_id", &doris);
     let primary = reqwest::Url::parse(&pg_url()).expect("url");
     edit(

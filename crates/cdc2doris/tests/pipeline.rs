@@ -1202,3 +1202,88 @@ async fn a_partition_that_comes_back_under_load_loses_nothing_eager() {
 async fn a_partition_that_comes_back_under_load_loses_nothing_cooperative() {
     a_partition_that_comes_back_under_load_loses_nothing("cooperative-sticky", "back_coop").await;
 }
+
+/// [integrity] With several hosts in `postgres.url`, the pool may land on a hot standby after a failover or a
+/// reconnect. Its snapshots list no running transactions and its data may lag: a merge there can load an old row
+/// and commit the offset of the change that made it old. The worker must refuse a server in recovery (log it, turn
+/// `/readyz` red, retry) and merge only on the primary. Here the standby is the first host, its replay is paused (its
+/// data lags), and the pool's connections are cut after a change: before, the change was merged on the standby,
+/// loaded stale and committed, so Doris stayed stale after the standby went away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_standby_reached_through_a_multi_host_url_is_never_merged_from() {
+    use common::standby::{free_port, Standby};
+    let mut w = World::new("failover", 1).await;
+    let config = w.write_config("");
+    let standby_port = free_port();
+    let primary_url = pg_url(&w.db);
+    let hosts = reqwest::Url::parse(&primary_url).expect("url");
+    let primary_at = format!(
+        "{}:{}",
+        hosts.host_str().unwrap_or("127.0.0.1"),
+        hosts.port().unwrap_or(5432)
+    );
+    let text = std::fs::read_to_string(&config).expect("config");
+    let multi = text.replace(
+        &format!("@{primary_at}/"),
+        &format!("@127.0.0.1:{standby_port},{primary_at}/"),
+    );
+    assert_ne!(multi, text, "postgres.url not found in the config");
+    std::fs::write(&config, multi).expect("config");
+    let jobs: Vec<jobgen::Change> = (1..=5).map(plain_job).collect();
+    w.apply(&jobs).await;
+    let log = w.dir.path().join("run.log");
+    let mut child = spawn_binary(&config, &log);
+    w.converge(1..6, Duration::from_secs(60)).await;
+
+    // The first host comes up as a standby whose replay stands still.
+    let standby = Standby::start(&pg_url("postgres"), &pg_password(), Some(standby_port)).await;
+    let (replica, conn) = tokio_postgres::Config::new()
+        .host("127.0.0.1")
+        .port(standby_port)
+        .user(hosts.username())
+        .password(pg_password())
+        .dbname(&w.db)
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("connect to the standby");
+    tokio::spawn(conn);
+    replica
+        .batch_execute("SELECT pg_wal_replay_pause()")
+        .await
+        .expect("pause replay");
+    // The pool's connections to the primary go; the next ones reach the standby first.
+    w.pg.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() \
+         AND backend_type = 'client backend' AND application_name NOT LIKE 'pg_basebackup%'",
+        &[&w.db],
+    )
+    .await
+    .expect("terminate the service's connections");
+    w.apply(&[jobgen::Change::SetStatus {
+        id: 3,
+        status: "closed".into(),
+    }])
+    .await;
+    // Time for the change to be consumed and merged (on the standby, before).
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    // The standby goes away (immediate stop): the pool reaches the primary again, and the change arrives.
+    drop(replica);
+    drop(standby);
+    w.converge(1..6, Duration::from_secs(60)).await;
+    let row = w
+        .doris_rows()
+        .await
+        .into_iter()
+        .find(|r| r["job_id"].as_i64() == Some(3))
+        .expect("job 3");
+    assert_eq!(row["status"], "closed", "{row:?}");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text.contains("PostgreSQL is in recovery"),
+        "the service never met the standby:\n{text}"
+    );
+    signal(&child, "-TERM");
+    let status = wait_exit(&mut child, Duration::from_secs(40));
+    assert!(status.success(), "{status:?}");
+    w.cleanup().await;
+}

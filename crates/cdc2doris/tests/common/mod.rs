@@ -14,6 +14,7 @@
 
 use std::time::Duration;
 
+pub mod standby;
 pub mod world;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};

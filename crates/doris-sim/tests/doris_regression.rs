@@ -1024,9 +1024,52 @@ async fn stream_load_chunked_json() {
     );
 }
 
-// Not ported: `Content-Length` together with `Transfer-Encoding: chunked` (refused by Doris with
-// `[INTERNAL_ERROR]please do not set both content_length and transfer-encoding`). The HTTP library under doris-sim
-// drops `Content-Length` when the body is chunked (RFC 9112 §6.3), so the sim never sees both; see the README.
+/// `Content-Length: 0` together with `Transfer-Encoding: chunked` sent to the BE (curl `-H Content-Length:0
+/// -H Transfer-Encoding:chunked -T file`) → refused with the `[INTERNAL_ERROR]` message, nothing loaded. Sent on a
+/// raw connection in both header orders, after a normal load on the same connection (the raw head is matched to its
+/// request), since the HTTP library under doris-sim drops `Content-Length` from a chunked request.
+#[tokio::test]
+async fn stream_load_content_length_with_chunked_refused() {
+    use tokio::io::AsyncWriteExt;
+    let sim = sim_for(CHUNKED_TABLE).await;
+    let auth = basic("root", "");
+    let path = format!("/api/{DB}/test_chunked_transfer/_stream_load");
+    for (first, second) in [
+        ("Content-Length: 0", "Transfer-Encoding: chunked"),
+        ("Transfer-Encoding: chunked", "Content-Length: 0"),
+    ] {
+        let mut s = tokio::net::TcpStream::connect(sim.be_addr()).await.unwrap();
+        // A plain load first, on the same connection.
+        let ok_body = "7|8|1|2|3\n";
+        let req = format!(
+            "PUT {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\ncolumn_separator: |\r\n\
+             columns: k1,k2,v1,v2,v3\r\nContent-Length: {}\r\n\r\n{ok_body}",
+            ok_body.len()
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let j = read_response(&mut s).await.unwrap().json();
+        assert_eq!(status(&j), "success", "{j}");
+        let body = "1|2|3|4|5\n";
+        let req = format!(
+            "PUT {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\ncolumn_separator: |\r\n\
+             columns: k1,k2,v1,v2,v3\r\n{first}\r\n{second}\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let j = read_response(&mut s).await.unwrap().json();
+        assert_eq!(status(&j), "fail", "{j}");
+        assert!(
+            j["Message"].as_str().unwrap_or_default().contains(
+                "[INTERNAL_ERROR]please do not set both content_length and transfer-encoding"
+            ),
+            "{j}"
+        );
+    }
+    assert_eq!(
+        table_lines(&sim, "test_chunked_transfer", &[]).await,
+        vec!["7\t8\t1\t2\t3\t\\N".to_string(); 2]
+    );
+}
 
 /// Neither `Content-Length` nor chunked encoding sent to the BE → refused with the `[INTERNAL_ERROR]` message.
 #[tokio::test]

@@ -126,6 +126,7 @@ pub(super) async fn be_stream_load(
 ) -> Outcome {
     let start = Instant::now();
     let (parts, body) = req.into_parts();
+    let raw_head = parts.extensions.get::<super::raw_head::RawHead>().copied();
     let headers = parts.headers;
     let given_label = headers
         .get("label")
@@ -228,9 +229,11 @@ pub(super) async fn be_stream_load(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
     // Messages as asserted by apache/doris regression-test/suites/load_p0/stream_load/test_stream_load.groovy.
+    // hyper drops `Content-Length` from a chunked request; the raw head still shows it (`raw_head`).
     let has_length = headers
         .get(CONTENT_LENGTH)
-        .is_some_and(|v| !v.as_bytes().trim_ascii().is_empty());
+        .is_some_and(|v| !v.as_bytes().trim_ascii().is_empty())
+        || raw_head.is_some_and(|h| h.content_length);
     if !has_length && !chunked {
         return reply(fail(
             "[INTERNAL_ERROR]content_length is empty and transfer-encoding!=chunked, please set content_length or transfer-encoding=chunked"

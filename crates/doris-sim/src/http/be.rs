@@ -157,7 +157,11 @@ pub(super) async fn be_stream_load(
             ))
         }
     }
-    let params = match parse_headers(&headers, ctx.state.knobs.default_tz) {
+    let params = match parse_headers(
+        &headers,
+        ctx.state.knobs.default_tz,
+        ctx.state.knobs.doris_version,
+    ) {
         Ok(p) => p,
         Err(msg) => return reply(LoadReply::fail(fallback_label(), msg)),
     };
@@ -410,6 +414,9 @@ pub(super) async fn be_stream_load(
     if selected > 0 && prepared.filtered as f64 / selected as f64 > params.max_filter_ratio {
         ctx.state.abort_running(txn_id);
         r.message = "[DATA_QUALITY_ERROR]too many filtered rows".into();
+        if params.version.failed_load_reports_zero_loaded() {
+            r.loaded_rows = 0;
+        }
         r.load_time_ms = ms(start);
         return reply(r);
     }

@@ -422,6 +422,64 @@ async fn cli_version_and_an_acknowledged_load_survives_kill_9() {
     child.wait().unwrap();
 }
 
+/// `--doris-version` picks the profile: an unknown release is refused at start with the accepted ones; with 3.0 a
+/// JSON body without `read_json_by_line` is a sequence of documents (two on one line load), while the default
+/// (4.0) reads it line by line and refuses that line.
+#[tokio::test]
+async fn cli_doris_version_selects_the_profile() {
+    let bin = env!("CARGO_BIN_EXE_doris-sim");
+    let dir = tempfile::tempdir().unwrap();
+    let ddl = dir.path().join("schema.sql");
+    std::fs::write(&ddl, MERGED_JOB_DATA).unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["--doris-version", "2.0", "--ddl"])
+        .arg(&ddl)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("use 2.1, 3.0, 3.1 or 4.0"), "{err}");
+    let body = br#"{"job_id": 1, "source_version": 1} {"job_id": 2, "source_version": 1}"#;
+    for (version, loaded) in [(Some("3.0.6"), Some(2)), (None, None)] {
+        let (fe, be) = (free_port(), free_port());
+        let mut cmd = std::process::Command::new(bin);
+        cmd.args([
+            "--fe-port",
+            &fe.to_string(),
+            "--be-port",
+            &be.to_string(),
+            "--ddl",
+        ])
+        .arg(&ddl)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+        if let Some(v) = version {
+            cmd.args(["--doris-version", v]);
+        }
+        let mut child = cmd.spawn().unwrap();
+        wait_ready(fe).await;
+        let r = send(
+            ([127, 0, 0, 1], be).into(),
+            "PUT",
+            "/api/job_analytics/merged_job_data/_stream_load",
+            &[("Authorization", &basic("root", "")), ("format", "json")],
+            body,
+        )
+        .await;
+        let j = r.json();
+        match loaded {
+            Some(n) => assert_eq!(
+                (&j["Status"], &j["NumberLoadedRows"]),
+                (&json!("Success"), &json!(n)),
+                "{j}"
+            ),
+            None => assert_eq!(j["Status"], "Fail", "{j}"),
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
+
 #[tokio::test]
 async fn a_panicking_handler_becomes_http_500_and_the_sim_keeps_serving() {
     let sim = sim().await;

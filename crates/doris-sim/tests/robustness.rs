@@ -138,6 +138,18 @@ async fn oversized_bodies_get_the_size_cap_messages() {
     .json();
     let m = j["Message"].as_str().unwrap();
     assert!(m.contains("The size of this batch exceed the max size [32]  of json type data  data [ 40 ]. Split the file, or use 'read_json_by_line'"), "{m}");
+    // Without either JSON header a 3.1+ BE reads the body line by line, but its size check in `_on_header` still
+    // tests the `read_json_by_line` header (a stream_load.cpp with the 3.1 default in `_process_put`, read in a
+    // public fork of apache/doris; the upstream file at that commit is not in the index): the JSON cap applies.
+    let lines = "{\"k\": 1}\n{\"k\": 2}\n{\"k\": 3}\n{\"k\": 4}\n";
+    let j = be_load(&sim, "d1", "u", &[("format", "json")], lines)
+        .await
+        .json();
+    let m = j["Message"].as_str().unwrap_or_default();
+    assert!(
+        m.contains("max size [32]  of json type data  data [ 36 ]"),
+        "{j}"
+    );
     // Chunked bodies are capped while reading.
     let auth = basic("root", "");
     let chunk = format!("{:x}\r\n{big}\r\n0\r\n\r\n", big.len());

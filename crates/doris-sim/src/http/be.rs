@@ -206,7 +206,12 @@ pub(super) async fn be_stream_load(
         return reply(fail(msg));
     }
     // Size caps are checked on the headers, before the transaction begins (BE `_on_header`).
-    let json_whole_body = params.format == Format::Json && !params.read_json_by_line;
+    // The BE looks at the `read_json_by_line` header itself here, not at the 3.1+ line-by-line default.
+    let json_whole_body = params.format == Format::Json
+        && !headers
+            .get("read_json_by_line")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
     let cap = if json_whole_body {
         ctx.max_json_body_bytes
     } else {

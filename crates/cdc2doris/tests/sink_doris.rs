@@ -306,6 +306,17 @@ PROPERTIES ("replication_num" = "1", "enable_unique_key_merge_on_write" = "true"
 
 const SIM_PASSWORD: &str = "pw:with-colon";
 
+/// The doris-sim profile: `DORIS_SIM_VERSION` (2.1, 3.0, 3.1, 4.0), else the newest; `dev/test` also runs this
+/// file with the oldest.
+fn doris_sim_version() -> doris_sim::DorisVersion {
+    match std::env::var("DORIS_SIM_VERSION") {
+        Ok(v) if !v.trim().is_empty() => v
+            .parse()
+            .unwrap_or_else(|e| panic!("DORIS_SIM_VERSION: {e}")),
+        _ => doris_sim::DorisVersion::default(),
+    }
+}
+
 /// Where the tests load: an in-process sim, or a real Doris from the environment.
 struct Target {
     sim: Option<doris_sim::Sim>,
@@ -338,6 +349,7 @@ impl Target {
         let mut opts = doris_sim::SimOptions {
             ddl: vec![SIM_DDL.to_string()],
             password: SIM_PASSWORD.to_string(),
+            doris_version: doris_sim_version(),
             ..Default::default()
         };
         tweak(&mut opts);

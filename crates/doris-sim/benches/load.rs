@@ -41,7 +41,7 @@ fn parse_and_apply(bencher: Bencher) {
     let mut headers = hyper::HeaderMap::new();
     headers.insert("format", "json".parse().expect("header"));
     headers.insert("read_json_by_line", "true".parse().expect("header"));
-    let params = parse_headers(&headers, LoadTz::default()).expect("params");
+    let params = parse_headers(&headers, LoadTz::default(), Default::default()).expect("params");
     let data = body(ROWS, 0);
     bencher.counter(ItemsCount::new(ROWS)).bench(|| {
         let plan = Plan::new(&def, &params).expect("plan");

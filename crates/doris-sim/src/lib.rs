@@ -38,6 +38,7 @@ pub mod response;
 pub mod state;
 pub mod table;
 pub mod value;
+pub mod version;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -50,6 +51,7 @@ use tokio_util::task::TaskTracker;
 
 pub use client::SimClient;
 pub use state::{FaultKind, FaultSpec};
+pub use version::DorisVersion;
 
 /// How to start a sim. `Default` gives ephemeral ports, user `root` with an empty password, memory only.
 #[derive(Debug, Clone)]
@@ -84,6 +86,8 @@ pub struct SimOptions {
     pub group_commit_interval_ms: u64,
     /// Session time zone loads default to when they send no `timezone` header (default `+00:00`).
     pub timezone: String,
+    /// The Doris release whose load behaviours to follow where releases differ (default the newest; `version.rs`).
+    pub doris_version: DorisVersion,
     /// Pre-committed (2PC) transactions are aborted after this many seconds; `None` = never (default).
     pub precommit_ttl_secs: Option<u64>,
 }
@@ -106,6 +110,7 @@ impl Default for SimOptions {
             be_host: "127.0.0.1".into(),
             group_commit_interval_ms: 10_000,
             timezone: "+00:00".into(),
+            doris_version: DorisVersion::default(),
             precommit_ttl_secs: None,
         }
     }
@@ -169,6 +174,7 @@ impl Sim {
             max_versions: opts.max_versions,
             label_keep_max_ms: opts.label_keep_max_secs.saturating_mul(1000),
             default_tz: value::LoadTz { offset_secs },
+            doris_version: opts.doris_version,
         };
         let state = Arc::new(state::State::new(catalog, knobs, opts.data_dir.as_deref())?);
         let bind = |listener: &'static str, port: u16| {

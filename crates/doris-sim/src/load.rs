@@ -14,6 +14,7 @@ use crate::table::RowOp;
 use crate::value::{
     parse_json_cell, parse_text, parse_tz, ColType, ConvError, JsonCell, LoadTz, Value,
 };
+use crate::version::DorisVersion;
 
 pub const DELETE_SIGN: &str = "__DORIS_DELETE_SIGN__";
 pub const SEQUENCE_COL: &str = "__DORIS_SEQUENCE_COL__";
@@ -93,6 +94,8 @@ pub struct LoadParams {
     pub partial_columns: bool,
     /// `partial_update_new_key_behavior: ERROR`.
     pub partial_new_key_error: bool,
+    /// The release whose behaviour differences apply (`--doris-version`).
+    pub version: DorisVersion,
 }
 
 /// A request header's value; an empty value counts as absent, as the BE tests `header(...).empty()` throughout.
@@ -241,7 +244,11 @@ fn json_path(p: &str) -> Result<Vec<PathSeg>, String> {
 }
 
 /// Validates the request headers. `Err` is the `Message` of a `Fail` reply sent before any transaction begins.
-pub fn parse_headers(h: &HeaderMap, default_tz: LoadTz) -> Result<LoadParams, String> {
+pub fn parse_headers(
+    h: &HeaderMap,
+    default_tz: LoadTz,
+    version: DorisVersion,
+) -> Result<LoadParams, String> {
     let label = header(h, "label")
         .filter(|l| !l.is_empty())
         .map(str::to_string);
@@ -476,7 +483,11 @@ pub fn parse_headers(h: &HeaderMap, default_tz: LoadTz) -> Result<LoadParams, St
         strict_mode,
         timeout_secs,
         tz,
-        read_json_by_line: bool_header(h, "read_json_by_line"),
+        // From 3.1 the BE reads JSON line by line when neither header is given (version.rs).
+        read_json_by_line: bool_header(h, "read_json_by_line")
+            || (version.json_by_line_by_default()
+                && header(h, "read_json_by_line").is_none()
+                && header(h, "strip_outer_array").is_none()),
         strip_outer_array: bool_header(h, "strip_outer_array"),
         num_as_string: bool_header(h, "num_as_string"),
         jsonpaths,
@@ -494,7 +505,18 @@ pub fn parse_headers(h: &HeaderMap, default_tz: LoadTz) -> Result<LoadParams, St
         partial_columns,
         partial_new_key_error: header(h, "partial_update_new_key_behavior")
             .is_some_and(|b| b.eq_ignore_ascii_case("ERROR")),
+        version,
     })
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary (a multi-byte character is
+/// not split; whether Doris cuts the same way is not confirmed).
+fn cut_to_bytes(s: &str, max: usize) -> &str {
+    let mut end = max.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// How a table column gets its value.
@@ -894,6 +916,18 @@ impl Plan<'_> {
                     }
                     Value::Null
                 }
+                // 4.x outside strict mode: an out-of-range number is NULL, an over-long string is cut (version.rs).
+                (Err(ConvError::OutOfRange), _)
+                    if self.lenient_casts() =>
+                {
+                    Value::Null
+                }
+                (Err(ConvError::TooLong { max, .. }), _) if self.lenient_casts() => {
+                    match self.cell_text(i, slots) {
+                        Some(t) => Value::Str(cut_to_bytes(&t, max as usize).into()),
+                        None => Value::Null,
+                    }
+                }
                 (Err(ConvError::OutOfRange), _) => {
                     return RowResult::Filtered(format!(
                         "column({}) value is out of range for {}, src value is {}",
@@ -976,6 +1010,23 @@ impl Plan<'_> {
             seq,
             present: self.present.clone(),
         })
+    }
+
+    fn lenient_casts(&self) -> bool {
+        !self.params.strict_mode && self.params.version.lenient_non_strict_casts()
+    }
+
+    /// The text a column's value was converted from (source field or `c=expr` result).
+    fn cell_text(&self, col: usize, slots: &[Slot<'_>]) -> Option<String> {
+        match &self.targets[col] {
+            Target::Source(s) => match &slots[*s] {
+                Slot::Missing | Slot::Text(None) => None,
+                Slot::Text(Some(t)) => Some(t.to_string()),
+                Slot::Json(c) => c.as_text().map(|t| t.into_owned()),
+            },
+            Target::Derived(e) => e.eval(&SlotScope { plan: self, slots }).to_text(),
+            Target::Absent => None,
+        }
     }
 
     fn src_text(&self, col: usize, slots: &[Slot<'_>]) -> String {
@@ -1593,7 +1644,7 @@ mod tests {
                 v.parse().unwrap(),
             );
         }
-        parse_headers(&h, LoadTz::default()).unwrap()
+        parse_headers(&h, LoadTz::default(), DorisVersion::default()).unwrap()
     }
 
     #[test]
@@ -1623,7 +1674,7 @@ not json
         let mut h = HeaderMap::new();
         h.insert("merge_type", "UPSERT".parse().unwrap());
         assert_eq!(
-            parse_headers(&h, LoadTz::default()).unwrap_err(),
+            parse_headers(&h, LoadTz::default(), DorisVersion::default()).unwrap_err(),
             "[INVALID_ARGUMENT]Invalid merge type UPSERT"
         );
         assert!(separator("\\x0102").unwrap() == vec![1, 2]);
@@ -1664,7 +1715,7 @@ not json
             if let Ok(v) = value.parse() {
                 h.insert(name, v);
             }
-            let _ = parse_headers(&h, LoadTz::default());
+            let _ = parse_headers(&h, LoadTz::default(), DorisVersion::default());
         }
     }
 }

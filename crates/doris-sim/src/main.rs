@@ -47,6 +47,9 @@ struct Args {
     /// Default load time zone.
     #[arg(long, default_value = "+00:00")]
     timezone: String,
+    /// Doris release to behave like where releases differ: 2.1, 3.0, 3.1 or 4.0 (default: the newest).
+    #[arg(long, default_value_t = doris_sim::DorisVersion::default())]
+    doris_version: doris_sim::DorisVersion,
     /// Abort pre-committed (2PC) transactions after this many seconds.
     #[arg(long)]
     precommit_ttl_secs: Option<u64>,
@@ -83,6 +86,7 @@ async fn main() -> anyhow::Result<()> {
         be_host: args.be_host,
         group_commit_interval_ms: args.group_commit_interval_ms,
         timezone: args.timezone,
+        doris_version: args.doris_version,
         precommit_ttl_secs: args.precommit_ttl_secs,
         ..Default::default()
     })

@@ -200,6 +200,7 @@ pub struct Knobs {
     pub max_versions: Option<u64>,
     pub label_keep_max_ms: u64,
     pub default_tz: LoadTz,
+    pub doris_version: crate::version::DorisVersion,
 }
 
 pub struct State {

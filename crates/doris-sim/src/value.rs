@@ -613,11 +613,16 @@ impl Value {
                     let _ = write!(out, "{i}");
                 }
             }
-            Value::Float(_) => {
-                if let Some(t) = self.to_text(ty) {
-                    out.push_str(&t);
-                }
+            // A DOUBLE in shortest round-trip form with an exponent for large magnitudes (`{}` would print 309
+            // digits for 1.7976931348623157e308, which JSON readers may overflow); NaN/inf are not JSON numbers.
+            Value::Float(f) if matches!(ty, ColType::Double) && f.0.is_finite() => {
+                let _ = write!(out, "{:?}", f.0);
             }
+            Value::Float(_) => match self.to_text(ty) {
+                Some(t) if t.parse::<f64>().is_ok_and(f64::is_finite) => out.push_str(&t),
+                Some(t) => write_json_string(&t, out),
+                None => out.push_str("null"),
+            },
             Value::Json(j) => out.push_str(j),
             Value::Str(s) => write_json_string(s, out),
             other => {

@@ -938,6 +938,8 @@ async fn c26_too_many_filtered_rows_fails_with_error_url_and_commits_nothing() {
         ("read_json_by_line", "true"),
         ("max_filter_ratio", "0.3"),
         ("label", "r1"),
+        // Strict: outside it a 4.x BE cuts the over-long value instead of filtering the row.
+        ("strict_mode", "true"),
     ];
     let r = be_load(&sim, "d1", "u", &h, body).await;
     let j = r.json();
@@ -951,8 +953,8 @@ async fn c26_too_many_filtered_rows_fails_with_error_url_and_commits_nothing() {
         (Some(3), Some(1))
     );
     assert_eq!(
-        j["NumberLoadedRows"], 2,
-        "counters are filled even when the load fails"
+        j["NumberLoadedRows"], 0,
+        "a 4.x BE reports no loaded rows for a failed load (the 2.1–3.1 profiles: the 2 it would have loaded)"
     );
     assert!(j["TxnId"].as_i64().unwrap() > 0);
     assert!(rows(&sim, "d1", "u").await.is_empty());
@@ -971,6 +973,7 @@ async fn c26_too_many_filtered_rows_fails_with_error_url_and_commits_nothing() {
         ("read_json_by_line", "true"),
         ("max_filter_ratio", "0.34"),
         ("label", "r1"),
+        ("strict_mode", "true"),
     ];
     let j = be_load(&sim, "d1", "u", &h, body).await.json();
     assert_eq!(j["Status"], "Success", "{j}");
@@ -1016,9 +1019,27 @@ async fn c28_strict_mode_filters_conversion_failures_off_makes_null() {
     .await
     .json();
     assert_eq!(j["NumberFilteredRows"], 1, "{j}");
-    // Over-long strings are filtered even when strict mode is off.
+    // Over-long strings: filtered in strict mode; outside it a 4.x BE cuts them to the column's length, older
+    // releases filter them too (src/version.rs).
     let j = be_load(
         &sim,
+        "d1",
+        "u",
+        &[("strict_mode", "true"), ("max_filter_ratio", "1")],
+        "3\tnine char\t1\n",
+    )
+    .await
+    .json();
+    assert_eq!(j["NumberFilteredRows"], 1, "{j}");
+    assert_eq!(rows(&sim, "d1", "u").await.len(), 1);
+    let j = be_load(&sim, "d1", "u", &[], "3\tnine char\t1\n")
+        .await
+        .json();
+    assert_eq!(j["NumberLoadedRows"], 1, "{j}");
+    assert_eq!(rows(&sim, "d1", "u").await[1]["v"], "nine cha");
+    let old = sim_version(doris_sim::DorisVersion::V3_0, &[MERGED_JOB_DATA, TEST_DDL]).await;
+    let j = be_load(
+        &old,
         "d1",
         "u",
         &[("max_filter_ratio", "1")],
@@ -1027,7 +1048,7 @@ async fn c28_strict_mode_filters_conversion_failures_off_makes_null() {
     .await
     .json();
     assert_eq!(j["NumberFilteredRows"], 1, "{j}");
-    assert_eq!(rows(&sim, "d1", "u").await.len(), 1);
+    assert!(rows(&old, "d1", "u").await.is_empty());
 }
 
 #[tokio::test]
@@ -1489,7 +1510,11 @@ async fn c45_total_is_loaded_plus_filtered_plus_unselected_and_load_bytes_is_bod
         &sim,
         "d1",
         "u",
-        &[("where", "n > 1"), ("max_filter_ratio", "1")],
+        &[
+            ("where", "n > 1"),
+            ("max_filter_ratio", "1"),
+            ("strict_mode", "true"),
+        ],
         body,
     )
     .await

@@ -18,6 +18,7 @@
 mod common;
 
 use common::*;
+use doris_sim::DorisVersion;
 
 const DB: &str = "regression_test";
 
@@ -132,6 +133,15 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 
 async fn sim_for(ddl: &str) -> doris_sim::Sim {
     sim_with(&[&format!("CREATE DATABASE {DB};\nUSE {DB};\n{ddl}")]).await
+}
+
+/// `sim_for` with the profile of an older release, for a suite whose expectations predate a change (version.rs).
+async fn sim_for_version(version: DorisVersion, ddl: &str) -> doris_sim::Sim {
+    sim_version(
+        version,
+        &[&format!("CREATE DATABASE {DB};\nUSE {DB};\n{ddl}")],
+    )
+    .await
 }
 
 async fn load(
@@ -708,10 +718,11 @@ async fn json_with_jsonpath_missing_paths() {
 // ------------------------------------------------------------------------------------------------------------------
 
 /// CHAR (one byte) columns: longer strings (also 3-byte UTF-8 characters) are filtered, "" stays "", JSON null is
-/// NULL → `select`.
+/// NULL → `select`. With the 3.0 profile: the suite predates 4.x cutting over-long strings outside strict mode.
 #[tokio::test]
 async fn json_null_to_nullable_char_columns() {
-    let sim = sim_for(
+    let sim = sim_for_version(
+        DorisVersion::V3_0,
         "CREATE TABLE IF NOT EXISTS tbl_test_json_load (
           `k1` CHAR NULL COMMENT \"\",
           `v1` CHAR NULL COMMENT \"\"
@@ -1024,9 +1035,52 @@ async fn stream_load_chunked_json() {
     );
 }
 
-// Not ported: `Content-Length` together with `Transfer-Encoding: chunked` (refused by Doris with
-// `[INTERNAL_ERROR]please do not set both content_length and transfer-encoding`). The HTTP library under doris-sim
-// drops `Content-Length` when the body is chunked (RFC 9112 §6.3), so the sim never sees both; see the README.
+/// `Content-Length: 0` together with `Transfer-Encoding: chunked` sent to the BE (curl `-H Content-Length:0
+/// -H Transfer-Encoding:chunked -T file`) → refused with the `[INTERNAL_ERROR]` message, nothing loaded. Sent on a
+/// raw connection in both header orders, after a normal load on the same connection (the raw head is matched to its
+/// request), since the HTTP library under doris-sim drops `Content-Length` from a chunked request.
+#[tokio::test]
+async fn stream_load_content_length_with_chunked_refused() {
+    use tokio::io::AsyncWriteExt;
+    let sim = sim_for(CHUNKED_TABLE).await;
+    let auth = basic("root", "");
+    let path = format!("/api/{DB}/test_chunked_transfer/_stream_load");
+    for (first, second) in [
+        ("Content-Length: 0", "Transfer-Encoding: chunked"),
+        ("Transfer-Encoding: chunked", "Content-Length: 0"),
+    ] {
+        let mut s = tokio::net::TcpStream::connect(sim.be_addr()).await.unwrap();
+        // A plain load first, on the same connection.
+        let ok_body = "7|8|1|2|3\n";
+        let req = format!(
+            "PUT {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\ncolumn_separator: |\r\n\
+             columns: k1,k2,v1,v2,v3\r\nContent-Length: {}\r\n\r\n{ok_body}",
+            ok_body.len()
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let j = read_response(&mut s).await.unwrap().json();
+        assert_eq!(status(&j), "success", "{j}");
+        let body = "1|2|3|4|5\n";
+        let req = format!(
+            "PUT {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\ncolumn_separator: |\r\n\
+             columns: k1,k2,v1,v2,v3\r\n{first}\r\n{second}\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let j = read_response(&mut s).await.unwrap().json();
+        assert_eq!(status(&j), "fail", "{j}");
+        assert!(
+            j["Message"].as_str().unwrap_or_default().contains(
+                "[INTERNAL_ERROR]please do not set both content_length and transfer-encoding"
+            ),
+            "{j}"
+        );
+    }
+    assert_eq!(
+        table_lines(&sim, "test_chunked_transfer", &[]).await,
+        vec!["7\t8\t1\t2\t3\t\\N".to_string(); 2]
+    );
+}
 
 /// Neither `Content-Length` nor chunked encoding sent to the BE → refused with the `[INTERNAL_ERROR]` message.
 #[tokio::test]
@@ -2123,4 +2177,285 @@ async fn unique_sequence_col_same_key_in_one_batch() {
             0
         ))
     );
+}
+
+// ------------------------------------------------------------------------------------------------------------------
+// regression-test/suites/load_p0/stream_load/test_stream_load_strict_mode_and_filter_ratio.groovy @ 8b5f7f81b02ec7592c54037c7482fb0a2d939a5f
+// expected: regression-test/data/load_p0/stream_load/test_stream_load_strict_mode_and_filter_ratio.out @ 861b7102e5110c637d0d769d2e013e42c86fbbee
+// inputs: test_decimal_overflow.csv @ a73eef81, test_null_number.csv @ 68000ce8, test_no_partition.csv @ 57607941
+// Not ported: case 2 (its input test_not_number.csv is not in the index) and case 4 (PARTITION BY, refused).
+// The suite asserts the 4.x behaviour (src/version.rs): the default profile; the older profile is checked against
+// the same data where the releases differ.
+// ------------------------------------------------------------------------------------------------------------------
+
+const SMFR_OUT: &[u8] = fixture!("test_stream_load_strict_mode_and_filter_ratio.out");
+
+const SMFR_DECIMAL: &str = "CREATE TABLE test_stream_load_strict_mode_and_filter_ratio
+    (
+        k00 DECIMALV3(10,0)
+    )
+    PROPERTIES (\"replication_num\" = \"1\");";
+const SMFR_DECIMAL_NOT_NULL: &str =
+    "CREATE TABLE IF NOT EXISTS test_stream_load_strict_mode_and_filter_ratio
+    (
+        k00 DECIMALV3(10,0) NOT NULL
+    )
+    PROPERTIES (\"replication_num\" = \"1\");";
+const SMFR_CHAR: &str = "create table test_stream_load_strict_mode_and_filter_ratio(
+          id int,
+          name char(10)
+        ) properties ('replication_num' = '1');";
+const SMFR: &str = "test_stream_load_strict_mode_and_filter_ratio";
+
+/// One case: load `body` with `strict_mode` and `max_filter_ratio`; the reply's status and
+/// (total, loaded, filtered) counters, and the table afterwards.
+async fn smfr_case(
+    sim: &doris_sim::Sim,
+    body: &[u8],
+    strict: &str,
+    ratio: &str,
+) -> (String, (u64, u64, u64), Vec<String>) {
+    let j = load(
+        sim,
+        SMFR,
+        &[
+            ("column_separator", "|"),
+            ("strict_mode", strict),
+            ("max_filter_ratio", ratio),
+        ],
+        body,
+    )
+    .await;
+    let n = |f: &str| j[f].as_u64().unwrap_or(u64::MAX);
+    if status(&j) == "fail" {
+        assert!(
+            j["Message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("too many filtered rows"),
+            "{j}"
+        );
+        assert!(j["ErrorURL"].is_string(), "{j}");
+    }
+    (
+        status(&j),
+        (
+            n("NumberTotalRows"),
+            n("NumberLoadedRows"),
+            n("NumberFilteredRows"),
+        ),
+        table_lines(sim, SMFR, &[]).await,
+    )
+}
+
+/// 1.1–1.3 DECIMAL(10,0) overflow: outside strict mode the three 11-digit values load as NULL
+/// (`sql_number_overflow_non_strict`); in strict mode they are filtered (0.3 passes, 0.2 fails with
+/// `NumberLoadedRows` 0).
+#[tokio::test]
+async fn strict_mode_and_filter_ratio_decimal_overflow() {
+    let body = fixture!("test_decimal_overflow.csv");
+    for (strict, ratio, want_status, counts, section) in [
+        (
+            "false",
+            "0",
+            "success",
+            (10, 10, 0),
+            "sql_number_overflow_non_strict",
+        ),
+        (
+            "true",
+            "0.3",
+            "success",
+            (10, 7, 3),
+            "sql_number_overflow_strict0",
+        ),
+        (
+            "true",
+            "0.2",
+            "fail",
+            (10, 0, 3),
+            "sql_number_overflow_strict1",
+        ),
+    ] {
+        let sim = sim_for(SMFR_DECIMAL).await;
+        let (st, got, table) = smfr_case(&sim, body, strict, ratio).await;
+        assert_eq!(
+            (st.as_str(), got),
+            (want_status, counts),
+            "{strict} {ratio}"
+        );
+        assert_eq!(
+            table,
+            sorted(out_section(SMFR_OUT, section, 0)),
+            "{section}"
+        );
+    }
+}
+
+/// 3.1–3.4 `\N` into a NOT NULL DECIMAL column is filtered in both modes; a failed load reports
+/// `NumberLoadedRows` 0.
+#[tokio::test]
+async fn strict_mode_and_filter_ratio_null_to_not_null() {
+    let body = fixture!("test_null_number.csv");
+    for (strict, ratio, want_status, counts, section) in [
+        (
+            "false",
+            "0.2",
+            "fail",
+            (10, 0, 3),
+            "sql_null_to_not_null_non_strict0",
+        ),
+        (
+            "false",
+            "0.3",
+            "success",
+            (10, 7, 3),
+            "sql_null_to_not_null_non_strict1",
+        ),
+        (
+            "true",
+            "0.3",
+            "success",
+            (10, 7, 3),
+            "sql_null_to_not_null_strict0",
+        ),
+        (
+            "true",
+            "0.2",
+            "fail",
+            (10, 0, 3),
+            "sql_null_to_not_null_strict1",
+        ),
+    ] {
+        let sim = sim_for(SMFR_DECIMAL_NOT_NULL).await;
+        let (st, got, table) = smfr_case(&sim, body, strict, ratio).await;
+        assert_eq!(
+            (st.as_str(), got),
+            (want_status, counts),
+            "{strict} {ratio}"
+        );
+        assert_eq!(
+            table,
+            sorted(out_section(SMFR_OUT, section, 0)),
+            "{section}"
+        );
+    }
+}
+
+/// 5.1–5.3 strings longer than CHAR(10): outside strict mode they are cut to 10 bytes and every row loads
+/// (`sql_string_exceed_len_non_strict0`); in strict mode the three rows are filtered.
+#[tokio::test]
+async fn strict_mode_and_filter_ratio_string_exceeds_length() {
+    let body = fixture!("test_no_partition.csv");
+    for (strict, ratio, want_status, counts, section) in [
+        (
+            "false",
+            "0",
+            "success",
+            (10, 10, 0),
+            "sql_string_exceed_len_non_strict0",
+        ),
+        (
+            "true",
+            "0.2",
+            "fail",
+            (10, 0, 3),
+            "sql_string_exceed_len_strict0",
+        ),
+        (
+            "true",
+            "0.3",
+            "success",
+            (10, 7, 3),
+            "sql_string_exceed_len_strict1",
+        ),
+    ] {
+        let sim = sim_for(SMFR_CHAR).await;
+        let (st, got, table) = smfr_case(&sim, body, strict, ratio).await;
+        assert_eq!(
+            (st.as_str(), got),
+            (want_status, counts),
+            "{strict} {ratio}"
+        );
+        assert_eq!(
+            table,
+            sorted(out_section(SMFR_OUT, section, 0)),
+            "{section}"
+        );
+    }
+}
+
+/// The same inputs with a pre-4.x profile: out-of-range and over-long values are filtered outside strict mode too,
+/// and a failed load reports the rows that would have loaded (test_stream_load.groovy @ 17e3a183 asserts that
+/// count; the filtering is the sim's pre-4.x behaviour, not confirmed against a 2.1–3.1 BE).
+#[tokio::test]
+async fn strict_mode_and_filter_ratio_before_4_0() {
+    for v in [DorisVersion::V2_1, DorisVersion::V3_0, DorisVersion::V3_1] {
+        let sim = sim_for_version(v, SMFR_DECIMAL).await;
+        let (st, got, table) =
+            smfr_case(&sim, fixture!("test_decimal_overflow.csv"), "false", "0").await;
+        assert_eq!((st.as_str(), got), ("fail", (10, 7, 3)), "{v}");
+        assert!(table.is_empty(), "{v}: {table:?}");
+        let sim = sim_for_version(v, SMFR_CHAR).await;
+        let (st, got, table) =
+            smfr_case(&sim, fixture!("test_no_partition.csv"), "false", "0.3").await;
+        assert_eq!((st.as_str(), got), ("success", (10, 7, 3)), "{v}");
+        assert_eq!(
+            table,
+            sorted(out_section(SMFR_OUT, "sql_string_exceed_len_strict1", 0)),
+            "{v}"
+        );
+    }
+}
+
+// ------------------------------------------------------------------------------------------------------------------
+// JSON read line by line by default from 3.1: apache/doris be/src/http/action/stream_load.cpp (`_process_put`
+// sets read_json_by_line when neither it nor strip_outer_array is given; PR #55861, branch-3.1 659a502a) and
+// regression-test/suites/load_p0/stream_load/test_json_load_default_behavior.groovy @ 139fddd2c137c3658e8f18a74395d6246e610908
+// ------------------------------------------------------------------------------------------------------------------
+
+const DEFAULT_BEHAVIOR_TABLE: &str = "CREATE TABLE IF NOT EXISTS test_table2 (
+                a INT,
+                b INT
+            ) ENGINE=OLAP
+            DUPLICATE KEY(a)
+            DISTRIBUTED BY RANDOM BUCKETS 10
+            PROPERTIES (
+                \"replication_allocation\" = \"tag.location.default: 1\"
+            );";
+
+/// Case 2: four objects on four lines, neither header → 4 rows, in every profile. Two objects on one line tell
+/// the profiles apart: before 3.1 the body is a sequence of documents (2 rows); from 3.1 it is read by line and
+/// the line fails the load (`Multiple JSON objects in a single line`, as with an explicit `read_json_by_line`).
+#[tokio::test]
+async fn json_default_behavior_by_line_from_3_1() {
+    let by_line = b"{\"a\": 1, \"b\": 11}\n{\"a\": 2, \"b\": 12}\n{\"a\": 3, \"b\": 13}\n{\"a\": 4, \"b\": 14}\n";
+    let one_line = b"{\"a\": 1, \"b\": 11} {\"a\": 2, \"b\": 12}\n";
+    for v in DorisVersion::ALL {
+        let sim = sim_for_version(v, DEFAULT_BEHAVIOR_TABLE).await;
+        let h = [("format", "json"), ("columns", "a,b")];
+        let j = load(&sim, "test_table2", &h, by_line).await;
+        assert_eq!(
+            (status(&j).as_str(), &j["NumberLoadedRows"]),
+            ("success", &4.into()),
+            "{v}: {j}"
+        );
+        let j = load(&sim, "test_table2", &h, one_line).await;
+        if v.json_by_line_by_default() {
+            assert_eq!(status(&j), "fail", "{v}: {j}");
+            assert!(
+                j["Message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("Multiple JSON objects in a single line"),
+                "{v}: {j}"
+            );
+        } else {
+            assert_eq!(
+                (status(&j).as_str(), &j["NumberLoadedRows"]),
+                ("success", &2.into()),
+                "{v}: {j}"
+            );
+        }
+    }
 }

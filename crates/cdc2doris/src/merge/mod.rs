@@ -1,6 +1,7 @@
 //! The merge stage: re-read the merged rows of a set of keys from PostgreSQL, with the snapshot's version.
 //!
-//! The rows come out of PostgreSQL as JSON text (`to_jsonb(row)::text`) and go to Doris unparsed
+//! The rows come out of PostgreSQL as JSON text (`to_jsonb(row)::text`, `json`/`jsonb` columns as their text) and
+//! go to Doris unparsed
 //! (tokio-postgres has no `numeric` decoder and would need a conversion per type; PostgreSQL's own JSON keeps every
 //! digit of a numeric and renders timestamps itself).
 //! [`visibility`] holds a batch back until PostgreSQL shows every transaction its events come from.

@@ -5,6 +5,10 @@
 //! query no longer returns becomes a delete row (`__DORIS_DELETE_SIGN__ = 1`) with the same version.
 //! Doris keeps, per key, the row with the greatest sequence value (ties: the later load), so an
 //! older read can never overwrite a newer one, whatever order the loads arrive in.
+//!
+//! Values are rendered by PostgreSQL (`to_jsonb` of the row), except `json`/`jsonb` columns, which are written as
+//! their text: Doris reads a JSON string into a JSON column as JSON text, so a nested document that is itself a
+//! string (`'"abc"'::jsonb`) would be refused or re-read as the JSON its text spells (docs/types.md).
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -90,6 +94,8 @@ pub struct MergeChunk {
 pub struct MergeQuery {
     /// The wrapped statement: `$1` keys, `$2` version, `$3` sequence column name.
     sql: String,
+    /// The merge query itself (prepared alone to learn its output columns' types).
+    inner_sql: String,
     key_type: KeyType,
     /// The key column's name, JSON-quoted, for delete rows.
     key_column_json: String,
@@ -249,16 +255,10 @@ impl MergeQuery {
         if !has_statement(body) {
             return Err(MergeError::EmptyQuery);
         }
-        // The newline before `) AS m` ends a trailing `--` comment. The outer SELECT's result type
-        // is always (text, text), so a schema change under the merge query cannot raise "cached plan
-        // must not change result type"; the re-prepare in `read_chunk` is a second line of defence.
-        let sql = format!(
-            "SELECT (to_jsonb(m) || jsonb_build_object($3::text, $2::int8, '{DELETE_SIGN_COLUMN}', 0))::text, \
-             (m.{key})::text\nFROM (\n{body}\n) AS m",
-            key = quote_ident(key_column),
-        );
+        let sql = wrap(body, key_column, &[]);
         Ok(MergeQuery {
             sql,
+            inner_sql: body.to_string(),
             key_type,
             key_column_json: json_string(key_column),
             sequence_column: sequence_column.to_string(),
@@ -335,8 +335,28 @@ impl MergeQuery {
             .map_err(pg("reading the snapshot version"))?
             .try_get(0)
             .map_err(pg("reading the snapshot version"))?;
+        // The output columns' types decide which columns are written as text (a cached statement; a schema change
+        // that changes them raises 0A000 below and clears the cache).
+        let json_columns: Vec<String> = tx
+            .prepare_typed_cached(&self.inner_sql, &self.param_types()[..1])
+            .await
+            .map_err(pg("preparing the merge query"))?
+            .columns()
+            .iter()
+            .filter(|c| matches!(*c.type_(), Type::JSON | Type::JSONB))
+            .map(|c| c.name().to_string())
+            .collect();
+        let sql = if json_columns.is_empty() {
+            std::borrow::Cow::Borrowed(self.sql.as_str())
+        } else {
+            std::borrow::Cow::Owned(wrap(
+                &self.inner_sql,
+                &self.key_column_name(),
+                &json_columns,
+            ))
+        };
         let stmt = tx
-            .prepare_typed_cached(&self.sql, &self.param_types())
+            .prepare_typed_cached(&sql, &self.param_types())
             .await
             .map_err(pg("preparing the merge query"))?;
         let keys_param: &(dyn ToSql + Sync) = match keys {
@@ -430,6 +450,38 @@ impl MergeQuery {
     }
 }
 
+/// The merge query wrapped so each row comes back as one JSON object (with the version and delete sign) and its key
+/// as text. The newline before `) AS m` ends a trailing `--` comment. The outer SELECT's result type is always
+/// (text, text), so a schema change under the merge query cannot raise "cached plan must not change result type";
+/// the re-prepare in `read_chunk` is a second line of defence. `json_columns` are replaced by their text.
+fn wrap(body: &str, key_column: &str, json_columns: &[String]) -> String {
+    // jsonb_build_object takes at most 100 arguments: 50 columns per call.
+    let as_text: String = json_columns
+        .chunks(50)
+        .map(|cols| {
+            let pairs: Vec<String> = cols
+                .iter()
+                .map(|c| format!("{}, m.{}::text", sql_literal(c), quote_ident(c)))
+                .collect();
+            format!(" || jsonb_build_object({})", pairs.join(", "))
+        })
+        .collect();
+    format!(
+        "SELECT (to_jsonb(m){as_text} || jsonb_build_object($3::text, $2::int8, '{DELETE_SIGN_COLUMN}', 0))::text, \
+         (m.{key})::text\nFROM (\n{body}\n) AS m",
+        key = quote_ident(key_column),
+    )
+}
+
+/// A SQL string literal of `s`, whatever `standard_conforming_strings` says.
+fn sql_literal(s: &str) -> String {
+    if s.contains('\\') {
+        format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
+    } else {
+        format!("'{}'", s.replace('\'', "''"))
+    }
+}
+
 fn push_line(body: &mut Vec<u8>, json: &str) {
     body.extend_from_slice(json.as_bytes());
     body.push(b'\n');
@@ -448,6 +500,31 @@ impl std::fmt::Write for Utf8Sink<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_columns_are_replaced_by_their_text_in_calls_of_fifty() {
+        let sql = wrap("SELECT 1", "k", &["doc".to_string(), "it's\\".to_string()]);
+        assert!(
+            sql.starts_with(
+                "SELECT (to_jsonb(m) || jsonb_build_object('doc', m.\"doc\"::text, E'it''s\\\\', m.\"it's\\\"::text) \
+                 || jsonb_build_object($3::text"
+            ),
+            "{sql}"
+        );
+        let many: Vec<String> = (0..51).map(|i| format!("c{i}")).collect();
+        assert_eq!(
+            wrap("SELECT 1", "k", &many)
+                .matches("jsonb_build_object(")
+                .count(),
+            3
+        );
+        assert_eq!(
+            wrap("SELECT 1", "k", &[])
+                .matches("jsonb_build_object(")
+                .count(),
+            1
+        );
+    }
 
     #[test]
     fn wraps_the_query_as_a_subquery_and_strips_semicolons() {

@@ -53,6 +53,17 @@ pub async fn connect(db: &str) -> tokio_postgres::Client {
     c
 }
 
+/// The doris-sim profile tests run against: `DORIS_SIM_VERSION` (2.1, 3.0, 3.1, 4.0), else the newest.
+/// `dev/test` runs the sink and pipeline tests a second time with the oldest.
+pub fn doris_sim_version() -> doris_sim::DorisVersion {
+    match std::env::var("DORIS_SIM_VERSION") {
+        Ok(v) if !v.trim().is_empty() => v
+            .parse()
+            .unwrap_or_else(|e| panic!("DORIS_SIM_VERSION: {e}")),
+        _ => doris_sim::DorisVersion::default(),
+    }
+}
+
 /// One test's world: its own database, topics, consumer group and doris-sim.
 pub struct World {
     pub db: String,
@@ -112,6 +123,7 @@ impl World {
             ddl: vec![ddl],
             user: "root".into(),
             password: "".into(),
+            doris_version: doris_sim_version(),
             ..Default::default()
         })
         .await

@@ -126,6 +126,7 @@ pub(super) async fn be_stream_load(
 ) -> Outcome {
     let start = Instant::now();
     let (parts, body) = req.into_parts();
+    let raw_head = parts.extensions.get::<super::raw_head::RawHead>().copied();
     let headers = parts.headers;
     let given_label = headers
         .get("label")
@@ -156,7 +157,11 @@ pub(super) async fn be_stream_load(
             ))
         }
     }
-    let params = match parse_headers(&headers, ctx.state.knobs.default_tz) {
+    let params = match parse_headers(
+        &headers,
+        ctx.state.knobs.default_tz,
+        ctx.state.knobs.doris_version,
+    ) {
         Ok(p) => p,
         Err(msg) => return reply(LoadReply::fail(fallback_label(), msg)),
     };
@@ -201,7 +206,12 @@ pub(super) async fn be_stream_load(
         return reply(fail(msg));
     }
     // Size caps are checked on the headers, before the transaction begins (BE `_on_header`).
-    let json_whole_body = params.format == Format::Json && !params.read_json_by_line;
+    // The BE looks at the `read_json_by_line` header itself here, not at the 3.1+ line-by-line default.
+    let json_whole_body = params.format == Format::Json
+        && !headers
+            .get("read_json_by_line")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
     let cap = if json_whole_body {
         ctx.max_json_body_bytes
     } else {
@@ -228,9 +238,11 @@ pub(super) async fn be_stream_load(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
     // Messages as asserted by apache/doris regression-test/suites/load_p0/stream_load/test_stream_load.groovy.
+    // hyper drops `Content-Length` from a chunked request; the raw head still shows it (`raw_head`).
     let has_length = headers
         .get(CONTENT_LENGTH)
-        .is_some_and(|v| !v.as_bytes().trim_ascii().is_empty());
+        .is_some_and(|v| !v.as_bytes().trim_ascii().is_empty())
+        || raw_head.is_some_and(|h| h.content_length);
     if !has_length && !chunked {
         return reply(fail(
             "[INTERNAL_ERROR]content_length is empty and transfer-encoding!=chunked, please set content_length or transfer-encoding=chunked"
@@ -407,6 +419,9 @@ pub(super) async fn be_stream_load(
     if selected > 0 && prepared.filtered as f64 / selected as f64 > params.max_filter_ratio {
         ctx.state.abort_running(txn_id);
         r.message = "[DATA_QUALITY_ERROR]too many filtered rows".into();
+        if params.version.failed_load_reports_zero_loaded() {
+            r.loaded_rows = 0;
+        }
         r.load_time_ms = ms(start);
         return reply(r);
     }

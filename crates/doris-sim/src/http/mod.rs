@@ -35,6 +35,7 @@ use crate::value::write_json_string;
 
 mod be;
 mod fe;
+mod raw_head;
 mod sim_api;
 
 use be::{be_2pc, be_stream_load};
@@ -107,13 +108,18 @@ pub async fn serve(
         let inner_tracker = tracker.clone();
         tracker.spawn(async move {
             let reset = Arc::new(AtomicBool::new(false));
+            let heads = raw_head::HeadRecorder::default();
             let io = TokioIo::new(ResetOnDrop {
                 inner: stream,
                 reset: reset.clone(),
+                heads: heads.clone(),
             });
-            let svc = service_fn(move |req: Request<Incoming>| {
+            let svc = service_fn(move |mut req: Request<Incoming>| {
                 let ctx = ctx.clone();
                 let reset = reset.clone();
+                if let Some(head) = heads.take() {
+                    req.extensions_mut().insert(head);
+                }
                 let tracker = inner_tracker.clone();
                 async move {
                     // A separate task: a panic in the handler is caught here and becomes a 500.
@@ -144,10 +150,11 @@ pub async fn serve(
 }
 
 /// A TCP stream that, when a fault asked for a reset, closes with `SO_LINGER 0` so the peer sees a RST rather than
-/// an orderly FIN.
+/// an orderly FIN. It also shows every byte read to the connection's `HeadRecorder`.
 struct ResetOnDrop {
     inner: TcpStream,
     reset: Arc<AtomicBool>,
+    heads: raw_head::HeadRecorder,
 }
 
 impl Drop for ResetOnDrop {
@@ -164,7 +171,12 @@ impl AsyncRead for ResetOnDrop {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = polled {
+            self.heads.feed(&buf.filled()[before..]);
+        }
+        polled
     }
 }
 

@@ -174,8 +174,14 @@ pub async fn try_send(
 
 /// Starts a sim with the given DDL texts.
 pub async fn sim_with(ddl: &[&str]) -> doris_sim::Sim {
+    sim_version(doris_sim::DorisVersion::default(), ddl).await
+}
+
+/// A sim behaving like Doris `version` where releases differ (`--doris-version`).
+pub async fn sim_version(version: doris_sim::DorisVersion, ddl: &[&str]) -> doris_sim::Sim {
     doris_sim::Sim::start(doris_sim::SimOptions {
         ddl: ddl.iter().map(|s| s.to_string()).collect(),
+        doris_version: version,
         ..Default::default()
     })
     .await

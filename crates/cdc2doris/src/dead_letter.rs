@@ -6,8 +6,10 @@
 //!   value, the error, and the source topic/partition/offset;
 //! - a **load** record: keys whose merged rows could not be loaded — a row Doris rejected (stage `load`: the
 //!   load's label, Doris' reason and the ErrorURL excerpt) or a key whose merge query fails on its own data (stage
-//!   `merge`: a data error such as a failed cast, raised by that key's rows alone) — with the offset ranges of the
-//!   batch that asked for them. `cdc2doris backfill --keys-from` refreshes such keys once the cause is fixed.
+//!   `merge`: a data error such as a failed cast, raised by that key's rows alone), or a value a resolve query fails
+//!   on by itself (stage `resolve`: `keys` then holds the value, not a key of the merged table) — with the offset
+//!   ranges of the batch that asked for them. `cdc2doris backfill --keys-from` refreshes the keys of `load` and
+//!   `merge` records once the cause is fixed.
 //!
 //! A record is written durably (file: `fsync`; Kafka: `acks=all` and the delivery awaited) before
 //! the caller acknowledges the message, so a crash re-reads it rather than losing it.
@@ -66,9 +68,10 @@ pub struct MessageRejection<'a> {
 /// Keys whose merged rows could not be loaded.
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadRejection<'a> {
-    /// `load` (Doris rejected the row) or `merge` (the merge query failed on the key's own data).
+    /// `load` (Doris rejected the row), `merge` (the merge query failed on the key's own data) or `resolve` (a
+    /// resolve query failed on the value's own data; `keys` holds the value).
     pub stage: &'static str,
-    /// The Stream Load label (stage `load`) or the batch's name (stage `merge`).
+    /// The Stream Load label (stage `load`) or the batch's name (stages `merge` and `resolve`).
     pub label: &'a str,
     /// The offset ranges of the batch (`topic/partition:first-last`): the messages that asked for the keys.
     pub offsets: Vec<String>,

@@ -1287,3 +1287,82 @@ async fn a_standby_reached_through_a_multi_host_url_is_never_merged_from() {
     assert!(status.success(), "{status:?}");
     w.cleanup().await;
 }
+
+/// [integrity] A resolve query that fails on one value's data (SQLSTATE class 22: here a division by zero for client
+/// 7) must not stop the pipeline: the values are split until the failing one stands alone, it goes to the
+/// dead-letter destination with the batch's offsets, and the other values' keys are refreshed. Before, the batch was
+/// fatal, the pipeline stopped, and every restart hit the same message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_value_the_resolve_query_fails_on_is_dead_lettered_and_the_rest_loads() {
+    let mut w = World::new("poisonresolve", 1).await;
+    let config = w.write_config("");
+    let text = std::fs::read_to_string(&config).expect("config");
+    let poisoned = text.replace(
+        "SELECT id FROM jobs WHERE client_id = ANY($1)",
+        "SELECT id FROM jobs WHERE client_id = ANY($1) AND 1 / (client_id - 7) IS NOT NULL",
+    );
+    assert_ne!(poisoned, text, "resolve query not found");
+    std::fs::write(&config, poisoned).expect("config");
+    let mut jobs: Vec<jobgen::Change> = Vec::new();
+    for (id, client_id) in [(1, 1), (2, 2), (3, 7), (4, 3)] {
+        jobs.push(jobgen::Change::NewJob {
+            id,
+            client_id,
+            title: format!("job {id}"),
+            category: "sales".into(),
+            location: "Remote".into(),
+            salary_min: 1000,
+            salary_max: 2000,
+        });
+    }
+    w.apply(&jobs).await;
+    let (stop, run) = w.start(&config);
+    w.converge(1..5, Duration::from_secs(30)).await;
+    // Clients 2, 7 and 3 are excluded in one transaction each; their events form one batch.
+    let excluded: Vec<jobgen::Change> = [2, 7, 3]
+        .into_iter()
+        .map(|client_id| jobgen::Change::ExcludeClient {
+            client_id,
+            reason: "test".into(),
+        })
+        .collect();
+    w.apply(&excluded).await;
+    // Jobs 2 and 4 are refreshed (their clients are excluded now); job 3 of client 7 cannot be resolved, so its row
+    // stays as it was: verify the others only.
+    let start = Instant::now();
+    loop {
+        let r = w.verify(1..5).await;
+        let stale: Vec<&String> = r.stale.iter().filter(|s| !s.starts_with("3:")).collect();
+        if stale.is_empty() && r.missing.is_empty() && r.extra.is_empty() {
+            break;
+        }
+        assert!(
+            !run.is_finished(),
+            "the pipeline stopped: {:?}",
+            run.await.map(|r| r.map_err(|e| e.to_string()))
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no convergence: {r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    w.wait_all_committed(1).await;
+    let dl = std::fs::read_to_string(w.dir.path().join("dead.jsonl")).unwrap_or_default();
+    let lines: Vec<serde_json::Value> = dl
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{dl}");
+    assert_eq!(lines[0]["stage"], "resolve", "{dl}");
+    assert_eq!(lines[0]["keys"], serde_json::json!([7]), "{dl}");
+    assert!(
+        lines[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("division by zero")),
+        "{dl}"
+    );
+    assert!(!run.is_finished(), "the pipeline keeps running");
+    stop_gracefully(stop, run).await;
+    w.cleanup().await;
+}

@@ -55,8 +55,9 @@ pub enum Keys {
     List(Vec<String>),
 }
 
-/// The keys of a file: a dead-letter file's load records (`"kind":"load"`: the keys of rows Doris rejected) and any
-/// line that is not a JSON object, taken as one key. Message records (no key could be read from those) are skipped.
+/// The keys of a file: a dead-letter file's load records (`"kind":"load"`: the keys of rows Doris rejected or the
+/// merge query failed on) and any line that is not a JSON object, taken as one key. Message records (no key could be
+/// read from those) and stage `resolve` records (they hold values of a resolve query, not keys) are skipped.
 /// Returns the keys and the number of records skipped.
 pub fn keys_from_file(path: &std::path::Path) -> Result<(Vec<String>, usize), PipelineError> {
     let text = std::fs::read_to_string(path)
@@ -83,7 +84,9 @@ pub fn keys_from_file(path: &std::path::Path) -> Result<(Vec<String>, usize), Pi
             record.get("kind").and_then(|k| k.as_str()),
             record.get("keys"),
         ) {
-            (Some("load"), Some(serde_json::Value::Array(list))) => {
+            (Some("load"), Some(serde_json::Value::Array(list)))
+                if record.get("stage").and_then(|s| s.as_str()) != Some("resolve") =>
+            {
                 keys.extend(list.iter().map(|k| match k {
                     serde_json::Value::String(s) => s.clone(),
                     other => other.to_string(),
@@ -332,12 +335,13 @@ mod tests {
         let path = dir.path().join("keys");
         std::fs::write(
             &path,
-            "{\"kind\":\"load\",\"label\":\"l\",\"keys\":[7,\"a b\"]}\n\n  12  \n{\"kind\":\"message\",\"stage\":\"decode\"}\n",
+            "{\"kind\":\"load\",\"label\":\"l\",\"keys\":[7,\"a b\"]}\n\n  12  \n{\"kind\":\"message\",\"stage\":\"decode\"}\n\
+             {\"kind\":\"load\",\"stage\":\"resolve\",\"keys\":[99]}\n",
         )
         .unwrap();
         let (keys, skipped) = keys_from_file(&path).unwrap();
         assert_eq!(keys, ["7", "a b", "12"]);
-        assert_eq!(skipped, 1);
+        assert_eq!(skipped, 2);
         std::fs::write(&path, "{not json\n").unwrap();
         let err = keys_from_file(&path).unwrap_err().to_string();
         assert!(err.contains("line 1: not a JSON record"), "{err}");

@@ -183,14 +183,26 @@ enum StepError {
     Fatal(String),
 }
 
+/// How a resolve query failed.
+enum ResolveError {
+    /// The batch cannot go on.
+    Step(StepError),
+    /// The query failed on the data of some value it was given (SQLSTATE class 22, or a result that is not a key).
+    Data(String),
+}
+
 /// Runs a resolve query, retrying transient failures.
 async fn resolve<S>(
     ctx: &WorkerContext<S>,
     r: &Resolver,
-    values: &HashSet<KeyValue>,
-) -> Result<Vec<KeyValue>, StepError> {
-    let params = to_merge_keys(values.iter().cloned(), r.value_type)
-        .map_err(|e| StepError::Fatal(format!("resolve query of topic {}: {e}", r.topic)))?;
+    values: &[KeyValue],
+) -> Result<Vec<KeyValue>, ResolveError> {
+    let params = to_merge_keys(values.iter().cloned(), r.value_type).map_err(|e| {
+        ResolveError::Step(StepError::Fatal(format!(
+            "resolve query of topic {}: {e}",
+            r.topic
+        )))
+    })?;
     let mut delay = RETRY_MIN;
     loop {
         let attempt = async {
@@ -198,7 +210,7 @@ async fn resolve<S>(
                 .pool
                 .get()
                 .await
-                .map_err(|e| (ErrorClass::Transient, e.to_string()))?;
+                .map_err(|e| (ErrorClass::Transient, false, e.to_string()))?;
             let stmt = client
                 .prepare_typed_cached(
                     &r.sql,
@@ -208,46 +220,89 @@ async fn resolve<S>(
                     }],
                 )
                 .await
-                .map_err(|e| (classify_pg_error(&e), describe_pg_error(&e)))?;
+                .map_err(|e| (classify_pg_error(&e), false, describe_pg_error(&e)))?;
             let rows = match &params {
                 MergeKeys::Int(v) => client.query(&stmt, &[v]).await,
                 MergeKeys::Str(v) => client.query(&stmt, &[v]).await,
             }
-            .map_err(|e| (classify_pg_error(&e), describe_pg_error(&e)))?;
+            .map_err(|e| {
+                let data = e.code().is_some_and(|c| c.code().starts_with("22"));
+                (classify_pg_error(&e), data, describe_pg_error(&e))
+            })?;
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
                 let text: Option<String> = row
                     .try_get(0)
-                    .map_err(|e| (ErrorClass::Permanent, e.to_string()))?;
+                    .map_err(|e| (ErrorClass::Permanent, false, e.to_string()))?;
                 let Some(text) = text else { continue };
                 out.push(match ctx.key_type {
                     KeyType::Integer => KeyValue::Int(text.parse().map_err(|_| {
                         (
                             ErrorClass::Permanent,
+                            true,
                             format!("it returned {text:?}, not a 64-bit integer key"),
                         )
                     })?),
                     KeyType::String => KeyValue::Str(text),
                 });
             }
-            Ok::<_, (ErrorClass, String)>(out)
+            Ok::<_, (ErrorClass, bool, String)>(out)
         };
         match attempt.await {
             Ok(keys) => return Ok(keys),
-            Err((ErrorClass::Permanent, msg)) => {
-                return Err(StepError::Fatal(format!(
+            Err((ErrorClass::Permanent, true, msg)) => return Err(ResolveError::Data(msg)),
+            Err((ErrorClass::Permanent, false, msg)) => {
+                return Err(ResolveError::Step(StepError::Fatal(format!(
                     "the resolve query of topic {} failed: {msg}; fix keys.rules[].resolve_query",
                     r.topic
-                )))
+                ))))
             }
-            Err((_, msg)) => {
+            Err((_, _, msg)) => {
                 tracing::warn!(topic = %r.topic, "resolve query failed, retrying: {msg}");
                 if !backoff(&ctx.abandon, &mut delay).await {
-                    return Err(StepError::Abandoned);
+                    return Err(ResolveError::Step(StepError::Abandoned));
                 }
             }
         }
     }
+}
+
+/// A value a resolve query fails on by itself.
+struct PoisonValue {
+    value: KeyValue,
+    reason: String,
+}
+
+/// Runs a resolve query over `values`; when it fails on some value's data, splits the values in halves until the
+/// failing ones stand alone (they are returned as poison) and resolves the others.
+async fn resolve_isolating<S>(
+    ctx: &WorkerContext<S>,
+    r: &Resolver,
+    name: &str,
+    values: Vec<KeyValue>,
+) -> Result<(Vec<KeyValue>, Vec<PoisonValue>), StepError> {
+    let mut keys = Vec::new();
+    let mut poison = Vec::new();
+    let mut todo = vec![values];
+    while let Some(mut part) = todo.pop() {
+        match resolve(ctx, r, &part).await {
+            Ok(k) => keys.extend(k),
+            Err(ResolveError::Step(e)) => return Err(e),
+            Err(ResolveError::Data(reason)) => {
+                if part.len() <= 1 {
+                    if let Some(value) = part.pop() {
+                        poison.push(PoisonValue { value, reason });
+                    }
+                } else {
+                    tracing::warn!(batch = %name, topic = %r.topic, values = part.len(), "the resolve query failed on the data of some value; splitting the values to isolate it: {reason}");
+                    let right = part.split_off(part.len() / 2);
+                    todo.push(right);
+                    todo.push(part);
+                }
+            }
+        }
+    }
+    Ok((keys, poison))
 }
 
 /// After this long waiting for a transaction to become visible, and as often again, a warning names it.
@@ -488,11 +543,29 @@ async fn process<S: Sink + 'static>(
         ..
     } = batch;
     let visibility_wait = wait_visible(ctx, &name, &txids).await?;
-    for (rule, values) in &to_resolve {
-        let Some(r) = ctx.resolvers.get(*rule) else {
+    for (rule, values) in to_resolve {
+        let Some(r) = ctx.resolvers.get(rule) else {
             continue;
         };
-        keys.extend(resolve(ctx, r, values).await?);
+        let mut values: Vec<KeyValue> = values.into_iter().collect();
+        values.sort_unstable();
+        let (resolved, poison) = resolve_isolating(ctx, r, &name, values).await?;
+        keys.extend(resolved);
+        for p in &poison {
+            tracing::error!(batch = %name, topic = %r.topic, value = %p.value, "the resolve query fails on this value's data; it goes to the dead-letter destination and the other values are resolved: {}", p.reason);
+            let rec = LoadRejection {
+                stage: "resolve",
+                label: &name,
+                offsets: ranges.iter().map(ToString::to_string).collect(),
+                reason: format!(
+                    "the resolve query of topic {} failed on value {}: {}",
+                    r.topic, p.value, p.reason
+                ),
+                keys: vec![p.value.to_json_value()],
+                error_url_excerpt: None,
+            };
+            write_dead_letter(ctx, &rec).await?;
+        }
     }
     let key_count = keys.len();
     if key_count == 0 {

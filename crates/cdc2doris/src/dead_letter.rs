@@ -46,6 +46,39 @@ pub enum DeadLetterTarget {
     },
 }
 
+impl DeadLetterTarget {
+    /// A Kafka topic on the source's cluster: the producer takes the bootstrap servers and, of the consumer's
+    /// `properties` and `secrets`, the security ones (`security.*`, `sasl.*`, `ssl.*`, and every secret); the
+    /// consumer-only ones are left out.
+    pub fn kafka_topic<'a>(
+        topic: &str,
+        bootstrap_servers: &[String],
+        properties: impl IntoIterator<Item = (&'a str, String)>,
+        secrets: &[(String, secrecy::SecretString)],
+    ) -> DeadLetterTarget {
+        use secrecy::ExposeSecret;
+        let mut all: Vec<(String, String)> =
+            vec![("bootstrap.servers".to_string(), bootstrap_servers.join(","))];
+        all.extend(
+            properties
+                .into_iter()
+                .filter(|(k, _)| {
+                    k.starts_with("security.") || k.starts_with("sasl.") || k.starts_with("ssl.")
+                })
+                .map(|(k, v)| (k.to_string(), v)),
+        );
+        all.extend(
+            secrets
+                .iter()
+                .map(|(k, v)| (k.clone(), v.expose_secret().to_string())),
+        );
+        DeadLetterTarget::Kafka {
+            topic: topic.to_string(),
+            properties: all,
+        }
+    }
+}
+
 /// A message the pipeline could not use.
 #[derive(Debug, Clone)]
 pub struct MessageRejection<'a> {

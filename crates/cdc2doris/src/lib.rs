@@ -12,6 +12,7 @@
 
 pub mod admin;
 pub mod batch;
+pub mod check;
 pub mod config;
 pub mod dead_letter;
 pub mod decode;

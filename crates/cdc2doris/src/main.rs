@@ -26,7 +26,7 @@ enum Command {
     PrintDefaultConfig,
     /// Check a configuration file and the services it names (Kafka topics, PostgreSQL queries and replica
     /// identity, Doris credentials); exit non-zero if any check fails.
-    Check(cdc2doris::config::check::CheckArgs),
+    Check(cdc2doris::check::CheckArgs),
 }
 
 fn main() {
@@ -39,7 +39,7 @@ fn main() {
             print!("{}", cdc2doris::config::DEFAULT_CONFIG);
             0
         }
-        Command::Check(args) => cdc2doris::config::check::run(&args),
+        Command::Check(args) => cdc2doris::check::run(&args),
     };
     std::process::exit(code);
 }

@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cdc2doris::config::check::{check_config, check_connectivity, CheckLine, CheckReport, Outcome};
+use cdc2doris::check::{check_config, check_connectivity, CheckLine, CheckReport, Outcome};
 use common::standby::Standby;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;

@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cdc2doris::config::check::{check_config, check_connectivity, CheckLine, CheckReport, Outcome};
+use cdc2doris::check::{check_config, check_connectivity, CheckLine, CheckReport, Outcome};
 use cdc2doris::config::{Config, TlsMode};
 use cdc2doris::merge::tls::{tls_error, PgTls, TlsError};
 use cdc2doris::pipeline::{postgres_pool, PipelineError};

@@ -13,9 +13,6 @@
 //! above it in `default-config.toml` (printed by `cdc2doris print-default-config`) and in `docs/configuration.md`;
 //! a test keeps the three in step.
 
-pub mod check;
-pub mod connectivity;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::decode::Format;
 use crate::keys::{KeyType, TableMatch};
+pub use crate::merge::config::{PostgresConfig, TlsMode};
 use crate::secret::{read_secret, EnvLookup};
 pub use crate::sink::doris::config::DorisConfig;
 
@@ -137,51 +135,6 @@ pub const DEFAULT_KAFKA_PROPERTIES: &[(&str, &str)] = &[
     ("partition.assignment.strategy", "cooperative-sticky"),
     ("auto.offset.reset", "earliest"),
 ];
-
-/// The `[postgres]` section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PostgresConfig {
-    /// Connection URL without a password, e.g. `postgres://cdc2doris@127.0.0.1:5432/app`. Required.
-    pub url: String,
-    /// Name of the environment variable holding the password. Default: none.
-    #[serde(default)]
-    pub password_env: Option<String>,
-    /// File holding the password (one trailing newline trimmed). Default: none.
-    #[serde(default)]
-    pub password_file: Option<PathBuf>,
-    /// Connections in the pool; merge chunks run in parallel up to this many. Default 4.
-    #[serde(default = "default_pool_size")]
-    pub pool_size: usize,
-    /// Timeout to establish a connection. Default 10 s.
-    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
-    pub connect_timeout: Duration,
-    /// `statement_timeout` of every session; `0s` disables it. Default 60 s.
-    #[serde(default = "default_statement_timeout", with = "humantime_serde")]
-    pub statement_timeout: Duration,
-    /// TLS: `disable`; `prefer`, TLS if the server offers it and plain text otherwise, the certificate verified only
-    /// when `tls_ca_file` is set (libpq's `prefer`); or `require`, TLS or fail, the certificate chain and the host
-    /// name of `url` always verified (stricter than libpq's `require`: its `verify-full`). Default `prefer`.
-    #[serde(default)]
-    pub tls_mode: TlsMode,
-    /// PEM file of the CA certificates (one or more, e.g. a cloud provider's bundle) that sign the server's
-    /// certificate; with it, `prefer` verifies too. Default: none (`require` trusts the system's roots).
-    #[serde(default)]
-    pub tls_ca_file: Option<PathBuf>,
-}
-
-/// How the PostgreSQL connection uses TLS (what each mode verifies: [`crate::merge::tls`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TlsMode {
-    /// Never TLS.
-    Disable,
-    /// TLS if the server offers it, plain otherwise; the certificate is verified only against `tls_ca_file`.
-    #[default]
-    Prefer,
-    /// TLS or fail; the certificate chain and the host name are always verified (libpq's `verify-full`).
-    Require,
-}
 
 /// The `[keys]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -335,15 +288,6 @@ pub enum LogFormat {
 
 fn default_revoke_timeout() -> Duration {
     Duration::from_secs(30)
-}
-fn default_pool_size() -> usize {
-    4
-}
-fn default_connect_timeout() -> Duration {
-    Duration::from_secs(10)
-}
-fn default_statement_timeout() -> Duration {
-    Duration::from_secs(60)
 }
 fn default_chunk_size() -> usize {
     1000
@@ -889,7 +833,7 @@ fn validate_kafka(
 }
 
 /// Whether a librdkafka property holds a secret (`sasl.password`, `ssl.key.password`, `sasl.oauthbearer.client.secret`…).
-fn is_secret_property(name: &str) -> bool {
+pub(crate) fn is_secret_property(name: &str) -> bool {
     name.contains("password") || name.contains("secret")
 }
 

@@ -4,6 +4,7 @@ use std::env::VarError;
 use secrecy::ExposeSecret;
 
 use super::*;
+use crate::merge::config::{default_connect_timeout, default_pool_size, default_statement_timeout};
 
 /// The environment every test sees: one password.
 fn env(name: &str) -> Result<String, VarError> {
@@ -596,6 +597,7 @@ fn template_docs(template: &str) -> BTreeMap<(String, String), Vec<String>> {
 fn default_config_comments_are_the_field_docs() {
     let mut docs = rust_field_docs(include_str!("mod.rs"));
     docs.extend(rust_field_docs(include_str!("../sink/doris/config.rs")));
+    docs.extend(rust_field_docs(include_str!("../merge/config.rs")));
     let template = template_docs(DEFAULT_CONFIG);
     let sections = [
         ("ConfigFile", ""),

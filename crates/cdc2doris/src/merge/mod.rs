@@ -4,10 +4,14 @@
 //! go to Doris unparsed
 //! (tokio-postgres has no `numeric` decoder and would need a conversion per type; PostgreSQL's own JSON keeps every
 //! digit of a numeric and renders timestamps itself).
+//! [`resolve`] runs the resolve queries that map a change of another table to keys of the merged table.
 //! [`visibility`] holds a batch back until PostgreSQL shows every transaction its events come from.
-//! [`tls`] is the TLS connector of the PostgreSQL connections (`postgres.tls_mode`, `postgres.tls_ca_file`).
+//! [`config`] is the `[postgres]` section, [`pool`] the connection pool built from it, and [`tls`] the TLS connector of the PostgreSQL connections (`postgres.tls_mode`, `postgres.tls_ca_file`).
 
+pub mod config;
+pub mod pool;
 pub mod postgres;
+pub mod resolve;
 pub mod tls;
 pub mod visibility;
 

@@ -19,7 +19,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::IsolationLevel;
 
 use crate::error::ErrorClass;
-use crate::keys::KeyType;
+use crate::keys::{KeyType, KeyValue};
 
 /// The version of the snapshot the current transaction reads in.
 ///
@@ -59,7 +59,42 @@ pub enum MergeKeys {
     Str(Vec<String>),
 }
 
+/// A key that cannot be bound as the `$1` of its query.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("key {key} is not a 64-bit integer, the key type of the query it is bound to")]
+pub struct KeyTypeError {
+    /// The key, as JSON.
+    pub key: String,
+}
+
 impl MergeKeys {
+    /// Types `keys` as the `$1` array of a query whose key type is `key_type`.
+    pub fn from_keys(
+        keys: impl IntoIterator<Item = KeyValue>,
+        key_type: KeyType,
+    ) -> Result<MergeKeys, KeyTypeError> {
+        match key_type {
+            KeyType::Integer => keys
+                .into_iter()
+                .map(|k| match k {
+                    KeyValue::Int(i) => Ok(i),
+                    other => Err(KeyTypeError {
+                        key: other.to_json(),
+                    }),
+                })
+                .collect::<Result<Vec<i64>, _>>()
+                .map(MergeKeys::Int),
+            KeyType::String => Ok(MergeKeys::Str(
+                keys.into_iter()
+                    .map(|k| match k {
+                        KeyValue::Str(s) | KeyValue::BigInt(s) => s,
+                        KeyValue::Int(i) => i.to_string(),
+                    })
+                    .collect(),
+            )),
+        }
+    }
+
     /// Number of keys.
     pub fn len(&self) -> usize {
         match self {

@@ -45,8 +45,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::config::SslMode;
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
 
-use crate::config::TlsMode;
 use crate::error::ErrorClass;
+use crate::merge::config::TlsMode;
 
 /// What a TLS connection to PostgreSQL checks of the server's certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]

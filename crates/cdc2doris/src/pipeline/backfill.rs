@@ -20,9 +20,10 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 
 use super::worker::{run_batch, BatchOutcome, SealedBatch, WorkerContext};
-use super::{describe_pool_error, Parts, PipelineError};
+use super::{Parts, PipelineError};
 use crate::config::Config;
 use crate::keys::{KeyType, KeyValue};
+use crate::merge::pool::describe_pool_error;
 use crate::merge::postgres::{describe_pg_error, trim_query};
 use crate::offsets::OffsetTracker;
 use crate::sink::OffsetRange;

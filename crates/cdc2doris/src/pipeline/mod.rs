@@ -29,10 +29,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::Pool;
 use metrics_exporter_prometheus::PrometheusHandle;
-use rdkafka::config::ClientConfig;
-use secrecy::ExposeSecret;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -42,13 +40,14 @@ use crate::config::{Config, DeadLetterTarget as ConfigDeadLetter};
 use crate::dead_letter::{DeadLetter, DeadLetterTarget};
 use crate::error::ErrorClass;
 use crate::keys::{KeyRule, TableMatch};
-use crate::merge::tls::{tls_error, PgTls};
+use crate::merge::resolve::Resolver;
+use crate::merge::tls::tls_error;
 use crate::merge::MergeQuery;
 use crate::offsets::OffsetTracker;
 use crate::sink::DorisSink;
 use crate::source::kafka::{KafkaSource, SourceSettings};
 use coordinator::{Coordinator, TopicRule, TopicRules};
-use worker::{Resolver, WorkerContext};
+use worker::WorkerContext;
 
 /// Why the pipeline stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -156,89 +155,35 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Builds the PostgreSQL pool from the config: URL, password, timeouts, and TLS as `tls_mode` and `tls_ca_file` say
-/// ([`crate::merge::tls`]). Connections are made when first needed.
+/// Builds the PostgreSQL pool from the config ([`crate::merge::pool`]).
 pub fn postgres_pool(config: &Config) -> Result<Pool, PipelineError> {
     postgres_pool_with(config, 0)
 }
 
 /// [`postgres_pool`] with `extra` connections beyond `postgres.pool_size` (backfill streams its keys over one).
 pub(crate) fn postgres_pool_with(config: &Config, extra: usize) -> Result<Pool, PipelineError> {
-    let pg = &config.file.postgres;
-    let mut cfg: tokio_postgres::Config = pg
-        .url
-        .parse()
-        .map_err(|e| PipelineError::Setup(format!("postgres.url: {e}")))?;
-    if let Some(p) = &config.postgres_password {
-        cfg.password(p.expose_secret());
-    }
-    cfg.connect_timeout(pg.connect_timeout);
-    cfg.application_name("cdc2doris");
-    cfg.options(format!(
-        "-c statement_timeout={}",
-        pg.statement_timeout.as_millis()
-    ));
-    let tls = PgTls::new(pg.tls_mode, pg.tls_ca_file.as_deref())
-        .map_err(|e| PipelineError::Setup(e.to_string()))?;
-    cfg.ssl_mode(tls.ssl_mode());
-    let mgr = Manager::from_config(
-        cfg,
-        tls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
-    Pool::builder(mgr)
-        .max_size(pg.pool_size.max(1) + extra)
-        .build()
-        .map_err(|e| PipelineError::Setup(format!("postgres pool: {e}")))
-}
-
-/// A pool error with its causes: the driver's own text leaves them out ("error performing TLS handshake" and no
-/// word of the certificate), so every cause is appended once. Holds no secret: the causes are the server's and the
-/// TLS check's words.
-pub(crate) fn describe_pool_error(e: &deadpool_postgres::PoolError) -> String {
-    crate::error::error_chain(e)
-}
-
-/// The librdkafka consumer config: properties from the config plus the secret ones.
-pub fn consumer_config(config: &Config) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    for (k, v) in config.kafka_consumer_properties() {
-        c.set(k, v);
-    }
-    for (k, v) in &config.kafka_secret_properties {
-        c.set(k, v.expose_secret());
-    }
-    // Lag per partition comes from librdkafka's statistics.
-    if c.get("statistics.interval.ms").is_none() {
-        c.set("statistics.interval.ms", "5000");
-    }
-    c
+    crate::merge::pool::pool(
+        &config.file.postgres,
+        config.postgres_password.as_ref(),
+        extra,
+    )
+    .map_err(|e| PipelineError::Setup(e.to_string()))
 }
 
 fn dead_letter_target(config: &Config) -> DeadLetterTarget {
     match &config.dead_letter {
         ConfigDeadLetter::File(p) => DeadLetterTarget::File(p.clone()),
-        ConfigDeadLetter::Topic(t) => {
-            let mut properties: Vec<(String, String)> = vec![(
-                "bootstrap.servers".to_string(),
-                config.file.kafka.bootstrap_servers.join(","),
-            )];
-            // Security settings apply to the producer too; consumer-only ones are left out.
-            for (k, v) in &config.file.kafka.properties {
-                if k.starts_with("security.") || k.starts_with("sasl.") || k.starts_with("ssl.") {
-                    properties.push((k.clone(), v.to_string()));
-                }
-            }
-            for (k, v) in &config.kafka_secret_properties {
-                properties.push((k.clone(), v.expose_secret().to_string()));
-            }
-            DeadLetterTarget::Kafka {
-                topic: t.clone(),
-                properties,
-            }
-        }
+        ConfigDeadLetter::Topic(t) => DeadLetterTarget::kafka_topic(
+            t,
+            &config.file.kafka.bootstrap_servers,
+            config
+                .file
+                .kafka
+                .properties
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.to_string())),
+            &config.kafka_secret_properties,
+        ),
     }
 }
 
@@ -357,7 +302,7 @@ pub async fn run(
             }
             tracing::warn!(
                 "PostgreSQL is not reachable yet: {}",
-                describe_pool_error(&e)
+                crate::merge::pool::describe_pool_error(&e)
             );
             pg_healthy.store(false, Ordering::Relaxed);
         }
@@ -384,7 +329,10 @@ pub async fn run(
     // Source.
     let (events_tx, events_rx) = mpsc::channel(4096);
     let mut source = KafkaSource::start(
-        &consumer_config(&config),
+        &crate::source::kafka::consumer_config(
+            config.kafka_consumer_properties(),
+            &config.kafka_secret_properties,
+        ),
         SourceSettings {
             topics: file.kafka.topics.clone(),
             revoke_timeout: file.kafka.revoke_timeout,

@@ -15,34 +15,11 @@ use tokio_util::sync::CancellationToken;
 use crate::dead_letter::{DeadLetter, LoadRejection};
 use crate::error::ErrorClass;
 use crate::keys::{KeyType, KeyValue};
-use crate::merge::postgres::{classify_pg_error, describe_pg_error};
+use crate::merge::resolve::Resolver;
 use crate::merge::{MergeKeys, MergeQuery};
 use crate::offsets::BatchId;
 use crate::sink::doris::{Label, LabelScope};
 use crate::sink::{LoadReceipt, LoadRequest, OffsetRange, Sink, SinkError};
-
-/// A resolve rule: maps event values to keys of the merged table.
-#[derive(Debug, Clone)]
-pub struct Resolver {
-    /// The topic whose rule it is (for messages).
-    pub topic: String,
-    /// `SELECT (r.k)::text FROM (<query>) AS r(k)`, `$1` typed as `value_type`'s array.
-    pub sql: String,
-    /// Type of the values bound as `$1`.
-    pub value_type: KeyType,
-}
-
-impl Resolver {
-    /// Wraps a resolve query so its first column comes back as text whatever its type.
-    pub fn new(topic: &str, query: &str, value_type: KeyType) -> Resolver {
-        let body = crate::merge::postgres::trim_query(query);
-        Resolver {
-            topic: topic.to_string(),
-            sql: format!("SELECT (r.k)::text FROM (\n{body}\n) AS r(k)"),
-            value_type,
-        }
-    }
-}
 
 /// What a worker needs; shared by all workers.
 pub struct WorkerContext<S> {
@@ -147,47 +124,16 @@ async fn backoff(abandon: &CancellationToken, delay: &mut Duration) -> bool {
     }
 }
 
-fn to_merge_keys(
-    keys: impl IntoIterator<Item = KeyValue>,
-    key_type: KeyType,
-) -> Result<MergeKeys, String> {
-    match key_type {
-        KeyType::Integer => {
-            let mut v = Vec::new();
-            for k in keys {
-                match k {
-                    KeyValue::Int(i) => v.push(i),
-                    other => {
-                        return Err(format!(
-                            "key {} is not a 64-bit integer, but merge.key_type is integer",
-                            other.to_json()
-                        ))
-                    }
-                }
-            }
-            Ok(MergeKeys::Int(v))
-        }
-        KeyType::String => Ok(MergeKeys::Str(
-            keys.into_iter()
-                .map(|k| match k {
-                    KeyValue::Str(s) | KeyValue::BigInt(s) => s,
-                    KeyValue::Int(i) => i.to_string(),
-                })
-                .collect(),
-        )),
-    }
-}
-
 enum StepError {
     Abandoned,
     Fatal(String),
 }
 
-/// How a resolve query failed.
-enum ResolveError {
+/// How resolving a set of values failed.
+enum ResolveFailure {
     /// The batch cannot go on.
     Step(StepError),
-    /// The query failed on the data of some value it was given (SQLSTATE class 22, or a result that is not a key).
+    /// The query failed on the data of some value it was given ([`ResolveError::is_data_error`]).
     Data(String),
 }
 
@@ -196,71 +142,33 @@ async fn resolve<S>(
     ctx: &WorkerContext<S>,
     r: &Resolver,
     values: &[KeyValue],
-) -> Result<Vec<KeyValue>, ResolveError> {
-    let params = to_merge_keys(values.iter().cloned(), r.value_type).map_err(|e| {
-        ResolveError::Step(StepError::Fatal(format!(
-            "resolve query of topic {}: {e}",
-            r.topic
-        )))
-    })?;
+) -> Result<Vec<KeyValue>, ResolveFailure> {
     let mut delay = RETRY_MIN;
     loop {
-        let attempt = async {
-            let client = ctx
-                .pool
-                .get()
+        let attempt = match ctx.pool.get().await {
+            Ok(client) => r
+                .run(&client, values, ctx.key_type)
                 .await
-                .map_err(|e| (ErrorClass::Transient, false, e.to_string()))?;
-            let stmt = client
-                .prepare_typed_cached(
-                    &r.sql,
-                    &[match r.value_type {
-                        KeyType::Integer => tokio_postgres::types::Type::INT8_ARRAY,
-                        KeyType::String => tokio_postgres::types::Type::TEXT_ARRAY,
-                    }],
-                )
-                .await
-                .map_err(|e| (classify_pg_error(&e), false, describe_pg_error(&e)))?;
-            let rows = match &params {
-                MergeKeys::Int(v) => client.query(&stmt, &[v]).await,
-                MergeKeys::Str(v) => client.query(&stmt, &[v]).await,
-            }
-            .map_err(|e| {
-                let data = e.code().is_some_and(|c| c.code().starts_with("22"));
-                (classify_pg_error(&e), data, describe_pg_error(&e))
-            })?;
-            let mut out = Vec::with_capacity(rows.len());
-            for row in rows {
-                let text: Option<String> = row
-                    .try_get(0)
-                    .map_err(|e| (ErrorClass::Permanent, false, e.to_string()))?;
-                let Some(text) = text else { continue };
-                out.push(match ctx.key_type {
-                    KeyType::Integer => KeyValue::Int(text.parse().map_err(|_| {
-                        (
-                            ErrorClass::Permanent,
-                            true,
-                            format!("it returned {text:?}, not a 64-bit integer key"),
-                        )
-                    })?),
-                    KeyType::String => KeyValue::Str(text),
-                });
-            }
-            Ok::<_, (ErrorClass, bool, String)>(out)
+                .map_err(|e| (e.is_data_error(), e.class(), e.to_string())),
+            Err(e) => Err((
+                false,
+                ErrorClass::Transient,
+                crate::merge::pool::describe_pool_error(&e),
+            )),
         };
-        match attempt.await {
+        match attempt {
             Ok(keys) => return Ok(keys),
-            Err((ErrorClass::Permanent, true, msg)) => return Err(ResolveError::Data(msg)),
-            Err((ErrorClass::Permanent, false, msg)) => {
-                return Err(ResolveError::Step(StepError::Fatal(format!(
+            Err((true, _, msg)) => return Err(ResolveFailure::Data(msg)),
+            Err((false, ErrorClass::Permanent, msg)) => {
+                return Err(ResolveFailure::Step(StepError::Fatal(format!(
                     "the resolve query of topic {} failed: {msg}; fix keys.rules[].resolve_query",
                     r.topic
                 ))))
             }
-            Err((_, _, msg)) => {
+            Err((false, _, msg)) => {
                 tracing::warn!(topic = %r.topic, "resolve query failed, retrying: {msg}");
                 if !backoff(&ctx.abandon, &mut delay).await {
-                    return Err(ResolveError::Step(StepError::Abandoned));
+                    return Err(ResolveFailure::Step(StepError::Abandoned));
                 }
             }
         }
@@ -287,8 +195,8 @@ async fn resolve_isolating<S>(
     while let Some(mut part) = todo.pop() {
         match resolve(ctx, r, &part).await {
             Ok(k) => keys.extend(k),
-            Err(ResolveError::Step(e)) => return Err(e),
-            Err(ResolveError::Data(reason)) => {
+            Err(ResolveFailure::Step(e)) => return Err(e),
+            Err(ResolveFailure::Data(reason)) => {
                 if part.len() <= 1 {
                     if let Some(value) = part.pop() {
                         poison.push(PoisonValue { value, reason });
@@ -332,7 +240,7 @@ async fn wait_visible<S>(
             Err(e) => {
                 tracing::warn!(
                     "no PostgreSQL connection, retrying: {}",
-                    super::describe_pool_error(&e)
+                    crate::merge::pool::describe_pool_error(&e)
                 );
                 if !backoff(&ctx.abandon, &mut retry).await {
                     return Err(StepError::Abandoned);
@@ -459,7 +367,7 @@ async fn merge_chunk(
                 healthy.store(false, Relaxed);
                 tracing::warn!(
                     "no PostgreSQL connection, retrying: {}",
-                    super::describe_pool_error(&e)
+                    crate::merge::pool::describe_pool_error(&e)
                 );
                 if !backoff(&abandon, &mut delay).await {
                     return Err(ChunkError::Step(StepError::Abandoned));
@@ -605,8 +513,8 @@ async fn process<S: Sink + 'static>(
             let Some((start, chunk)) = todo.pop_front() else {
                 break;
             };
-            let keys =
-                to_merge_keys(chunk.iter().cloned(), ctx.key_type).map_err(StepError::Fatal)?;
+            let keys = MergeKeys::from_keys(chunk.iter().cloned(), ctx.key_type)
+                .map_err(|e| StepError::Fatal(e.to_string()))?;
             let (pool, merge, abandon) = (ctx.pool.clone(), ctx.merge.clone(), ctx.abandon.clone());
             let healthy = ctx.pg_healthy.clone();
             queries += 1;

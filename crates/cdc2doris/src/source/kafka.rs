@@ -128,6 +128,26 @@ impl SourceError {
     }
 }
 
+/// The librdkafka consumer config: `properties` (`kafka.*` settings and `kafka.properties`) plus the secret ones
+/// (`kafka.properties_from_env`), with statistics every 5 s unless set (the lag per partition comes from them).
+pub fn consumer_config(
+    properties: impl IntoIterator<Item = (String, String)>,
+    secrets: &[(String, secrecy::SecretString)],
+) -> ClientConfig {
+    use secrecy::ExposeSecret;
+    let mut c = ClientConfig::new();
+    for (k, v) in properties {
+        c.set(k, v);
+    }
+    for (k, v) in secrets {
+        c.set(k, v.expose_secret());
+    }
+    if c.get("statistics.interval.ms").is_none() {
+        c.set("statistics.interval.ms", "5000");
+    }
+    c
+}
+
 /// Settings of the polling thread.
 #[derive(Debug, Clone)]
 pub struct SourceSettings {

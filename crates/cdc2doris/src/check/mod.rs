@@ -2,14 +2,19 @@
 //! exit code is non-zero when any check fails.
 //!
 //! First the file: parsed and validated, every problem on its own `fail` line ([`check_config`]). Then, if it is
-//! valid, the services it names ([`check_connectivity`], implemented in [`super::connectivity`]): Kafka brokers and
+//! valid, the services it names ([`check_connectivity`], implemented in [`services`]): Kafka brokers and
 //! topics, PostgreSQL (the merge and resolve queries prepare, the key column exists, replica identities), and Doris
 //! (FE reachable, credentials accepted, database known; nothing is loaded).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Config, ConfigError};
+pub mod report;
+mod services;
+
+pub use report::{CheckLine, CheckReport, Outcome};
+
+use crate::config::{Config, ConfigError};
 use crate::secret::EnvLookup;
 
 /// Arguments of `cdc2doris check`.
@@ -33,81 +38,10 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
     }
 }
 
-/// The result of one check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// The check passed.
-    Pass,
-    /// The service can run, but something deserves a look.
-    Warn,
-    /// The service cannot run like this.
-    Fail,
-    /// The check was not run.
-    Skip,
-}
-
-impl Outcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Pass => "pass",
-            Outcome::Warn => "warn",
-            Outcome::Fail => "fail",
-            Outcome::Skip => "skip",
-        }
-    }
-}
-
-/// One line of the report.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckLine {
-    /// The result.
-    pub outcome: Outcome,
-    /// What was checked: a TOML path or a check name.
-    pub subject: String,
-    /// What was found, and what to do on failure.
-    pub detail: String,
-}
-
-/// Every check's line, in the order run.
-#[derive(Debug, Clone, Default)]
-pub struct CheckReport {
-    /// The lines.
-    pub lines: Vec<CheckLine>,
-}
-
-impl CheckReport {
-    /// Adds a line.
-    pub fn push(
-        &mut self,
-        outcome: Outcome,
-        subject: impl Into<String>,
-        detail: impl Into<String>,
-    ) {
-        self.lines.push(CheckLine {
-            outcome,
-            subject: subject.into(),
-            detail: detail.into(),
-        });
-    }
-
-    /// Whether any check failed.
-    pub fn failed(&self) -> bool {
-        self.lines.iter().any(|l| l.outcome == Outcome::Fail)
-    }
-
-    /// The report as printed: `pass  subject: detail`, one line per check.
-    pub fn render(&self) -> String {
-        self.lines
-            .iter()
-            .map(|l| format!("{}  {}: {}\n", l.outcome.as_str(), l.subject, l.detail))
-            .collect()
-    }
-}
-
 /// Parses and validates the file, one line per problem; returns the configuration when it is valid.
 pub fn check_config(path: &Path, env: EnvLookup<'_>) -> (CheckReport, Option<Config>) {
     let mut report = CheckReport::default();
-    match super::load_with_env(path, env) {
+    match crate::config::load_with_env(path, env) {
         Ok(config) => {
             report.push(
                 Outcome::Pass,
@@ -148,7 +82,7 @@ pub fn check_config(path: &Path, env: EnvLookup<'_>) -> (CheckReport, Option<Con
 pub async fn check_connectivity(config: &Config, timeout: Duration, report: &mut CheckReport) {
     report
         .lines
-        .extend(super::connectivity::check_services(config, timeout).await);
+        .extend(services::check_services(config, timeout).await);
 }
 
 /// Runs `check`; returns the process exit code (1 if any check failed).
@@ -190,7 +124,7 @@ mod tests {
         )
         .unwrap();
         let path = dir.path().join("c.toml");
-        std::fs::write(&path, super::super::DEFAULT_CONFIG).unwrap();
+        std::fs::write(&path, crate::config::DEFAULT_CONFIG).unwrap();
         let (report, config) = check_config(&path, &no_env);
         assert!(config.is_some());
         assert!(!report.failed(), "{}", report.render());
@@ -203,7 +137,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("merge.sql"), "SELECT $1").unwrap();
         let path = dir.path().join("c.toml");
-        let text = super::super::DEFAULT_CONFIG
+        let text = crate::config::DEFAULT_CONFIG
             .replace("chunk_size = 1000", "chunk_size = 20000")
             .replace("max_in_flight = 2", "max_in_flight = 8")
             .replace(
@@ -233,7 +167,7 @@ mod tests {
     fn one_fail_line_per_problem() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
-        let broken = super::super::DEFAULT_CONFIG
+        let broken = crate::config::DEFAULT_CONFIG
             .replace("max_keys = 10000", "max_keys = 0")
             .replace("fields = [\"id\"]", "fields = []");
         std::fs::write(&path, broken).unwrap();

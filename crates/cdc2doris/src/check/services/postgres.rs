@@ -7,14 +7,14 @@ use std::time::Duration;
 use tokio_postgres::types::Type;
 
 use super::{line, password_source};
-use crate::config::check::{CheckLine, Outcome};
+use crate::check::report::{CheckLine, Outcome};
 use crate::config::{Config, TlsMode};
 use crate::decode::Format;
 use crate::error::error_chain;
 use crate::keys::{KeyType, TableMatch};
+use crate::merge::resolve::Resolver;
 use crate::merge::tls::{tls_error, PgTls, TlsError, Verification};
 use crate::merge::{MergeError, MergeQuery};
-use crate::pipeline::worker::Resolver;
 
 pub(super) async fn check_postgres(config: &Config, timeout: Duration) -> Vec<CheckLine> {
     let mut lines = Vec::new();
@@ -64,7 +64,7 @@ async fn bounded<F: std::future::Future>(timeout: Duration, fut: F) -> Option<F:
     tokio::time::timeout(timeout, fut).await.ok()
 }
 
-/// Connects through the pool the service builds ([`crate::pipeline::postgres_pool`]): same URL, password,
+/// Connects through the pool the service builds ([`crate::merge::pool`]): same URL, password,
 /// `connect_timeout`, `statement_timeout` and TLS. The line says whether the session runs over TLS, as the server sees
 /// it (`pg_stat_ssl`), and what was verified.
 async fn connect_postgres(
@@ -93,7 +93,7 @@ async fn connect_postgres(
         lines.push(line(Outcome::Fail, subject, e.to_string()));
         return None;
     }
-    let pool = match crate::pipeline::postgres_pool(config) {
+    let pool = match crate::merge::pool::pool(pg, config.postgres_password.as_ref(), 0) {
         Ok(pool) => pool,
         Err(e) => {
             lines.push(line(Outcome::Fail, "postgres.url", e.to_string()));

@@ -19,10 +19,8 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 
-use super::check::{CheckLine, Outcome};
-use super::Config;
-
-pub use doris::DORIS_CHECK_LABEL;
+use crate::check::report::{CheckLine, Outcome};
+use crate::config::Config;
 
 /// Runs the Kafka, PostgreSQL and Doris checks concurrently; returns their lines in that order, secrets masked.
 /// `timeout` bounds each network step (Kafka metadata, each PostgreSQL statement, each Doris request); the

@@ -9,14 +9,17 @@ use rdkafka::metadata::MetadataTopic;
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::line;
-use crate::config::check::{CheckLine, Outcome};
+use crate::check::report::{CheckLine, Outcome};
 use crate::config::{Config, DeadLetterTarget};
 
 pub(super) fn check_kafka(config: &Config, timeout: Duration) -> Vec<CheckLine> {
     let kafka = &config.file.kafka;
     let mut lines = Vec::new();
     // The consumer configuration `cdc2doris run` uses, secrets included.
-    let mut client = crate::pipeline::consumer_config(config);
+    let mut client = crate::source::kafka::consumer_config(
+        config.kafka_consumer_properties(),
+        &config.kafka_secret_properties,
+    );
     // A metadata request for a topic that does not exist must not create it, whatever kafka.properties says.
     client.set("allow.auto.create.topics", "false");
     let consumer: BaseConsumer = match client.create() {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use secrecy::ExposeSecret;
 
 use super::{line, password_source};
-use crate::config::check::{CheckLine, Outcome};
+use crate::check::report::{CheckLine, Outcome};
 use crate::config::Config;
 use crate::error::error_chain;
 use crate::sink::doris::redirect::RedirectPolicy;

@@ -361,9 +361,10 @@ async fn run_stops_at_start_when_the_certificate_is_refused() {
     )
     .await
     .expect("run must stop at once, not retry");
-    let Err(PipelineError::Setup(message)) = result else {
-        panic!("expected a setup error, got {result:?}");
+    let Err(e @ PipelineError::PostgresRefused(_)) = result else {
+        panic!("expected PostgreSQL's refusal, got {result:?}");
     };
+    let message = e.to_string();
     assert!(message.contains("unknown CA"), "{message}");
     assert!(message.contains("postgres.tls_ca_file"), "{message}");
     assert!(

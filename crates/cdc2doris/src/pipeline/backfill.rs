@@ -20,6 +20,52 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 
 use super::worker::{run_batch, BatchOutcome, SealedBatch, WorkerContext};
+
+/// Why the keys of a backfill cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum KeysError {
+    /// The `--keys-from` file cannot be read.
+    #[error("--keys-from {}: {source}", path.display())]
+    FileUnreadable {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The read error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line of the `--keys-from` file starts like JSON but is not.
+    #[error("--keys-from {} line {line}: not a JSON record ({source}); give a dead-letter file or one key per line", path.display())]
+    FileLine {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The line number, from 1.
+        line: usize,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// `--keys-query` is empty.
+    #[error("--keys-query is empty; give a query returning the keys to refresh, e.g. SELECT id FROM jobs")]
+    EmptyQuery,
+    /// No connection to PostgreSQL for the key cursor.
+    #[error("PostgreSQL: {}", describe_pool_error(.0))]
+    Connection(#[source] deadpool_postgres::PoolError),
+    /// `--keys-query` cannot be run.
+    #[error("--keys-query: {}; it must return one column, the keys of the merged table", describe_pg_error(.0))]
+    Query(#[source] tokio_postgres::Error),
+    /// Reading the next keys failed.
+    #[error("reading the keys of --keys-query: {}", describe_pg_error(.0))]
+    Read(#[source] tokio_postgres::Error),
+    /// `--keys-query` returned a NULL.
+    #[error("--keys-query returned a NULL key; filter NULLs out (WHERE … IS NOT NULL)")]
+    NullKey,
+    /// `--keys-query` returned a key that is not of the merge query's key type.
+    #[error("--keys-query returned {text:?}, which is not a 64-bit integer (merge.key_type = \"integer\")")]
+    NotAKey {
+        /// The key, as text.
+        text: String,
+    },
+}
 use super::{Parts, PipelineError};
 use crate::config::Config;
 use crate::keys::{KeyType, KeyValue};
@@ -60,9 +106,11 @@ pub enum Keys {
 /// merge query failed on) and any line that is not a JSON object, taken as one key. Message records (no key could be
 /// read from those) and stage `resolve` records (they hold values of a resolve query, not keys) are skipped.
 /// Returns the keys and the number of records skipped.
-pub fn keys_from_file(path: &std::path::Path) -> Result<(Vec<String>, usize), PipelineError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| PipelineError::Setup(format!("--keys-from {}: {e}", path.display())))?;
+pub fn keys_from_file(path: &std::path::Path) -> Result<(Vec<String>, usize), KeysError> {
+    let text = std::fs::read_to_string(path).map_err(|source| KeysError::FileUnreadable {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut keys = Vec::new();
     let mut skipped = 0;
     for (n, line) in text.lines().enumerate() {
@@ -74,13 +122,12 @@ pub fn keys_from_file(path: &std::path::Path) -> Result<(Vec<String>, usize), Pi
             keys.push(line.to_owned());
             continue;
         }
-        let record: serde_json::Value = serde_json::from_str(line).map_err(|e| {
-            PipelineError::Setup(format!(
-                "--keys-from {} line {}: not a JSON record ({e}); give a dead-letter file or one key per line",
-                path.display(),
-                n + 1
-            ))
-        })?;
+        let record: serde_json::Value =
+            serde_json::from_str(line).map_err(|source| KeysError::FileLine {
+                path: path.to_path_buf(),
+                line: n + 1,
+                source,
+            })?;
         match (
             record.get("kind").and_then(|k| k.as_str()),
             record.get("keys"),
@@ -209,7 +256,12 @@ pub async fn run(
                 report.interrupted = true;
                 break;
             }
-            BatchOutcome::Fatal(msg) => return Err(PipelineError::Fatal(msg)),
+            BatchOutcome::Fatal(source) => {
+                return Err(PipelineError::Fatal {
+                    batch: done.name,
+                    source: Box::new(source),
+                })
+            }
         }
     }
     feeder.close().await;
@@ -232,29 +284,19 @@ impl Feeder {
         pool: &deadpool_postgres::Pool,
         query: &str,
         batch_keys: usize,
-    ) -> Result<Feeder, PipelineError> {
+    ) -> Result<Feeder, KeysError> {
         let body = trim_query(query);
         if body.is_empty() {
-            return Err(PipelineError::Setup(
-                "--keys-query is empty; give a query returning the keys to refresh, e.g. SELECT id FROM jobs"
-                    .into(),
-            ));
+            return Err(KeysError::EmptyQuery);
         }
-        let client = pool.get().await.map_err(|e| {
-            PipelineError::Setup(format!("PostgreSQL: {}", describe_pool_error(&e)))
-        })?;
+        let client = pool.get().await.map_err(KeysError::Connection)?;
         client
             .batch_execute(&format!(
                 "BEGIN READ ONLY; DECLARE cdc2doris_backfill NO SCROLL CURSOR FOR \
                  SELECT (r.k)::text FROM (\n{body}\n) AS r(k)"
             ))
             .await
-            .map_err(|e| {
-                PipelineError::Setup(format!(
-                    "--keys-query: {}; it must return one column, the keys of the merged table",
-                    describe_pg_error(&e)
-                ))
-            })?;
+            .map_err(KeysError::Query)?;
         Ok(Feeder::Cursor {
             client: Box::new(client),
             fetch: format!("FETCH {batch_keys} FROM cdc2doris_backfill"),
@@ -262,27 +304,18 @@ impl Feeder {
     }
 
     /// The next batch of keys, as text; empty at the end.
-    async fn next(&mut self) -> Result<Vec<String>, PipelineError> {
+    async fn next(&mut self) -> Result<Vec<String>, KeysError> {
         match self {
             Feeder::List(list, n) => Ok(list.by_ref().take(*n).collect()),
             Feeder::Cursor { client, fetch } => {
-                let rows = client.query(fetch.as_str(), &[]).await.map_err(|e| {
-                    PipelineError::Fatal(format!(
-                        "reading the keys of --keys-query: {}",
-                        describe_pg_error(&e)
-                    ))
-                })?;
+                let rows = client
+                    .query(fetch.as_str(), &[])
+                    .await
+                    .map_err(KeysError::Read)?;
                 rows.iter()
                     .map(|row| {
-                        let text: Option<String> = row.try_get(0).map_err(|e| {
-                            PipelineError::Fatal(format!("reading a key of --keys-query: {e}"))
-                        })?;
-                        text.ok_or_else(|| {
-                            PipelineError::Fatal(
-                                "--keys-query returned a NULL key; filter NULLs out (WHERE … IS NOT NULL)"
-                                    .into(),
-                            )
-                        })
+                        let text: Option<String> = row.try_get(0).map_err(KeysError::Read)?;
+                        text.ok_or(KeysError::NullKey)
                     })
                     .collect()
             }
@@ -298,14 +331,15 @@ impl Feeder {
 }
 
 /// A key of `--keys-query` as the merge query's `$1` takes it.
-fn key_value(text: &str, key_type: KeyType) -> Result<KeyValue, PipelineError> {
+fn key_value(text: &str, key_type: KeyType) -> Result<KeyValue, KeysError> {
     match key_type {
         KeyType::String => Ok(KeyValue::Str(text.to_owned())),
-        KeyType::Integer => text.parse().map(KeyValue::Int).map_err(|_| {
-            PipelineError::Fatal(format!(
-                "--keys-query returned {text:?}, which is not a 64-bit integer (merge.key_type = \"integer\")"
-            ))
-        }),
+        KeyType::Integer => text
+            .parse()
+            .map(KeyValue::Int)
+            .map_err(|_| KeysError::NotAKey {
+                text: text.to_owned(),
+            }),
     }
 }
 

@@ -511,10 +511,13 @@ impl Coordinator<'_> {
                 tracing::warn!(batch = %done.name, "batch abandoned at shutdown; its messages will be read again");
                 Ok(())
             }
-            BatchOutcome::Fatal(msg) => {
+            BatchOutcome::Fatal(source) => {
                 let _ = self.tracker.forget_batch(done.id);
-                tracing::error!(batch = %done.name, "batch failed for good: {msg}");
-                Err(PipelineError::Fatal(format!("batch {}: {msg}", done.name)))
+                tracing::error!(batch = %done.name, "batch failed for good: {source}");
+                Err(PipelineError::Fatal {
+                    batch: done.name,
+                    source: Box::new(source),
+                })
             }
         }
     }

@@ -49,18 +49,81 @@ use crate::source::kafka::{KafkaSource, SourceSettings};
 use coordinator::{Coordinator, TopicRule, TopicRules};
 use worker::WorkerContext;
 
-/// Why the pipeline stopped with an error.
+/// Why the pipeline (or a backfill) stopped with an error. Each wraps the stage's own error; nothing here holds a
+/// secret.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    /// Something could not be set up (connections, the admin port, the source).
+    /// The PostgreSQL pool cannot be built from `[postgres]`.
     #[error("cannot start: {0}")]
-    Setup(String),
+    Pool(#[from] crate::merge::pool::PoolSetupError),
+    /// PostgreSQL refused the connection in a way that stays until someone acts (a certificate the TLS check
+    /// refuses).
+    #[error("cannot start: PostgreSQL: {}", pool_refusal(.0))]
+    PostgresRefused(#[source] deadpool_postgres::PoolError),
+    /// `postgres.url` reaches a hot standby.
+    #[error(
+        "cannot start: PostgreSQL (postgres.url) is a hot standby (in recovery): its snapshots do not list running \
+         transactions, so neither the row versions nor the wait for a change's transaction hold there; point \
+         postgres.url at the primary (with several hosts, add target_session_attrs=read-write)"
+    )]
+    HotStandby,
+    /// The merge query cannot be used.
+    #[error("cannot start: merge.query_file: {0}")]
+    MergeQuery(#[source] crate::merge::MergeError),
+    /// A key rule cannot be compiled.
+    #[error("cannot start: keys.rules[{index}] (topic {topic}): {source}")]
+    KeyRule {
+        /// Index in `keys.rules`.
+        index: usize,
+        /// The rule's topic.
+        topic: String,
+        /// What is wrong.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The Doris sink cannot be built from `[doris]`.
+    #[error("cannot start: doris: {0}")]
+    Sink(#[source] crate::sink::doris::BuildError),
+    /// The dead-letter destination cannot be opened.
+    #[error("cannot start: dead_letter: {0}")]
+    DeadLetter(#[source] crate::dead_letter::DeadLetterError),
+    /// The Kafka consumer cannot be created.
+    #[error("cannot start: {0}")]
+    Source(#[source] crate::source::kafka::SourceError),
+    /// The admin endpoint cannot listen.
+    #[error("cannot start: admin.listen {listen}: {source}")]
+    Admin {
+        /// The address.
+        listen: std::net::SocketAddr,
+        /// The bind error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The keys of a backfill cannot be read.
+    #[error("backfill: {0}")]
+    BackfillKeys(#[from] backfill::KeysError),
     /// A batch failed in a way retrying cannot fix; its offsets were not committed.
-    #[error("stopped: {0}")]
-    Fatal(String),
+    #[error("stopped: batch {batch}: {source}")]
+    Fatal {
+        /// The batch's name (id and offset ranges).
+        batch: String,
+        /// Why.
+        #[source]
+        source: Box<worker::BatchError>,
+    },
     /// The Kafka source stopped unexpectedly.
     #[error("the Kafka source stopped unexpectedly")]
     SourceGone,
+}
+
+/// What PostgreSQL's refusal says: the TLS check's words when it was that, else the error with its causes.
+fn pool_refusal(e: &deadpool_postgres::PoolError) -> String {
+    if let deadpool_postgres::PoolError::Backend(b) = e {
+        if let Some(tls) = tls_error(b) {
+            return tls.to_string();
+        }
+    }
+    crate::merge::pool::describe_pool_error(e)
 }
 
 /// What `/debug/state` and `/readyz` show; updated by the coordinator.
@@ -162,12 +225,11 @@ pub fn postgres_pool(config: &Config) -> Result<Pool, PipelineError> {
 
 /// [`postgres_pool`] with `extra` connections beyond `postgres.pool_size` (backfill streams its keys over one).
 pub(crate) fn postgres_pool_with(config: &Config, extra: usize) -> Result<Pool, PipelineError> {
-    crate::merge::pool::pool(
+    Ok(crate::merge::pool::pool(
         &config.file.postgres,
         config.postgres_password.as_ref(),
         extra,
-    )
-    .map_err(|e| PipelineError::Setup(e.to_string()))
+    )?)
 }
 
 fn dead_letter_target(config: &Config) -> DeadLetterTarget {
@@ -209,17 +271,16 @@ impl Parts {
             file.merge.key_type,
             &file.doris.sequence_column,
         )
-        .map_err(|e| PipelineError::Setup(format!("merge.query_file: {e}")))?;
+        .map_err(PipelineError::MergeQuery)?;
         let password = config
             .doris_password
             .clone()
             .unwrap_or_else(|| secrecy::SecretString::from(String::new()));
-        let sink = DorisSink::new(&file.doris, password)
-            .map_err(|e| PipelineError::Setup(format!("doris: {e}")))?;
+        let sink = DorisSink::new(&file.doris, password).map_err(PipelineError::Sink)?;
         let dead_letter = Arc::new(
             DeadLetter::open(&dead_letter_target(config))
                 .await
-                .map_err(|e| PipelineError::Setup(format!("dead_letter: {e}")))?,
+                .map_err(PipelineError::DeadLetter)?,
         );
         Ok(Parts {
             pool,
@@ -247,16 +308,19 @@ pub async fn run(
     let mut resolvers = Vec::new();
     let mut rules: HashMap<String, TopicRules> = HashMap::new();
     for (i, r) in file.keys.rules.iter().enumerate() {
-        let setup =
-            |e: String| PipelineError::Setup(format!("keys.rules[{i}] (topic {}): {e}", r.topic));
+        let setup = |e: Box<dyn std::error::Error + Send + Sync>| PipelineError::KeyRule {
+            index: i,
+            topic: r.topic.clone(),
+            source: e,
+        };
         let rule =
-            KeyRule::new(r.fields.iter().cloned(), r.key_type).map_err(|e| setup(e.to_string()))?;
+            KeyRule::new(r.fields.iter().cloned(), r.key_type).map_err(|e| setup(e.into()))?;
         let table = r
             .table
             .as_deref()
             .map(TableMatch::parse)
             .transpose()
-            .map_err(setup)?;
+            .map_err(|e| setup(e.into()))?;
         let subject = match &table {
             Some(t) => format!("{} (table {t})", r.topic),
             None => r.topic.clone(),
@@ -279,12 +343,7 @@ pub async fn run(
     match pool.get().await {
         Ok(c) => match c.query_one("SELECT pg_is_in_recovery()", &[]).await {
             Ok(row) if row.try_get::<_, bool>(0).unwrap_or(false) => {
-                return Err(PipelineError::Setup(
-                    "PostgreSQL (postgres.url) is a hot standby (in recovery): its snapshots do not list running \
-                     transactions, so neither the row versions nor the wait for a change's transaction hold there; \
-                     point postgres.url at the primary (with several hosts, add target_session_attrs=read-write)"
-                        .into(),
-                ));
+                return Err(PipelineError::HotStandby);
             }
             Ok(_) => {}
             Err(e) => {
@@ -295,9 +354,9 @@ pub async fn run(
         Err(e) => {
             // A certificate the TLS check refuses stays refused until someone acts: stop now and say so, rather
             // than retry every batch.
-            if let deadpool_postgres::PoolError::Backend(e) = &e {
-                if let Some(tls) = tls_error(e).filter(|t| t.class() == ErrorClass::Permanent) {
-                    return Err(PipelineError::Setup(format!("PostgreSQL: {tls}")));
+            if let deadpool_postgres::PoolError::Backend(b) = &e {
+                if tls_error(b).is_some_and(|t| t.class() == ErrorClass::Permanent) {
+                    return Err(PipelineError::PostgresRefused(e));
                 }
             }
             tracing::warn!(
@@ -340,13 +399,16 @@ pub async fn run(
         },
         events_tx,
     )
-    .map_err(|e| PipelineError::Setup(e.to_string()))?;
+    .map_err(PipelineError::Source)?;
     let source_stats = source.stats();
 
     // Admin endpoints.
     let listener = tokio::net::TcpListener::bind(file.admin.listen)
         .await
-        .map_err(|e| PipelineError::Setup(format!("admin.listen {}: {e}", file.admin.listen)))?;
+        .map_err(|source| PipelineError::Admin {
+            listen: file.admin.listen,
+            source,
+        })?;
     let stale_after = file.batch.max_wait + file.doris.retry_deadline;
     let admin_state = AdminState {
         prometheus: prometheus.clone(),

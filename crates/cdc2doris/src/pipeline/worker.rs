@@ -15,8 +15,9 @@ use tokio_util::sync::CancellationToken;
 use crate::dead_letter::{DeadLetter, LoadRejection};
 use crate::error::ErrorClass;
 use crate::keys::{KeyType, KeyValue};
-use crate::merge::resolve::Resolver;
-use crate::merge::{MergeKeys, MergeQuery};
+use crate::merge::postgres::KeyTypeError;
+use crate::merge::resolve::{ResolveError, Resolver};
+use crate::merge::{MergeError, MergeKeys, MergeQuery};
 use crate::offsets::BatchId;
 use crate::sink::doris::{Label, LabelScope};
 use crate::sink::{LoadReceipt, LoadRequest, OffsetRange, Sink, SinkError};
@@ -95,7 +96,36 @@ pub enum BatchOutcome {
     Abandoned,
     /// A problem that retrying cannot fix and that is not the data's fault (bad merge query,
     /// access denied, unknown table): the pipeline stops without acknowledging.
-    Fatal(String),
+    Fatal(BatchError),
+}
+
+/// Why a batch failed in a way retrying cannot fix. Each wraps the stage's own error.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// PostgreSQL's snapshot cannot be read.
+    #[error("{0}")]
+    Snapshot(#[source] MergeError),
+    /// A resolve query fails for every value (not one value's data).
+    #[error("the resolve query of topic {topic} failed: {source}; fix keys.rules[].resolve_query")]
+    Resolve {
+        /// The topic of the rule.
+        topic: String,
+        /// The query's error.
+        #[source]
+        source: ResolveError,
+    },
+    /// A key cannot be bound as the merge query's `$1`.
+    #[error(transparent)]
+    KeyType(#[from] KeyTypeError),
+    /// The merge query fails for every key (not one key's data).
+    #[error("{0}; fix merge.query_file or merge.key_column")]
+    Merge(#[source] MergeError),
+    /// A merge task ended without an answer.
+    #[error("a merge task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// Doris refused the load for good (access denied, unknown table, a bad request).
+    #[error(transparent)]
+    Load(#[from] SinkError),
 }
 
 /// A worker's report to the coordinator.
@@ -126,7 +156,7 @@ async fn backoff(abandon: &CancellationToken, delay: &mut Duration) -> bool {
 
 enum StepError {
     Abandoned,
-    Fatal(String),
+    Fatal(BatchError),
 }
 
 /// How resolving a set of values failed.
@@ -134,7 +164,13 @@ enum ResolveFailure {
     /// The batch cannot go on.
     Step(StepError),
     /// The query failed on the data of some value it was given ([`ResolveError::is_data_error`]).
-    Data(String),
+    Data(ResolveError),
+}
+
+/// One try of a resolve query.
+enum Attempt {
+    Pool(deadpool_postgres::PoolError),
+    Query(ResolveError),
 }
 
 /// Runs a resolve query, retrying transient failures.
@@ -149,23 +185,27 @@ async fn resolve<S>(
             Ok(client) => r
                 .run(&client, values, ctx.key_type)
                 .await
-                .map_err(|e| (e.is_data_error(), e.class(), e.to_string())),
-            Err(e) => Err((
-                false,
-                ErrorClass::Transient,
-                crate::merge::pool::describe_pool_error(&e),
-            )),
+                .map_err(Attempt::Query),
+            Err(e) => Err(Attempt::Pool(e)),
         };
         match attempt {
             Ok(keys) => return Ok(keys),
-            Err((true, _, msg)) => return Err(ResolveFailure::Data(msg)),
-            Err((false, ErrorClass::Permanent, msg)) => {
-                return Err(ResolveFailure::Step(StepError::Fatal(format!(
-                    "the resolve query of topic {} failed: {msg}; fix keys.rules[].resolve_query",
-                    r.topic
-                ))))
+            Err(Attempt::Query(e)) if e.is_data_error() => {
+                return Err(ResolveFailure::Data(e))
             }
-            Err((false, _, msg)) => {
+            Err(Attempt::Query(e)) if e.class() == ErrorClass::Permanent => {
+                return Err(ResolveFailure::Step(StepError::Fatal(
+                    BatchError::Resolve {
+                        topic: r.topic.clone(),
+                        source: e,
+                    },
+                )))
+            }
+            Err(e) => {
+                let msg = match &e {
+                    Attempt::Pool(e) => crate::merge::pool::describe_pool_error(e),
+                    Attempt::Query(e) => e.to_string(),
+                };
                 tracing::warn!(topic = %r.topic, "resolve query failed, retrying: {msg}");
                 if !backoff(&ctx.abandon, &mut delay).await {
                     return Err(ResolveFailure::Step(StepError::Abandoned));
@@ -178,7 +218,7 @@ async fn resolve<S>(
 /// A value a resolve query fails on by itself.
 struct PoisonValue {
     value: KeyValue,
-    reason: String,
+    reason: ResolveError,
 }
 
 /// Runs a resolve query over `values`; when it fails on some value's data, splits the values in halves until the
@@ -251,7 +291,7 @@ async fn wait_visible<S>(
         let snapshot = match Snapshot::current(&client).await {
             Ok(s) => s,
             Err(e) if e.class() == ErrorClass::Permanent => {
-                return Err(StepError::Fatal(e.to_string()))
+                return Err(StepError::Fatal(BatchError::Snapshot(e)))
             }
             Err(e) => {
                 tracing::warn!("cannot read the current snapshot, retrying: {e}");
@@ -386,11 +426,9 @@ async fn merge_chunk(
         );
         match result {
             Ok(chunk) => return Ok(chunk),
-            Err(e) if e.is_data_error() => return Err(ChunkError::Data(e.to_string())),
+            Err(e) if e.is_data_error() => return Err(ChunkError::Data(e)),
             Err(e) if e.class() == ErrorClass::Permanent => {
-                return Err(ChunkError::Step(StepError::Fatal(format!(
-                    "{e}; fix merge.query_file or merge.key_column"
-                ))))
+                return Err(ChunkError::Step(StepError::Fatal(BatchError::Merge(e))))
             }
             Err(e) => {
                 metrics::counter!("cdc2doris_merge_retries_total").increment(1);
@@ -408,13 +446,13 @@ enum ChunkError {
     /// The batch cannot go on.
     Step(StepError),
     /// The merge query failed on the data of some key of the chunk ([`crate::merge::MergeError::is_data_error`]).
-    Data(String),
+    Data(MergeError),
 }
 
 /// A key the merge query fails on by itself.
 struct PoisonKey {
     key: KeyValue,
-    reason: String,
+    reason: MergeError,
 }
 
 /// Processes one batch to its end.
@@ -514,7 +552,7 @@ async fn process<S: Sink + 'static>(
                 break;
             };
             let keys = MergeKeys::from_keys(chunk.iter().cloned(), ctx.key_type)
-                .map_err(|e| StepError::Fatal(e.to_string()))?;
+                .map_err(|e| StepError::Fatal(e.into()))?;
             let (pool, merge, abandon) = (ctx.pool.clone(), ctx.merge.clone(), ctx.abandon.clone());
             let healthy = ctx.pg_healthy.clone();
             queries += 1;
@@ -545,7 +583,7 @@ async fn process<S: Sink + 'static>(
                 }
             }
             Some(Ok((_, _, Err(ChunkError::Step(e))))) => return Err(e),
-            Some(Err(e)) => return Err(StepError::Fatal(format!("a merge task failed: {e}"))),
+            Some(Err(e)) => return Err(StepError::Fatal(e.into())),
             None => break,
         }
     }
@@ -741,7 +779,7 @@ fn load_part<'a, S: Sink + 'static>(
                     return Ok(left);
                 }
                 Err(e) if e.class() == ErrorClass::Permanent => {
-                    return Err(StepError::Fatal(format!("{e}")));
+                    return Err(StepError::Fatal(e.into()));
                 }
                 Err(e) => {
                     tracing::warn!("load not committed yet, retrying with the same label: {e}");

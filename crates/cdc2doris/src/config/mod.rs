@@ -23,6 +23,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::decode::Format;
+pub use crate::error::Problem;
 use crate::keys::{KeyType, TableMatch};
 pub use crate::merge::config::{PostgresConfig, TlsMode};
 use crate::secret::{read_secret, EnvLookup};
@@ -320,30 +321,6 @@ fn default_progress_interval() -> Duration {
 // ---------------------------------------------------------------------------------------------------------------
 // Errors.
 // ---------------------------------------------------------------------------------------------------------------
-
-/// One thing wrong with a configuration file: where (a TOML path) and what to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// TOML path, e.g. `keys.rules[2].fields`.
-    pub path: String,
-    /// What is wrong and what to do.
-    pub message: String,
-}
-
-impl Problem {
-    fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
-    }
-}
 
 /// Why a configuration could not be loaded. Never retryable: the file must be fixed.
 #[derive(Debug, thiserror::Error)]
@@ -1089,82 +1066,15 @@ fn validate_merge(merge: &mut MergeConfig, base: &Path, p: &mut Vec<Problem>) ->
     }
 }
 
-/// Checks the `[doris]` section (the struct belongs to the sink); resolves its password file and reads the password.
+/// Checks the `[doris]` section ([`DorisConfig::validate`]); resolves its password file and reads the password.
 pub fn validate_doris(
     doris: &mut DorisConfig,
     base: &Path,
     env: EnvLookup<'_>,
     p: &mut Vec<Problem>,
 ) -> Option<SecretString> {
-    if doris.fe_urls.is_empty() {
-        p.push(Problem::new(
-            "doris.fe_urls",
-            "empty; list at least one FE HTTP URL, e.g. \"http://127.0.0.1:8030\"",
-        ));
-    }
-    let check_urls = |urls: &[String], name: &str, p: &mut Vec<Problem>| {
-        for (i, url) in urls.iter().enumerate() {
-            let path = format!("doris.{name}[{i}]");
-            match reqwest::Url::parse(url) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
-                    if !u.username().is_empty() || u.password().is_some() {
-                        p.push(Problem::new(
-                            path,
-                            "embeds credentials; remove them and set doris.user and doris.password_env",
-                        ));
-                    }
-                }
-                Ok(_) => p.push(Problem::new(
-                    path,
-                    format!("{url:?} is not an http:// or https:// URL with a host"),
-                )),
-                Err(e) => p.push(Problem::new(
-                    path,
-                    format!("{url:?} is not a URL ({e}); e.g. \"http://127.0.0.1:8030\""),
-                )),
-            }
-        }
-    };
-    check_urls(&doris.fe_urls, "fe_urls", p);
-    check_urls(&doris.be_urls, "be_urls", p);
-    for (value, path, what) in [
-        (
-            &doris.database,
-            "doris.database",
-            "name the target database",
-        ),
-        (&doris.table, "doris.table", "name the target table"),
-        (&doris.user, "doris.user", "name the Doris user"),
-        (
-            &doris.sequence_column,
-            "doris.sequence_column",
-            "name the table's sequence column (function_column.sequence_col)",
-        ),
-    ] {
-        require_nonempty(value, path, what, p);
-    }
-    // Doris labels: letters, digits, '-' and '_', at most 128 characters; the prefix leaves room for the rest.
-    let prefix_ok = !doris.label_prefix.is_empty()
-        && doris.label_prefix.len() <= 64
-        && doris
-            .label_prefix
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !prefix_ok {
-        p.push(Problem::new(
-            "doris.label_prefix",
-            format!(
-                "{:?}: use 1 to 64 letters, digits, '-' or '_' (Doris label syntax)",
-                doris.label_prefix
-            ),
-        ));
-    }
-    if doris.load_timeout.is_zero() {
-        p.push(Problem::new(
-            "doris.load_timeout",
-            "0; give a positive duration, e.g. \"600s\"",
-        ));
-    }
+    // The section's own rules live beside the sink that uses it; here only what needs the file: the password.
+    p.extend(doris.validate());
     doris.password_file = doris.password_file.as_deref().map(|f| resolve(base, f));
     match read_secret(
         doris.password_env.as_deref(),

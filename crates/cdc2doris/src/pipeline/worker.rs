@@ -190,9 +190,7 @@ async fn resolve<S>(
         };
         match attempt {
             Ok(keys) => return Ok(keys),
-            Err(Attempt::Query(e)) if e.is_data_error() => {
-                return Err(ResolveFailure::Data(e))
-            }
+            Err(Attempt::Query(e)) if e.is_data_error() => return Err(ResolveFailure::Data(e)),
             Err(Attempt::Query(e)) if e.class() == ErrorClass::Permanent => {
                 return Err(ResolveFailure::Step(StepError::Fatal(
                     BatchError::Resolve {

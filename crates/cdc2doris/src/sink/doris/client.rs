@@ -23,7 +23,8 @@ use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use tracing::{debug, info, warn, Instrument};
 
-use super::config::{ConfigProblem, DorisConfig, GroupCommitMode};
+use super::config::{DorisConfig, GroupCommitMode};
+use crate::error::Problem;
 
 use super::label::LabelScope;
 use super::redirect::RedirectPolicy;
@@ -47,13 +48,13 @@ const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum BuildError {
     /// The `[doris]` section has problems (all of them listed).
     #[error("invalid [doris] configuration: {}", list(.0))]
-    Config(Vec<ConfigProblem>),
+    Config(Vec<Problem>),
     /// The HTTP client could not be created.
     #[error("cannot create the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
 }
 
-fn list(problems: &[ConfigProblem]) -> String {
+fn list(problems: &[Problem]) -> String {
     problems
         .iter()
         .map(ToString::to_string)
@@ -104,7 +105,7 @@ impl DorisSink {
                 .enumerate()
                 .map(|(i, u)| {
                     Url::parse(u).map_err(|e| {
-                        BuildError::Config(vec![ConfigProblem {
+                        BuildError::Config(vec![Problem {
                             path: format!("doris.{key}[{i}]"),
                             message: e.to_string(),
                         }])

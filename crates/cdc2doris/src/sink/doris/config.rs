@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::error::Problem;
+
 /// Where and how rows are loaded into Doris.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -126,21 +128,6 @@ impl GroupCommitMode {
     }
 }
 
-/// One problem found by [`DorisConfig::validate`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigProblem {
-    /// TOML path of the offending key, e.g. `doris.fe_urls[1]`.
-    pub path: String,
-    /// What is wrong and what would be right.
-    pub message: String,
-}
-
-impl std::fmt::Display for ConfigProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
-    }
-}
-
 impl DorisConfig {
     /// A configuration with every default, for the given FE, table and sequence column.
     pub fn new(fe_url: &str, database: &str, table: &str, sequence_column: &str) -> Self {
@@ -183,15 +170,16 @@ impl DorisConfig {
     }
 
     /// Every problem in the section at once; empty when the section is usable.
-    pub fn validate(&self) -> Vec<ConfigProblem> {
+    pub fn validate(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
-        let mut problem =
-            |path: String, message: String| problems.push(ConfigProblem { path, message });
+        let mut problem = |path: String, message: String| problems.push(Problem { path, message });
 
         if self.fe_urls.is_empty() && self.be_urls.is_empty() {
             problem(
                 "doris.fe_urls".into(),
-                "set at least one FE URL (or doris.be_urls)".into(),
+                "empty; list at least one FE HTTP URL, e.g. \"http://127.0.0.1:8030\" (or set doris.be_urls to \
+                 load into BEs directly)"
+                    .into(),
             );
         }
         for (key, urls) in [("fe_urls", &self.fe_urls), ("be_urls", &self.be_urls)] {
@@ -201,13 +189,18 @@ impl DorisConfig {
                 }
             }
         }
-        for (key, value) in [
-            ("database", &self.database),
-            ("table", &self.table),
-            ("sequence_column", &self.sequence_column),
+        for (key, value, what) in [
+            ("database", &self.database, "name the target database"),
+            ("table", &self.table, "name the target table"),
+            ("user", &self.user, "name the Doris user"),
+            (
+                "sequence_column",
+                &self.sequence_column,
+                "name the table's sequence column (function_column.sequence_col)",
+            ),
         ] {
             if value.trim().is_empty() {
-                problem(format!("doris.{key}"), "must not be empty".into());
+                problem(format!("doris.{key}"), format!("empty; {what}"));
             }
         }
         if self.password_env.is_some() && self.password_file.is_some() {
@@ -219,7 +212,11 @@ impl DorisConfig {
         if !super::label::is_valid_prefix(&self.label_prefix) {
             problem(
                 "doris.label_prefix".into(),
-                "must be 1-32 characters of [-_A-Za-z0-9]".into(),
+                format!(
+                    "{:?}: use 1 to {} letters, digits, '-' or '_' (Doris label syntax)",
+                    self.label_prefix,
+                    super::label::MAX_PREFIX_LEN
+                ),
             );
         }
         let timeout = self.load_timeout.as_secs();
@@ -290,23 +287,23 @@ impl DorisConfig {
     }
 }
 
-/// A configured FE/BE URL must be an absolute http(s) URL without credentials or query.
+/// A configured FE/BE URL must be an absolute http(s) URL with a host, without credentials, query or fragment.
 fn check_base_url(url: &str) -> Result<(), String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err("scheme must be http or https".into());
-    }
-    if parsed.host_str().is_none() {
-        return Err("has no host".into());
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| format!("{url:?} is not a URL ({e}); e.g. \"http://127.0.0.1:8030\""))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(format!(
+            "{url:?} is not an http:// or https:// URL with a host"
+        ));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
+        // Not echoed: it holds a password.
         return Err(
-            "must not contain credentials; use doris.user and doris.password_env/password_file"
-                .into(),
+            "embeds credentials; remove them and set doris.user and doris.password_env (or password_file)".into(),
         );
     }
     if parsed.query().is_some() || parsed.fragment().is_some() {
-        return Err("must not have a query or fragment".into());
+        return Err(format!("{url:?} must not have a query or fragment"));
     }
     Ok(())
 }

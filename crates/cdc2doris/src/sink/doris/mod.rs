@@ -15,5 +15,5 @@ pub mod redirect;
 pub mod response;
 
 pub use client::{BuildError, DorisSink, Trial};
-pub use config::{ConfigProblem, DorisConfig, GroupCommitMode};
+pub use config::{DorisConfig, GroupCommitMode};
 pub use label::{Label, LabelScope};

@@ -98,7 +98,7 @@ pub fn describe_with_config(
     value: &[u8],
     message_key: Option<&[u8]>,
 ) -> Result<String, InspectError> {
-    let mut rules: Vec<(Option<TableMatch>, (usize, &config::KeyRule))> = Vec::new();
+    let mut rules: Vec<(Option<TableMatch>, (usize, &config::KeyRuleConfig))> = Vec::new();
     for (i, rule) in file.keys.rules.iter().enumerate() {
         if rule.topic == topic {
             let table = rule

@@ -142,13 +142,13 @@ pub const DEFAULT_KAFKA_PROPERTIES: &[(&str, &str)] = &[
 #[serde(deny_unknown_fields)]
 pub struct KeysConfig {
     /// At least one rule per topic in `kafka.topics`. Required.
-    pub rules: Vec<KeyRule>,
+    pub rules: Vec<KeyRuleConfig>,
 }
 
 /// One `[[keys.rules]]` entry: how a topic's events (or one table's events on it) yield keys of the merged table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct KeyRule {
+pub struct KeyRuleConfig {
     /// The topic this rule applies to. Required.
     pub topic: String,
     /// Only the events of this table, as `table` (any schema or database) or `schema.table`, for a topic that

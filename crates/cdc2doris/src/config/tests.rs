@@ -604,7 +604,7 @@ fn default_config_comments_are_the_field_docs() {
         ("KafkaConfig", "kafka"),
         ("PostgresConfig", "postgres"),
         ("KeysConfig", "keys"),
-        ("KeyRule", "keys.rules"),
+        ("KeyRuleConfig", "keys.rules"),
         ("MergeConfig", "merge"),
         ("DorisConfig", "doris"),
         ("BatchConfig", "batch"),

@@ -20,6 +20,7 @@ use tokio_postgres::IsolationLevel;
 
 use crate::error::ErrorClass;
 use crate::keys::{KeyType, KeyValue};
+use crate::sink::doris::DELETE_SIGN_COLUMN;
 
 /// The version of the snapshot the current transaction reads in.
 ///
@@ -46,9 +47,6 @@ use crate::keys::{KeyType, KeyValue};
 const VERSION_SQL: &str =
     "SELECT (pg_snapshot_xmax(s)::text::int8 - (SELECT count(*) FROM pg_snapshot_xip(s)))::int8 \
      FROM pg_current_snapshot() AS s";
-
-/// The name of Doris' hidden delete-sign column.
-pub const DELETE_SIGN_COLUMN: &str = "__DORIS_DELETE_SIGN__";
 
 /// The keys of one chunk, typed as the merge query's `$1` array.
 #[derive(Debug, Clone, PartialEq, Eq)]

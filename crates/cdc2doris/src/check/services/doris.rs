@@ -129,7 +129,7 @@ pub(super) async fn check_doris(config: &Config, timeout: Duration) -> Vec<Check
 /// a trial load of one delete row with two-phase commit, aborted, so the table does not change.
 async fn check_delete_row(config: &Config, timeout: Duration) -> CheckLine {
     use crate::keys::KeyType;
-    use crate::merge::postgres::DELETE_SIGN_COLUMN;
+    use crate::sink::doris::DELETE_SIGN_COLUMN;
     use crate::sink::doris::{DorisSink, Trial};
     let file = &config.file;
     let mut cfg = file.doris.clone();

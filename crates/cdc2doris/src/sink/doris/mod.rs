@@ -14,6 +14,6 @@ pub mod label;
 pub mod redirect;
 pub mod response;
 
-pub use client::{BuildError, DorisSink, Trial};
+pub use client::{BuildError, DorisSink, Trial, DELETE_SIGN_COLUMN};
 pub use config::{DorisConfig, GroupCommitMode};
 pub use label::{Label, LabelScope};

@@ -22,6 +22,7 @@ pub mod keys;
 pub mod merge;
 pub mod offsets;
 pub mod pipeline;
+pub mod retry;
 pub mod secret;
 pub mod sink;
 pub mod source;

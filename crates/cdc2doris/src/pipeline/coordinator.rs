@@ -23,6 +23,7 @@ use crate::dead_letter::{DeadLetter, MessageRejection};
 use crate::decode::{self, Decoded, Format, MessageContext};
 use crate::keys::{KeyRule, KeyType, TableMatch};
 use crate::offsets::{BatchId, OffsetTracker, TopicPartition};
+use crate::retry::Retry;
 use crate::sink::Sink;
 use crate::source::kafka::{CommitOffset, CommitResult, KafkaSource, SourceEvent, SourceMessage};
 
@@ -232,22 +233,18 @@ impl Coordinator<'_> {
             key: m.key.as_deref(),
             value: m.payload.as_deref(),
         };
-        let mut delay = Duration::from_millis(200);
+        let mut retry = Retry::new(&self.shutdown);
         while let Err(e) = self.dead_letter.write_message(&rec).await {
             tracing::error!(
                 "cannot write the dead letter, retrying (the message stays unacknowledged): {e}"
             );
-            tokio::select! {
-                () = self.shutdown.cancelled() => {
-                    // Not registered: the commit stops before this message, which is read again at the next start.
-                    // The run loop stops reading at once (shutdown comes first there).
-                    tracing::warn!(topic = %m.topic, partition = m.partition, offset = m.offset,
-                        "shutting down before the dead letter could be written; the message will be read again");
-                    return;
-                }
-                () = tokio::time::sleep(delay) => {}
+            if !retry.pause().await {
+                // Not registered: the commit stops before this message, which is read again at the next start.
+                // The run loop stops reading at once (shutdown comes first there).
+                tracing::warn!(topic = %m.topic, partition = m.partition, offset = m.offset,
+                    "shutting down before the dead letter could be written; the message will be read again");
+                return;
             }
-            delay = (delay * 2).min(Duration::from_secs(30));
         }
         self.totals.dead_lettered += 1;
         self.handled(m, "dead_letter");

@@ -19,6 +19,7 @@ use crate::merge::postgres::KeyTypeError;
 use crate::merge::resolve::{ResolveError, Resolver};
 use crate::merge::{MergeError, MergeKeys, MergeQuery};
 use crate::offsets::BatchId;
+use crate::retry::Retry;
 use crate::sink::doris::{Label, LabelScope};
 use crate::sink::{LoadReceipt, LoadRequest, OffsetRange, Sink, SinkError};
 
@@ -141,19 +142,6 @@ pub struct BatchDone {
     pub elapsed: Duration,
 }
 
-const RETRY_MIN: Duration = Duration::from_millis(200);
-const RETRY_MAX: Duration = Duration::from_secs(30);
-
-/// Sleeps `delay` (doubled each call, capped) unless the batch is abandoned; false when abandoned.
-async fn backoff(abandon: &CancellationToken, delay: &mut Duration) -> bool {
-    let d = *delay;
-    *delay = (*delay * 2).min(RETRY_MAX);
-    tokio::select! {
-        _ = abandon.cancelled() => false,
-        _ = tokio::time::sleep(d) => true,
-    }
-}
-
 enum StepError {
     Abandoned,
     Fatal(BatchError),
@@ -179,7 +167,7 @@ async fn resolve<S>(
     r: &Resolver,
     values: &[KeyValue],
 ) -> Result<Vec<KeyValue>, ResolveFailure> {
-    let mut delay = RETRY_MIN;
+    let mut retry = Retry::new(&ctx.abandon);
     loop {
         let attempt = match ctx.pool.get().await {
             Ok(client) => r
@@ -205,7 +193,7 @@ async fn resolve<S>(
                     Attempt::Query(e) => e.to_string(),
                 };
                 tracing::warn!(topic = %r.topic, "resolve query failed, retrying: {msg}");
-                if !backoff(&ctx.abandon, &mut delay).await {
+                if !retry.pause().await {
                     return Err(ResolveFailure::Step(StepError::Abandoned));
                 }
             }
@@ -266,7 +254,7 @@ async fn wait_visible<S>(
         return Ok(Duration::ZERO);
     }
     let started = Instant::now();
-    let mut retry = RETRY_MIN;
+    let mut retry = Retry::new(&ctx.abandon);
     let mut pause = Duration::from_millis(10);
     let mut checked: HashSet<u64> = HashSet::new();
     let mut impossible: HashSet<u64> = HashSet::new();
@@ -280,7 +268,7 @@ async fn wait_visible<S>(
                     "no PostgreSQL connection, retrying: {}",
                     crate::merge::pool::describe_pool_error(&e)
                 );
-                if !backoff(&ctx.abandon, &mut retry).await {
+                if !retry.pause().await {
                     return Err(StepError::Abandoned);
                 }
                 continue;
@@ -293,7 +281,7 @@ async fn wait_visible<S>(
             }
             Err(e) => {
                 tracing::warn!("cannot read the current snapshot, retrying: {e}");
-                if !backoff(&ctx.abandon, &mut retry).await {
+                if !retry.pause().await {
                     return Err(StepError::Abandoned);
                 }
                 continue;
@@ -308,7 +296,7 @@ async fn wait_visible<S>(
             );
             ctx.pg_healthy
                 .store(false, std::sync::atomic::Ordering::Relaxed);
-            if !backoff(&ctx.abandon, &mut retry).await {
+            if !retry.pause().await {
                 return Err(StepError::Abandoned);
             }
             continue;
@@ -396,7 +384,7 @@ async fn merge_chunk(
     healthy: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<crate::merge::MergeChunk, ChunkError> {
     use std::sync::atomic::Ordering::Relaxed;
-    let mut delay = RETRY_MIN;
+    let mut retry = Retry::new(&abandon);
     loop {
         let started = Instant::now();
         let result = match pool.get().await {
@@ -407,7 +395,7 @@ async fn merge_chunk(
                     "no PostgreSQL connection, retrying: {}",
                     crate::merge::pool::describe_pool_error(&e)
                 );
-                if !backoff(&abandon, &mut delay).await {
+                if !retry.pause().await {
                     return Err(ChunkError::Step(StepError::Abandoned));
                 }
                 continue;
@@ -431,7 +419,7 @@ async fn merge_chunk(
             Err(e) => {
                 metrics::counter!("cdc2doris_merge_retries_total").increment(1);
                 tracing::warn!("merge query failed, retrying: {e}");
-                if !backoff(&abandon, &mut delay).await {
+                if !retry.pause().await {
                     return Err(ChunkError::Step(StepError::Abandoned));
                 }
             }
@@ -659,10 +647,10 @@ async fn write_dead_letter<S>(
     ctx: &WorkerContext<S>,
     rec: &LoadRejection<'_>,
 ) -> Result<(), StepError> {
-    let mut d = RETRY_MIN;
+    let mut retry = Retry::new(&ctx.abandon);
     while let Err(e) = ctx.dead_letter.write_load(rec).await {
         tracing::warn!("cannot write the dead letter, retrying: {e}");
-        if !backoff(&ctx.abandon, &mut d).await {
+        if !retry.pause().await {
             return Err(StepError::Abandoned);
         }
     }
@@ -722,7 +710,7 @@ fn load_part<'a, S: Sink + 'static>(
             row_count: rows as u64,
         };
         // The sink retries within its deadline; past it, the same request (same label) is tried again.
-        let mut delay = Duration::from_secs(1);
+        let mut retry = Retry::starting_at(Duration::from_secs(1), &ctx.abandon);
         loop {
             let started = Instant::now();
             let result = tokio::select! {
@@ -781,7 +769,7 @@ fn load_part<'a, S: Sink + 'static>(
                 }
                 Err(e) => {
                     tracing::warn!("load not committed yet, retrying with the same label: {e}");
-                    if !backoff(&ctx.abandon, &mut delay).await {
+                    if !retry.pause().await {
                         return Err(StepError::Abandoned);
                     }
                 }

@@ -110,8 +110,7 @@ fn run(bencher: divan::Bencher, mib: usize, sink: &DorisSink) {
             // A fresh offset range per load: a fresh label, so every iteration really loads.
             let first = NEXT_OFFSET.fetch_add(rows as i64, Ordering::Relaxed);
             let ranges = vec![OffsetRange {
-                topic: "bench".into(),
-                partition: 0,
+                tp: cdc2doris::offsets::TopicPartition::new("bench", 0),
                 first,
                 last: first + rows as i64 - 1,
             }];

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::keys::KeyValue;
-use crate::offsets::BatchId;
+use crate::offsets::{BatchId, TopicPartition};
 use crate::sink::OffsetRange;
 
 /// Keys gathered so far, and what they cover.
@@ -21,8 +21,8 @@ pub struct Batch {
     pub keys: HashSet<KeyValue>,
     /// Values to map to keys through a resolve query, per resolve rule (index into the rule list).
     pub resolve: BTreeMap<usize, HashSet<KeyValue>>,
-    /// Per (topic, partition): first and last offset of the messages in the batch.
-    pub ranges: BTreeMap<(Arc<str>, i32), (i64, i64)>,
+    /// Per topic partition: first and last offset of the messages in the batch.
+    pub ranges: BTreeMap<TopicPartition, (i64, i64)>,
     /// Messages that put keys into the batch.
     pub messages: u64,
     /// Bytes of those messages (key + value).
@@ -62,7 +62,10 @@ impl Batch {
     ) {
         let r = self
             .ranges
-            .entry((topic.clone(), partition))
+            .entry(TopicPartition {
+                topic: topic.clone(),
+                partition,
+            })
             .or_insert((offset, offset));
         r.0 = r.0.min(offset);
         r.1 = r.1.max(offset);
@@ -89,9 +92,8 @@ impl Batch {
     pub fn offset_ranges(&self) -> Vec<OffsetRange> {
         self.ranges
             .iter()
-            .map(|((topic, partition), (first, last))| OffsetRange {
-                topic: topic.to_string(),
-                partition: *partition,
+            .map(|(tp, (first, last))| OffsetRange {
+                tp: tp.clone(),
                 first: *first,
                 last: *last,
             })
@@ -102,7 +104,7 @@ impl Batch {
     pub fn covers(&self, topic: &str, partition: i32) -> bool {
         self.ranges
             .keys()
-            .any(|(t, p)| &**t == topic && *p == partition)
+            .any(|tp| &*tp.topic == topic && tp.partition == partition)
     }
 }
 
@@ -125,8 +127,8 @@ mod tests {
         assert_eq!(b.bytes, 40);
         let r = b.offset_ranges();
         assert_eq!(r.len(), 2);
-        assert_eq!((r[0].partition, r[0].first, r[0].last), (0, 5, 8));
-        assert_eq!((r[1].partition, r[1].first, r[1].last), (1, 9, 9));
+        assert_eq!((r[0].tp.partition, r[0].first, r[0].last), (0, 5, 8));
+        assert_eq!((r[1].tp.partition, r[1].first, r[1].last), (1, 9, 9));
         assert!(b.covers("t", 1) && !b.covers("t", 2));
     }
 }

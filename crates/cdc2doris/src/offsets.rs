@@ -52,13 +52,24 @@ impl std::fmt::Display for BatchId {
     }
 }
 
-/// A Kafka topic partition.
+/// A Kafka topic partition: the one type for it in the service (messages, offsets, batches, loads). The topic is
+/// shared, not copied per message.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub struct TopicPartition {
     /// Topic name.
-    pub topic: String,
+    pub topic: std::sync::Arc<str>,
     /// Partition number.
     pub partition: i32,
+}
+
+impl TopicPartition {
+    /// `topic`/`partition`.
+    pub fn new(topic: impl Into<std::sync::Arc<str>>, partition: i32) -> TopicPartition {
+        TopicPartition {
+            topic: topic.into(),
+            partition,
+        }
+    }
 }
 
 impl std::fmt::Display for TopicPartition {
@@ -360,13 +371,7 @@ impl OffsetTracker {
             for (partition, state) in parts {
                 if let Some(next) = state.committable() {
                     if state.requested.is_none_or(|c| next > c) {
-                        out.push((
-                            TopicPartition {
-                                topic: topic.clone(),
-                                partition: *partition,
-                            },
-                            next,
-                        ));
+                        out.push((TopicPartition::new(topic.as_str(), *partition), next));
                     }
                 }
             }
@@ -420,10 +425,7 @@ impl OffsetTracker {
             .iter()
             .flat_map(|(topic, parts)| {
                 parts.iter().map(|(partition, state)| PartitionView {
-                    topic_partition: TopicPartition {
-                        topic: topic.clone(),
-                        partition: *partition,
-                    },
+                    topic_partition: TopicPartition::new(topic.as_str(), *partition),
                     committable: state.committable(),
                     committed: state.committed,
                     pending_runs: state.runs.len(),
@@ -740,7 +742,7 @@ mod tests {
         assert!(t.commit_candidates().is_empty());
         t.register_handled(T, 0, 5).unwrap();
         let tp0 = TopicPartition {
-            topic: T.to_string(),
+            topic: T.into(),
             partition: 0,
         };
         assert_eq!(t.commit_candidates(), vec![(tp0, 6)]);
@@ -759,7 +761,7 @@ mod tests {
         let mut t = OffsetTracker::new();
         t.assign(T, 0, Some(0));
         let tp0 = TopicPartition {
-            topic: T.to_string(),
+            topic: T.into(),
             partition: 0,
         };
         t.register_handled(T, 0, 0).unwrap();

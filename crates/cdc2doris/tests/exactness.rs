@@ -166,8 +166,7 @@ async fn round_trip(
     let sink = DorisSink::new(&cfg, SecretString::from(String::new())).expect("sink");
     let body = bytes::Bytes::from(chunk.body.clone());
     let ranges = vec![OffsetRange {
-        topic: test.to_string(),
-        partition: 0,
+        tp: cdc2doris::offsets::TopicPartition::new(test, 0),
         first: 0,
         last: n - 1,
     }];

@@ -152,8 +152,7 @@ fn rows(ids: std::ops::Range<i64>, version: i64) -> Bytes {
 fn request(topic: &str, partition: i32, first: i64, last: i64, body: Bytes) -> LoadRequest {
     let row_count = body.iter().filter(|b| **b == b'\n').count() as u64;
     let ranges = vec![OffsetRange {
-        topic: topic.to_string(),
-        partition,
+        tp: cdc2doris::offsets::TopicPartition::new(topic, partition),
         first,
         last,
     }];

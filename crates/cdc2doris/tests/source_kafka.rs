@@ -14,10 +14,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
 fn tp(topic: &str, partition: i32) -> TopicPartition {
-    TopicPartition {
-        topic: topic.to_string(),
-        partition,
-    }
+    TopicPartition::new(topic, partition)
 }
 
 fn bootstrap() -> String {

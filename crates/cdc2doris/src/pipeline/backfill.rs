@@ -71,7 +71,7 @@ use crate::config::Config;
 use crate::keys::{KeyType, KeyValue};
 use crate::merge::pool::describe_pool_error;
 use crate::merge::postgres::{describe_pg_error, trim_query};
-use crate::offsets::OffsetTracker;
+use crate::offsets::{OffsetTracker, TopicPartition};
 use crate::sink::OffsetRange;
 
 /// What a backfill did.
@@ -212,8 +212,7 @@ pub async fn run(
         let id = tracker.open_batch();
         let number = i64::try_from(id.get()).unwrap_or(i64::MAX);
         let ranges = vec![OffsetRange {
-            topic: format!("backfill-{run_id}"),
-            partition: 0,
+            tp: TopicPartition::new(format!("backfill-{run_id}"), 0),
             first: number,
             last: number,
         }];

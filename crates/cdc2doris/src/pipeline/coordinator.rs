@@ -409,14 +409,7 @@ impl Coordinator<'_> {
                 .set(b.messages as f64 / b.distinct_keys() as f64);
         }
         tracing::debug!(batch = %name, keys = b.distinct_keys(), messages = b.messages, "batch sealed");
-        let partitions = b
-            .ranges
-            .keys()
-            .map(|(t, p)| TopicPartition {
-                topic: t.to_string(),
-                partition: *p,
-            })
-            .collect();
+        let partitions = b.ranges.keys().cloned().collect();
         let txids = b.sorted_txids();
         let info = InFlight {
             name: name.clone(),
@@ -669,7 +662,7 @@ mod tests {
 
     fn tp(partition: i32) -> TopicPartition {
         TopicPartition {
-            topic: TOPIC.to_string(),
+            topic: TOPIC.into(),
             partition,
         }
     }

@@ -19,10 +19,8 @@ pub use crate::error::ErrorClass;
 /// A contiguous range of Kafka offsets covered by a batch, both ends included.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct OffsetRange {
-    /// Kafka topic.
-    pub topic: String,
-    /// Kafka partition.
-    pub partition: i32,
+    /// The topic partition.
+    pub tp: crate::offsets::TopicPartition,
     /// First offset in the batch.
     pub first: i64,
     /// Last offset in the batch (inclusive).
@@ -31,11 +29,7 @@ pub struct OffsetRange {
 
 impl std::fmt::Display for OffsetRange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}/{}:{}-{}",
-            self.topic, self.partition, self.first, self.last
-        )
+        write!(f, "{}:{}-{}", self.tp, self.first, self.last)
     }
 }
 

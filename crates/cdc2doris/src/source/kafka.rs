@@ -288,10 +288,7 @@ impl ClientContext for SourceContext {
 fn tpl_partitions(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
     tpl.elements()
         .iter()
-        .map(|e| TopicPartition {
-            topic: e.topic().to_string(),
-            partition: e.partition(),
-        })
+        .map(|e| TopicPartition::new(e.topic(), e.partition()))
         .collect()
 }
 
@@ -299,13 +296,7 @@ fn tpl_offsets(tpl: &TopicPartitionList) -> Vec<CommitOffset> {
     tpl.elements()
         .iter()
         .filter_map(|e| match e.offset() {
-            Offset::Offset(o) => Some((
-                TopicPartition {
-                    topic: e.topic().to_string(),
-                    partition: e.partition(),
-                },
-                o,
-            )),
+            Offset::Offset(o) => Some((TopicPartition::new(e.topic(), e.partition()), o)),
             _ => None,
         })
         .collect()

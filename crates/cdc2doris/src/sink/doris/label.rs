@@ -81,8 +81,8 @@ impl LabelScope {
         field(self.table.as_bytes());
         field(&(sorted.len() as u64).to_be_bytes());
         for r in &sorted {
-            field(r.topic.as_bytes());
-            field(&r.partition.to_be_bytes());
+            field(r.tp.topic.as_bytes());
+            field(&r.tp.partition.to_be_bytes());
             field(&r.first.to_be_bytes());
             field(&r.last.to_be_bytes());
         }
@@ -95,7 +95,7 @@ impl LabelScope {
             .map(|nibble| char::from_digit(u32::from(nibble), 16).unwrap_or('0'))
             .collect();
         let summary = match sorted.first() {
-            Some(r) => format!("{}_p{}_{}", self.table, r.partition, r.first),
+            Some(r) => format!("{}_p{}_{}", self.table, r.tp.partition, r.first),
             None => self.table.clone(),
         };
         let room = MAX_LABEL_LEN - self.prefix.len() - HASH_HEX_LEN - 2;
@@ -143,8 +143,7 @@ mod tests {
 
     fn range(topic: &str, partition: i32, first: i64, last: i64) -> OffsetRange {
         OffsetRange {
-            topic: topic.to_string(),
-            partition,
+            tp: crate::offsets::TopicPartition::new(topic, partition),
             first,
             last,
         }

@@ -32,17 +32,19 @@ use tokio::sync::Mutex;
 
 use crate::error::ErrorClass;
 
-/// Where dead letters go.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where dead letters go (`[dead_letter]`, validated).
+#[derive(Debug, Clone)]
 pub enum DeadLetterTarget {
-    /// A local JSON-lines file (created if missing, appended to).
+    /// A local JSON-lines file (an absolute path; created if missing, appended to).
     File(PathBuf),
     /// A Kafka topic, produced with these client properties.
     Kafka {
         /// The topic.
         topic: String,
-        /// Producer properties (bootstrap servers, security).
+        /// Producer properties (bootstrap servers, security), without secrets.
         properties: Vec<(String, String)>,
+        /// Secret producer properties (e.g. `sasl.password`), kept out of `Debug`.
+        secret_properties: Vec<(String, secrecy::SecretString)>,
     },
 }
 
@@ -56,7 +58,6 @@ impl DeadLetterTarget {
         properties: impl IntoIterator<Item = (&'a str, String)>,
         secrets: &[(String, secrecy::SecretString)],
     ) -> DeadLetterTarget {
-        use secrecy::ExposeSecret;
         let mut all: Vec<(String, String)> =
             vec![("bootstrap.servers".to_string(), bootstrap_servers.join(","))];
         all.extend(
@@ -67,14 +68,10 @@ impl DeadLetterTarget {
                 })
                 .map(|(k, v)| (k.to_string(), v)),
         );
-        all.extend(
-            secrets
-                .iter()
-                .map(|(k, v)| (k.clone(), v.expose_secret().to_string())),
-        );
         DeadLetterTarget::Kafka {
             topic: topic.to_string(),
             properties: all,
+            secret_properties: secrets.to_vec(),
         }
     }
 }
@@ -234,10 +231,18 @@ impl DeadLetter {
                     file: Mutex::new(file),
                 }
             }
-            DeadLetterTarget::Kafka { topic, properties } => {
+            DeadLetterTarget::Kafka {
+                topic,
+                properties,
+                secret_properties,
+            } => {
+                use secrecy::ExposeSecret;
                 let mut cfg = ClientConfig::new();
                 for (k, v) in properties {
                     cfg.set(k, v);
+                }
+                for (k, v) in secret_properties {
+                    cfg.set(k, v.expose_secret());
                 }
                 cfg.set("acks", "all").set("enable.idempotence", "true");
                 let producer: FutureProducer = cfg.create().map_err(DeadLetterError::Producer)?;

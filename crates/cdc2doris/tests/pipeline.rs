@@ -1366,3 +1366,100 @@ async fn a_value_the_resolve_query_fails_on_is_dead_lettered_and_the_rest_loads(
     stop_gracefully(stop, run).await;
     w.cleanup().await;
 }
+
+/// A dead-letter Kafka topic (`dead_letter.topic`) on the source's cluster: the poison message arrives there as it
+/// was read (key and value untouched), with its context in the `cdc2doris.*` headers, and its offset is committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn poison_goes_to_the_dead_letter_topic_raw_with_its_context_in_headers() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    let mut w = World::new("dlqtopic", 1).await;
+    let config = w.write_config("");
+    let dlq = format!("{}.dead-letters", w.prefix);
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .expect("admin");
+    for r in admin
+        .create_topics(
+            &[NewTopic::new(&dlq, 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("create topic")
+    {
+        r.expect("topic");
+    }
+    let text = std::fs::read_to_string(&config).expect("config");
+    let dl_path = w.dir.path().join("dead.jsonl");
+    let with_topic = text.replace(
+        &format!("path = \"{}\"", dl_path.display()),
+        &format!("topic = \"{dlq}\""),
+    );
+    assert_ne!(with_topic, text, "dead_letter.path not found");
+    std::fs::write(&config, with_topic).expect("config");
+    w.apply(&[plain_job(1)]).await;
+    w.produce(&w.topic("jobs"), "{\"id\":2}", "{not json").await;
+    w.apply(&[plain_job(3)]).await;
+    let (stop, run) = w.start(&config);
+    w.converge(1..4, Duration::from_secs(30)).await;
+    w.wait_all_committed(1).await;
+    stop_gracefully(stop, run).await;
+
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", format!("{}-reader", w.group))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    c.subscribe(&[dlq.as_str()]).expect("subscribe");
+    let start = Instant::now();
+    let m = loop {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            break m.detach();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "nothing on the dead-letter topic"
+        );
+    };
+    assert_eq!(m.payload(), Some(&b"{not json"[..]));
+    assert_eq!(m.key(), Some(&b"{\"id\":2}"[..]));
+    let headers: BTreeMap<String, String> = m
+        .headers()
+        .map(|h| {
+            h.iter()
+                .map(|h| {
+                    (
+                        h.key.to_string(),
+                        String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        headers.get("cdc2doris.topic"),
+        Some(&w.topic("jobs")),
+        "{headers:?}"
+    );
+    assert_eq!(
+        headers.get("cdc2doris.partition").map(String::as_str),
+        Some("0")
+    );
+    assert_eq!(
+        headers.get("cdc2doris.offset").map(String::as_str),
+        Some("1")
+    );
+    assert_eq!(
+        headers.get("cdc2doris.stage").map(String::as_str),
+        Some("decode")
+    );
+    assert!(
+        headers
+            .get("cdc2doris.error")
+            .is_some_and(|e| !e.is_empty()),
+        "{headers:?}"
+    );
+    w.cleanup().await;
+}

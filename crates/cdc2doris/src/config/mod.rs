@@ -22,6 +22,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+pub use crate::dead_letter::DeadLetterTarget;
 use crate::decode::Format;
 pub use crate::error::Problem;
 use crate::keys::{KeyType, TableMatch};
@@ -591,12 +592,9 @@ pub struct Config {
     pub dead_letter: DeadLetterTarget,
 }
 
-/// The validated `[dead_letter]` destination.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeadLetterTarget {
-    /// A Kafka topic.
+/// The `[dead_letter]` destination as the file names it, before the producer settings are known.
+enum DeadLetterChoice {
     Topic(String),
-    /// A local JSON-lines file (absolute path).
     File(PathBuf),
 }
 
@@ -676,7 +674,21 @@ impl ConfigFile {
         let merge_query = validate_merge(&mut self.merge, base_dir, &mut p);
         let doris_password = validate_doris(&mut self.doris, base_dir, env, &mut p);
         validate_batch(&self.batch, &mut p);
-        let dead_letter = validate_dead_letter(&mut self.dead_letter, base_dir, &mut p);
+        let dead_letter = validate_dead_letter(&mut self.dead_letter, base_dir, &mut p).map(
+            |choice| match choice {
+                DeadLetterChoice::File(path) => DeadLetterTarget::File(path),
+                // The source's cluster, with its security settings.
+                DeadLetterChoice::Topic(topic) => DeadLetterTarget::kafka_topic(
+                    &topic,
+                    &self.kafka.bootstrap_servers,
+                    self.kafka
+                        .properties
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.to_string())),
+                    &kafka_secret_properties,
+                ),
+            },
+        );
         validate_log(&self.log, &mut p);
         match (merge_query, dead_letter) {
             (Some(merge_query), Some(dead_letter)) if p.is_empty() => Ok(Config {
@@ -1114,7 +1126,7 @@ fn validate_dead_letter(
     dl: &mut DeadLetterConfig,
     base: &Path,
     p: &mut Vec<Problem>,
-) -> Option<DeadLetterTarget> {
+) -> Option<DeadLetterChoice> {
     match (&dl.topic, &dl.path) {
         (Some(_), Some(_)) => {
             p.push(Problem::new(
@@ -1135,7 +1147,7 @@ fn validate_dead_letter(
                 p.push(Problem::new("dead_letter.topic", "empty; name a topic"));
                 return None;
             }
-            Some(DeadLetterTarget::Topic(topic.clone()))
+            Some(DeadLetterChoice::Topic(topic.clone()))
         }
         (None, Some(path)) => {
             let path = resolve(base, path);
@@ -1152,7 +1164,7 @@ fn validate_dead_letter(
                 return None;
             }
             match std::fs::metadata(dir) {
-                Ok(m) if m.is_dir() => Some(DeadLetterTarget::File(path)),
+                Ok(m) if m.is_dir() => Some(DeadLetterChoice::File(path)),
                 Ok(_) => {
                     p.push(Problem::new(
                         "dead_letter.path",

@@ -401,9 +401,16 @@ fn dead_letter_destination() {
     assert_problem(&p, "dead_letter.path: ");
     assert_problem(&p, "create the directory");
     let config = load_text(&MINIMAL.replace("path = \"dl.jsonl\"", "topic = \"dlq\"")).unwrap();
-    assert_eq!(
-        config.dead_letter,
-        DeadLetterTarget::Topic("dlq".to_string())
+    let DeadLetterTarget::Kafka {
+        topic, properties, ..
+    } = &config.dead_letter
+    else {
+        panic!("{:?}", config.dead_letter);
+    };
+    assert_eq!(topic, "dlq");
+    assert!(
+        properties.iter().any(|(k, _)| k == "bootstrap.servers"),
+        "{properties:?}"
     );
 }
 

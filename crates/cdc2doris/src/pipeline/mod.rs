@@ -36,8 +36,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, AdminState, Check};
-use crate::config::{Config, DeadLetterTarget as ConfigDeadLetter};
-use crate::dead_letter::{DeadLetter, DeadLetterTarget};
+use crate::config::Config;
+use crate::dead_letter::DeadLetter;
 use crate::error::ErrorClass;
 use crate::keys::{KeyRule, TableMatch};
 use crate::merge::resolve::Resolver;
@@ -232,23 +232,6 @@ pub(crate) fn postgres_pool_with(config: &Config, extra: usize) -> Result<Pool, 
     )?)
 }
 
-fn dead_letter_target(config: &Config) -> DeadLetterTarget {
-    match &config.dead_letter {
-        ConfigDeadLetter::File(p) => DeadLetterTarget::File(p.clone()),
-        ConfigDeadLetter::Topic(t) => DeadLetterTarget::kafka_topic(
-            t,
-            &config.file.kafka.bootstrap_servers,
-            config
-                .file
-                .kafka
-                .properties
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.to_string())),
-            &config.kafka_secret_properties,
-        ),
-    }
-}
-
 /// What merging and loading need, built from the config: shared by `run` and `backfill`.
 pub(crate) struct Parts {
     pub pool: Pool,
@@ -278,7 +261,7 @@ impl Parts {
             .unwrap_or_else(|| secrecy::SecretString::from(String::new()));
         let sink = DorisSink::new(&file.doris, password).map_err(PipelineError::Sink)?;
         let dead_letter = Arc::new(
-            DeadLetter::open(&dead_letter_target(config))
+            DeadLetter::open(&config.dead_letter)
                 .await
                 .map_err(PipelineError::DeadLetter)?,
         );

@@ -10,7 +10,8 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use super::line;
 use crate::check::report::{CheckLine, Outcome};
-use crate::config::{Config, DeadLetterTarget};
+use crate::config::Config;
+use crate::dead_letter::DeadLetterTarget;
 
 pub(super) fn check_kafka(config: &Config, timeout: Duration) -> Vec<CheckLine> {
     let kafka = &config.file.kafka;
@@ -92,7 +93,7 @@ pub(super) fn check_kafka(config: &Config, timeout: Duration) -> Vec<CheckLine> 
             },
         });
     }
-    if let DeadLetterTarget::Topic(topic) = &config.dead_letter {
+    if let DeadLetterTarget::Kafka { topic, .. } = &config.dead_letter {
         let subject = "dead_letter.topic".to_string();
         let found = metadata.topics().iter().find(|t| t.name() == topic);
         lines.push(match found {

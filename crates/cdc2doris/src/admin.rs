@@ -189,3 +189,81 @@ mod tests {
         let _ = server.await;
     }
 }
+
+/// What `/debug/state` and `/readyz` show; the pipeline's coordinator keeps it up to date.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct SharedState {
+    /// Assigned partitions with committable/committed offsets.
+    pub partitions: Vec<crate::offsets::PartitionView>,
+    /// Batches being merged or loaded.
+    pub in_flight: Vec<InFlightView>,
+    /// The batch being filled.
+    pub open_batch: Option<OpenBatchView>,
+    /// Totals since start.
+    pub totals: Totals,
+    /// Seconds since the epoch of the last committed load (0: none yet).
+    pub last_load_unix: u64,
+    /// The last fatal error, if any.
+    pub fatal: Option<String>,
+    /// Consumer lag per partition (from librdkafka's statistics).
+    pub consumer_lag: std::collections::BTreeMap<String, i64>,
+    /// Times the source paused its partitions because the pipeline stayed full.
+    pub source_pauses: u64,
+    /// Events the source fetched that wait for room in the pipeline.
+    pub source_waiting: u64,
+}
+
+/// A batch in flight, for `/debug/state`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InFlightView {
+    /// Tracker id.
+    pub batch: u64,
+    /// The batch and the offset ranges it covers (each load's label is made from what it carries).
+    pub batch_name: String,
+    /// Distinct keys (before resolving).
+    pub keys: usize,
+    /// Seconds since it was sealed.
+    pub age_seconds: f64,
+    #[serde(skip)]
+    pub(crate) sealed_at: Option<std::time::Instant>,
+}
+
+/// The open batch, for `/debug/state`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OpenBatchView {
+    /// Messages in it.
+    pub messages: u64,
+    /// Distinct keys.
+    pub keys: usize,
+}
+
+/// Counters since start.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Totals {
+    /// Messages read.
+    pub messages: u64,
+    /// Messages ignored: no row change, or a table no key rule of the topic names.
+    pub ignored: u64,
+    /// Of the ignored messages, those of a table no key rule of their topic names.
+    pub no_rule: u64,
+    /// Messages dead-lettered.
+    pub dead_lettered: u64,
+    /// Keys refreshed (after de-duplication and resolving).
+    pub keys_refreshed: u64,
+    /// Batches committed by Doris.
+    pub loads: u64,
+    /// Rows sent (upserts + deletes).
+    pub rows: u64,
+    /// Delete rows sent.
+    pub deletes: u64,
+    /// Merge queries run.
+    pub queries: u64,
+    /// Body bytes loaded.
+    pub bytes: u64,
+    /// Rows Doris rejected, each dead-lettered with its key.
+    pub rows_rejected: u64,
+    /// Batches that waited for their transactions to become visible in PostgreSQL before merging.
+    pub visibility_waits: u64,
+    /// Milliseconds those batches waited, in all.
+    pub visibility_wait_ms: u64,
+}

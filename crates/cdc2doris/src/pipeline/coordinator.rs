@@ -17,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::worker::{self, BatchDone, BatchOutcome, SealedBatch, WorkerContext};
-use super::{now_ms, now_unix, InFlightView, OpenBatchView, PipelineError, SharedState, Totals};
+use super::{now_ms, now_unix, PipelineError};
+use crate::admin::{InFlightView, OpenBatchView, SharedState, Totals};
 use crate::batch::Batch;
 use crate::dead_letter::{DeadLetter, MessageRejection};
 use crate::decode::{self, Decoded, Format, MessageContext};

@@ -69,7 +69,9 @@ async fn doris(world: &World) -> mysql_async::Conn {
         .pass(Some(""))
         .db_name(Some("job_analytics"))
         .prefer_socket(false);
-    mysql_async::Conn::new(opts).await.expect("doris-sim query port")
+    mysql_async::Conn::new(opts)
+        .await
+        .expect("doris-sim query port")
 }
 
 fn keys_of(report: &VerifyReport, verdict: Verdict) -> Vec<String> {
@@ -103,17 +105,26 @@ async fn clean_after_backfill_then_hand_edits_found_and_repaired() {
     assert_eq!(clean.counts.keys, JOBS as u64, "{}", clean.render_text());
     assert_eq!(clean.counts.matched, JOBS as u64, "{}", clean.render_text());
     assert!(clean.clean());
-    assert!(clean.unchecked_columns.is_empty(), "{:?}", clean.unchecked_columns);
-    assert_eq!(clean.ranges, (JOBS as u64).div_ceil(7) + u64::from(JOBS % 7 == 0));
+    assert!(
+        clean.unchecked_columns.is_empty(),
+        "{:?}",
+        clean.unchecked_columns
+    );
+    assert_eq!(
+        clean.ranges,
+        (JOBS as u64).div_ceil(7) + u64::from(JOBS % 7 == 0)
+    );
 
     // Hand edits in Doris, over MySQL.
     let mut conn = doris(&world).await;
     conn.query_drop("UPDATE merged_job_data SET title = 'tampered' WHERE job_id = 3")
         .await
         .unwrap();
-    conn.query_drop("UPDATE merged_job_data SET salary_min = 1.00, client_excluded = 0 WHERE job_id = 12")
-        .await
-        .unwrap();
+    conn.query_drop(
+        "UPDATE merged_job_data SET salary_min = 1.00, client_excluded = 1 WHERE job_id = 12",
+    )
+    .await
+    .unwrap();
     conn.query_drop("DELETE FROM merged_job_data WHERE job_id IN (5, 40)")
         .await
         .unwrap();
@@ -129,18 +140,37 @@ async fn clean_after_backfill_then_hand_edits_found_and_repaired() {
     .await
     .unwrap();
 
+    // Hand edits keep the row's version, and nothing changed in PostgreSQL since the load: verify reads in a
+    // snapshot of the same version, so the edited rows are `different`.
     let drift = verify(&cfg, false).await;
     let text = drift.render_text();
     assert_eq!(drift.counts.missing, 2, "{text}");
-    assert_eq!(drift.counts.stale, 2, "{text}");
+    assert_eq!(drift.counts.stale, 0, "{text}");
     assert_eq!(drift.counts.extra, 2, "{text}");
-    assert_eq!(drift.counts.different, 0, "{text}");
+    assert_eq!(drift.counts.different, 2, "{text}");
     assert_eq!(drift.counts.newer, 1, "{text}");
     assert_eq!(drift.counts.matched, JOBS as u64 - 5, "{text}");
     assert!(!drift.clean());
     assert_eq!(keys_of(&drift, Verdict::Missing), ["40", "5"]);
-    assert_eq!(keys_of(&drift, Verdict::Stale), ["12", "3"]);
+    assert_eq!(keys_of(&drift, Verdict::Different), ["12", "3"]);
     assert_eq!(keys_of(&drift, Verdict::Extra), ["0", "1000"]);
+
+    // A change in PostgreSQL that never reached Doris (no `run` here): every Doris row is now from an older
+    // snapshot than verify's, so the differing rows are `stale`.
+    world
+        .pg
+        .batch_execute("UPDATE jobs SET status = 'closed' WHERE id = 7")
+        .await
+        .unwrap();
+    let drift = verify(&cfg, false).await;
+    let text = drift.render_text();
+    assert_eq!(drift.counts.missing, 2, "{text}");
+    assert_eq!(drift.counts.stale, 3, "{text}");
+    assert_eq!(drift.counts.extra, 2, "{text}");
+    assert_eq!(drift.counts.different, 0, "{text}");
+    assert_eq!(drift.counts.newer, 1, "{text}");
+    assert_eq!(drift.counts.matched, JOBS as u64 - 6, "{text}");
+    assert_eq!(keys_of(&drift, Verdict::Stale), ["12", "3", "7"]);
     let job3 = drift.examples.iter().find(|e| e.key == "3").unwrap();
     assert_eq!(job3.columns.len(), 1, "{text}");
     assert_eq!(job3.columns[0].column, "title");
@@ -156,13 +186,16 @@ async fn clean_after_backfill_then_hand_edits_found_and_repaired() {
         .map(|c| c.column.as_str())
         .collect();
     assert_eq!(job12, ["client_excluded", "salary_min"], "{text}");
-    assert!(text.contains("title: postgres \"job 3\" / doris \"tampered\""), "{text}");
+    assert!(
+        text.contains("title: postgres \"job 3\" / doris \"tampered\""),
+        "{text}"
+    );
 
-    // --repair reloads the six drifted keys and finds them healed.
+    // --repair reloads the seven drifted keys and finds them healed.
     let repaired = verify(&cfg, true).await;
     let after = repaired.after_repair.clone().expect("repair ran");
-    assert_eq!(after.keys, 6, "{}", repaired.render_text());
-    assert_eq!(after.matched, 6, "{}", repaired.render_text());
+    assert_eq!(after.keys, 7, "{}", repaired.render_text());
+    assert_eq!(after.matched, 7, "{}", repaired.render_text());
     assert!(repaired.clean());
     let again = verify(&cfg, false).await;
     assert_eq!(again.counts.drift(), 0, "{}", again.render_text());
@@ -190,11 +223,15 @@ async fn a_sample_checks_that_many_keys() {
     .await
     .expect("backfill");
     let mut conn = doris(&world).await;
-    conn.query_drop("DELETE FROM merged_job_data WHERE job_id > 0").await.unwrap();
+    conn.query_drop("DELETE FROM merged_job_data WHERE job_id > 0")
+        .await
+        .unwrap();
     conn.disconnect().await.unwrap();
     let mut opts = options(false);
     opts.sample = Some(10);
-    let report = run_verify(&cfg, &opts, CancellationToken::new()).await.unwrap();
+    let report = run_verify(&cfg, &opts, CancellationToken::new())
+        .await
+        .unwrap();
     assert_eq!(report.counts.keys, 10, "{}", report.render_text());
     assert_eq!(report.counts.missing, 10, "{}", report.render_text());
     world.cleanup().await;

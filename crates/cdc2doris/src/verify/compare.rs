@@ -45,7 +45,9 @@ impl DorisType {
             .collect();
         match name {
             "BOOLEAN" | "BOOL" => DorisType::Boolean,
-            "TINYINT" | "SMALLINT" | "INT" | "INTEGER" | "BIGINT" | "LARGEINT" => DorisType::Integer,
+            "TINYINT" | "SMALLINT" | "INT" | "INTEGER" | "BIGINT" | "LARGEINT" => {
+                DorisType::Integer
+            }
             "FLOAT" => DorisType::Float,
             "DOUBLE" => DorisType::Double,
             "DECIMAL" | "DECIMAL32" | "DECIMAL64" | "DECIMAL128" | "DECIMAL128I" | "DECIMAL256" => {
@@ -82,7 +84,9 @@ pub fn same(ty: &DorisType, pg: &RawValue, doris: Option<&str>) -> bool {
         _ => return false,
     };
     match ty {
-        DorisType::Boolean => bool_value(&expected).is_some() && bool_value(&expected) == bool_value(actual),
+        DorisType::Boolean => {
+            bool_value(&expected).is_some() && bool_value(&expected) == bool_value(actual)
+        }
         DorisType::Integer => {
             matches!((decimal(&expected, 0), decimal(actual, 0)), (Some(a), Some(b)) if a == b)
         }
@@ -90,11 +94,11 @@ pub fn same(ty: &DorisType, pg: &RawValue, doris: Option<&str>) -> bool {
             matches!((decimal(&expected, *scale), decimal(actual, *scale)), (Some(a), Some(b)) if a == b)
         }
         DorisType::Float => match (expected.parse::<f32>(), actual.parse::<f32>()) {
-            (Ok(a), Ok(b)) => a == b || (a - b).abs() <= f32::EPSILON * a.abs().max(b.abs()),
+            (Ok(a), Ok(b)) => a.total_cmp(&b).is_eq() || (a - b).abs() <= f32::EPSILON * a.abs().max(b.abs()),
             _ => expected == actual,
         },
         DorisType::Double => match (expected.parse::<f64>(), actual.parse::<f64>()) {
-            (Ok(a), Ok(b)) => a == b || (a - b).abs() <= 4.0 * f64::EPSILON * a.abs().max(b.abs()),
+            (Ok(a), Ok(b)) => a.total_cmp(&b).is_eq() || (a - b).abs() <= 4.0 * f64::EPSILON * a.abs().max(b.abs()),
             _ => expected == actual,
         },
         DorisType::Date => expected.get(..10).is_some_and(|d| d == actual.trim()),
@@ -167,7 +171,10 @@ fn datetime(s: &str, precision: u32) -> Option<(String, i64, u32)> {
     let secs: i64 = whole.get(17..19)?.parse().ok()?;
     let mut micros: u32 = 0;
     for i in 0..6 {
-        let d = frac.as_bytes().get(i).map_or(Some(0), |b| b.is_ascii_digit().then(|| b - b'0'))?;
+        let d = frac
+            .as_bytes()
+            .get(i)
+            .map_or(Some(0), |b| b.is_ascii_digit().then(|| b - b'0'))?;
         micros = micros * 10 + u32::from(d);
     }
     let unit = 10u32.pow(6 - precision);
@@ -191,10 +198,22 @@ mod tests {
     #[test]
     fn types_from_desc() {
         assert_eq!(DorisType::parse("BIGINT"), DorisType::Integer);
-        assert_eq!(DorisType::parse("decimal(12, 2)"), DorisType::Decimal { scale: 2 });
-        assert_eq!(DorisType::parse("DECIMALV3(18,4)"), DorisType::Decimal { scale: 4 });
-        assert_eq!(DorisType::parse("DATETIMEV2(3)"), DorisType::DateTime { precision: 3 });
-        assert_eq!(DorisType::parse("datetime"), DorisType::DateTime { precision: 0 });
+        assert_eq!(
+            DorisType::parse("decimal(12, 2)"),
+            DorisType::Decimal { scale: 2 }
+        );
+        assert_eq!(
+            DorisType::parse("DECIMALV3(18,4)"),
+            DorisType::Decimal { scale: 4 }
+        );
+        assert_eq!(
+            DorisType::parse("DATETIMEV2(3)"),
+            DorisType::DateTime { precision: 3 }
+        );
+        assert_eq!(
+            DorisType::parse("datetime"),
+            DorisType::DateTime { precision: 0 }
+        );
         assert_eq!(DorisType::parse("VARCHAR(128)"), DorisType::Text);
         assert_eq!(DorisType::parse("JSONB"), DorisType::Json);
     }
@@ -216,12 +235,32 @@ mod tests {
     #[test]
     fn datetimes_at_the_column_precision() {
         let p3 = DorisType::DateTime { precision: 3 };
-        assert!(same(&p3, &raw("\"2024-01-02 03:04:05.123456\""), Some("2024-01-02 03:04:05.123")));
-        assert!(same(&p3, &raw("\"2024-01-02 03:04:05.9996\""), Some("2024-01-02 03:04:06.000")));
-        assert!(!same(&p3, &raw("\"2024-01-02 03:04:05.123\""), Some("2024-01-02 03:04:05.124")));
+        assert!(same(
+            &p3,
+            &raw("\"2024-01-02 03:04:05.123456\""),
+            Some("2024-01-02 03:04:05.123")
+        ));
+        assert!(same(
+            &p3,
+            &raw("\"2024-01-02 03:04:05.9996\""),
+            Some("2024-01-02 03:04:06.000")
+        ));
+        assert!(!same(
+            &p3,
+            &raw("\"2024-01-02 03:04:05.123\""),
+            Some("2024-01-02 03:04:05.124")
+        ));
         let p6 = DorisType::DateTime { precision: 6 };
-        assert!(same(&p6, &raw("\"2024-01-02T03:04:05\""), Some("2024-01-02 03:04:05.000000")));
-        assert!(same(&DorisType::Date, &raw("\"2024-05-06\""), Some("2024-05-06")));
+        assert!(same(
+            &p6,
+            &raw("\"2024-01-02T03:04:05\""),
+            Some("2024-01-02 03:04:05.000000")
+        ));
+        assert!(same(
+            &DorisType::Date,
+            &raw("\"2024-05-06\""),
+            Some("2024-05-06")
+        ));
     }
 
     #[test]
@@ -229,12 +268,27 @@ mod tests {
         assert!(same(&DorisType::Boolean, &raw("true"), Some("1")));
         assert!(same(&DorisType::Boolean, &raw("false"), Some("0")));
         assert!(!same(&DorisType::Boolean, &raw("true"), Some("0")));
-        assert!(same(&DorisType::Json, &raw(r#"{"b": 2, "a": [1]}"#), Some(r#"{"a":[1],"b":2}"#)));
-        assert!(same(&DorisType::Json, &raw(r#""{\"a\":1}""#), Some(r#"{"a":1}"#)));
-        assert!(!same(&DorisType::Json, &raw(r#"{"a": 1}"#), Some(r#"{"a":2}"#)));
+        assert!(same(
+            &DorisType::Json,
+            &raw(r#"{"b": 2, "a": [1]}"#),
+            Some(r#"{"a":[1],"b":2}"#)
+        ));
+        assert!(same(
+            &DorisType::Json,
+            &raw(r#""{\"a\":1}""#),
+            Some(r#"{"a":1}"#)
+        ));
+        assert!(!same(
+            &DorisType::Json,
+            &raw(r#"{"a": 1}"#),
+            Some(r#"{"a":2}"#)
+        ));
         assert!(same(&DorisType::Text, &raw("\"héllo\""), Some("héllo")));
         assert!(!same(&DorisType::Text, &raw("\"a\""), Some("a ")));
-        assert!(!same(&DorisType::Text, &raw("\"\""), None), "empty string is not NULL");
+        assert!(
+            !same(&DorisType::Text, &raw("\"\""), None),
+            "empty string is not NULL"
+        );
         assert!(same(&DorisType::Double, &raw("0.1"), Some("0.1")));
     }
 }

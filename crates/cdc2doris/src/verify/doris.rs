@@ -116,7 +116,10 @@ impl DorisReader {
     }
 
     /// The rows of a range or of some keys, in key order; each cell as Doris prints it (`None` is NULL).
-    pub async fn rows(&mut self, range: DorisRange<'_>) -> Result<Vec<Vec<Option<String>>>, VerifyError> {
+    pub async fn rows(
+        &mut self,
+        range: DorisRange<'_>,
+    ) -> Result<Vec<Vec<Option<String>>>, VerifyError> {
         let key = &self.key;
         let filter = match range {
             DorisRange::Between { after, up_to } => {

@@ -94,11 +94,9 @@ impl std::fmt::Display for Key {
 fn parse_key(text: &str, key_type: KeyType) -> Result<Key, String> {
     match key_type {
         KeyType::String => Ok(Key::Str(text.to_owned())),
-        KeyType::Integer => text
-            .trim()
-            .parse()
-            .map(Key::Int)
-            .map_err(|_| format!("{text:?} is not a 64-bit integer (merge.key_type = \"integer\")")),
+        KeyType::Integer => text.trim().parse().map(Key::Int).map_err(|_| {
+            format!("{text:?} is not a 64-bit integer (merge.key_type = \"integer\")")
+        }),
     }
 }
 
@@ -201,7 +199,10 @@ impl VerifyReport {
             c.keys, self.ranges, c.matched, c.missing, c.stale, c.extra, c.different
         );
         if c.newer > 0 {
-            s.push_str(&format!(" ({} newer in Doris than our read, not drift)", c.newer));
+            s.push_str(&format!(
+                " ({} newer in Doris than our read, not drift)",
+                c.newer
+            ));
         }
         if self.interrupted {
             s.push_str(" (interrupted)");
@@ -219,8 +220,12 @@ impl VerifyReport {
                 s.push_str(&format!(
                     "\n    {}: postgres {} / doris {}",
                     d.column,
-                    d.postgres.as_deref().map_or("NULL".into(), |v| format!("{v:?}")),
-                    d.doris.as_deref().map_or("NULL".into(), |v| format!("{v:?}"))
+                    d.postgres
+                        .as_deref()
+                        .map_or("NULL".into(), |v| format!("{v:?}")),
+                    d.doris
+                        .as_deref()
+                        .map_or("NULL".into(), |v| format!("{v:?}"))
                 ));
             }
             s.push('\n');
@@ -280,7 +285,8 @@ pub async fn run_verify(
     shutdown: CancellationToken,
 ) -> Result<VerifyReport, VerifyError> {
     let file = &config.file;
-    let pool = crate::pipeline::postgres_pool(config).map_err(|e| VerifyError::Setup(e.to_string()))?;
+    let pool =
+        crate::pipeline::postgres_pool(config).map_err(|e| VerifyError::Setup(e.to_string()))?;
     let merge = MergeQuery::new(
         &config.merge_query,
         &file.merge.key_column,
@@ -314,7 +320,11 @@ pub async fn run_verify(
     let mut recheck: Vec<Key> = Vec::new();
     let mut drifted: Vec<Key> = Vec::new();
     let mut examples: BTreeMap<String, usize> = BTreeMap::new();
-    let mut record = |report: &mut VerifyReport, key: &Key, verdict: Verdict, ex: Option<Example>, drifted: &mut Vec<Key>| {
+    let mut record = |report: &mut VerifyReport,
+                      key: &Key,
+                      verdict: Verdict,
+                      ex: Option<Example>,
+                      drifted: &mut Vec<Key>| {
         report.counts.add(verdict);
         if !matches!(verdict, Verdict::Match | Verdict::Newer) {
             drifted.push(key.clone());
@@ -351,9 +361,15 @@ pub async fn run_verify(
                 report.interrupted = true;
                 break;
             }
-            let page = v.key_page(&opts.keys_query, after.as_ref(), range_keys).await?;
+            let page = v
+                .key_page(&opts.keys_query, after.as_ref(), range_keys)
+                .await?;
             let last_page = page.len() < range_keys;
-            let up_to = if last_page { None } else { page.last().cloned() };
+            let up_to = if last_page {
+                None
+            } else {
+                page.last().cloned()
+            };
             report.ranges += 1;
             let range = DorisRange::Between {
                 after: after.as_ref(),
@@ -396,7 +412,12 @@ pub async fn run_verify(
         )
         .await
         .map_err(|e| VerifyError::Repair(e.to_string()))?;
-        tracing::info!(keys = repaired.keys, rows = repaired.rows, deletes = repaired.deletes, "verify: drifted keys reloaded");
+        tracing::info!(
+            keys = repaired.keys,
+            rows = repaired.rows,
+            deletes = repaired.deletes,
+            "verify: drifted keys reloaded"
+        );
         let mut after = Counts::default();
         drifted.sort();
         drifted.dedup();
@@ -474,10 +495,11 @@ impl Verifier {
     fn keys_of(&self, rows: &[tokio_postgres::Row]) -> Result<Vec<Key>, VerifyError> {
         rows.iter()
             .map(|row| {
-                let text: String = row
-                    .try_get(0)
-                    .map_err(|e| VerifyError::Postgres(format!("reading a key of --keys-query: {e}")))?;
-                parse_key(&text, self.key_type).map_err(|e| VerifyError::Postgres(format!("--keys-query returned {e}")))
+                let text: String = row.try_get(0).map_err(|e| {
+                    VerifyError::Postgres(format!("reading a key of --keys-query: {e}"))
+                })?;
+                parse_key(&text, self.key_type)
+                    .map_err(|e| VerifyError::Postgres(format!("--keys-query returned {e}")))
             })
             .collect()
     }
@@ -549,11 +571,16 @@ impl Verifier {
         let mut out = BTreeMap::new();
         for line in chunk.body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
             let mut members: BTreeMap<String, Box<RawValue>> = serde_json::from_slice(line)
-                .map_err(|e| VerifyError::Postgres(format!("a merged row is not a JSON object: {e}")))?;
+                .map_err(|e| {
+                    VerifyError::Postgres(format!("a merged row is not a JSON object: {e}"))
+                })?;
             let deleted = members
                 .get(DELETE_SIGN_COLUMN)
                 .is_some_and(|v| v.get().trim() == "1");
-            let Some(key_text) = members.get(&self.key_column).and_then(|v| compare::json_text(v)) else {
+            let Some(key_text) = members
+                .get(&self.key_column)
+                .and_then(|v| compare::json_text(v))
+            else {
                 continue;
             };
             let key = parse_key(&key_text, self.key_type).map_err(VerifyError::Postgres)?;
@@ -589,7 +616,10 @@ impl Verifier {
         let newer = doris_version.is_some_and(|v| v > pg.version);
         match (&pg.row, doris) {
             (None, None) => (Verdict::Match, None),
-            (Some(_), None) => (Verdict::Missing, Some(example(Verdict::Missing, Vec::new()))),
+            (Some(_), None) => (
+                Verdict::Missing,
+                Some(example(Verdict::Missing, Vec::new())),
+            ),
             (None, Some(_)) if newer => (Verdict::Newer, None),
             (None, Some(_)) => (Verdict::Extra, Some(example(Verdict::Extra, Vec::new()))),
             (Some(row), Some(drow)) => {
@@ -636,7 +666,8 @@ fn keys_body(keys_query: &str) -> Result<&str, VerifyError> {
     let body = trim_query(keys_query);
     if body.trim().is_empty() {
         return Err(VerifyError::Setup(
-            "--keys-query is empty; give a query returning the keys, e.g. SELECT id FROM jobs".into(),
+            "--keys-query is empty; give a query returning the keys, e.g. SELECT id FROM jobs"
+                .into(),
         ));
     }
     Ok(body)
@@ -662,7 +693,10 @@ pub fn run(args: &VerifyArgs) -> i32 {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("cdc2doris: cannot start the async runtime: {e}");
@@ -716,7 +750,13 @@ mod tests {
     #[test]
     fn counts_and_text() {
         let mut r = VerifyReport::default();
-        for v in [Verdict::Match, Verdict::Match, Verdict::Missing, Verdict::Stale, Verdict::Newer] {
+        for v in [
+            Verdict::Match,
+            Verdict::Match,
+            Verdict::Missing,
+            Verdict::Stale,
+            Verdict::Newer,
+        ] {
             r.counts.add(v);
         }
         assert_eq!(r.counts.drift(), 2);
@@ -739,7 +779,11 @@ mod tests {
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["match"], 2);
         assert_eq!(json["examples"][0]["verdict"], "stale");
-        r.after_repair = Some(Counts { keys: 2, matched: 2, ..Default::default() });
+        r.after_repair = Some(Counts {
+            keys: 2,
+            matched: 2,
+            ..Default::default()
+        });
         assert!(r.clean());
     }
 

@@ -94,11 +94,16 @@ pub fn same(ty: &DorisType, pg: &RawValue, doris: Option<&str>) -> bool {
             matches!((decimal(&expected, *scale), decimal(actual, *scale)), (Some(a), Some(b)) if a == b)
         }
         DorisType::Float => match (expected.parse::<f32>(), actual.parse::<f32>()) {
-            (Ok(a), Ok(b)) => a.total_cmp(&b).is_eq() || (a - b).abs() <= f32::EPSILON * a.abs().max(b.abs()),
+            (Ok(a), Ok(b)) => {
+                a.total_cmp(&b).is_eq() || (a - b).abs() <= f32::EPSILON * a.abs().max(b.abs())
+            }
             _ => expected == actual,
         },
         DorisType::Double => match (expected.parse::<f64>(), actual.parse::<f64>()) {
-            (Ok(a), Ok(b)) => a.total_cmp(&b).is_eq() || (a - b).abs() <= 4.0 * f64::EPSILON * a.abs().max(b.abs()),
+            (Ok(a), Ok(b)) => {
+                a.total_cmp(&b).is_eq()
+                    || (a - b).abs() <= 4.0 * f64::EPSILON * a.abs().max(b.abs())
+            }
             _ => expected == actual,
         },
         DorisType::Date => expected.get(..10).is_some_and(|d| d == actual.trim()),

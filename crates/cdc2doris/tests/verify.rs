@@ -52,6 +52,7 @@ fn options(repair: bool) -> VerifyOptions {
         range_keys: 7,
         examples: 10,
         repair,
+        recheck_after: std::time::Duration::ZERO,
     }
 }
 

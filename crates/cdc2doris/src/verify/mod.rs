@@ -14,8 +14,10 @@
 //! none), `stale` (both, different, and Doris's row was read in an older snapshot than this one: a change that
 //! never arrived, or a row edited in Doris), `different` (both, different, same snapshot version: the load stored
 //! something else than the query returned). Under live traffic a Doris row whose sequence version is newer than the
-//! snapshot of its chunk was loaded from a later read than ours: it is not drift; it is checked again at the end of
-//! the run with a fresh snapshot, and counted as `newer` if it still is.
+//! snapshot of its chunk was loaded from a later read than ours: it is not drift. Every key that does not match is
+//! checked once more at the end of the run (after `--recheck-after`, in a fresh snapshot), so a change the running
+//! service had not loaded yet is not reported either; only what is still wrong then counts, and a row still newer
+//! than our read counts as `newer`.
 //!
 //! `--sample N` checks N keys drawn at random from `--keys-query` (by key, so Doris rows outside the sample are
 //! not looked for). `--repair` sends every drifted key through the same merge and load as `backfill` (deletes
@@ -60,6 +62,9 @@ pub struct VerifyArgs {
     /// Reload every drifted key through the merge query (as `backfill` does), then verify those keys again.
     #[arg(long)]
     pub repair: bool,
+    /// Wait before the keys that did not match are checked a second time (lets a running service catch up).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub recheck_after: std::time::Duration,
 }
 
 /// Why verify could not run (drift is not an error: it is the report).
@@ -254,6 +259,8 @@ pub struct VerifyOptions {
     pub range_keys: usize,
     pub examples: usize,
     pub repair: bool,
+    /// Wait before the keys that did not match are checked again.
+    pub recheck_after: std::time::Duration,
 }
 
 /// The checker: PostgreSQL, the merge query and Doris.
@@ -347,7 +354,7 @@ pub async fn run_verify(
             }
             report.ranges += 1;
             for (key, verdict, ex) in v.check(page, DorisRange::Points(page)).await? {
-                if verdict == Verdict::Newer {
+                if verdict != Verdict::Match {
                     recheck.push(key);
                     continue;
                 }
@@ -376,7 +383,7 @@ pub async fn run_verify(
                 up_to: up_to.as_ref(),
             };
             for (key, verdict, ex) in v.check(&page, range).await? {
-                if verdict == Verdict::Newer {
+                if verdict != Verdict::Match {
                     recheck.push(key);
                     continue;
                 }
@@ -388,7 +395,15 @@ pub async fn run_verify(
             after = up_to;
         }
     }
-    // Rows Doris holds from a newer read than ours: check them again in a fresh snapshot.
+    // Every key that did not match is looked at once more, in a fresh snapshot, after `recheck_after`: a Doris row
+    // from a newer read than ours may match now, and so may a change the running service had not loaded yet.
+    // Only what is still wrong then is drift.
+    if !recheck.is_empty() && !report.interrupted {
+        tokio::select! {
+            _ = tokio::time::sleep(opts.recheck_after) => {}
+            _ = shutdown.cancelled() => {}
+        }
+    }
     for page in recheck.chunks(range_keys) {
         for (key, verdict, ex) in v.check(page, DorisRange::Points(page)).await? {
             record(&mut report, &key, verdict, ex, &mut drifted);
@@ -709,6 +724,7 @@ pub fn run(args: &VerifyArgs) -> i32 {
         range_keys: args.range_keys,
         examples: args.examples,
         repair: args.repair,
+        recheck_after: args.recheck_after,
     };
     runtime.block_on(async {
         let shutdown = CancellationToken::new();

@@ -235,5 +235,35 @@ async fn a_sample_checks_that_many_keys() {
         .unwrap();
     assert_eq!(report.counts.keys, 10, "{}", report.render_text());
     assert_eq!(report.counts.missing, 10, "{}", report.render_text());
+
+    // The command: JSON on stdout, exit 1 on drift.
+    let config_path = world.dir.path().join("pipeline.toml");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cdc2doris"))
+        .args(["verify", "--config"])
+        .arg(&config_path)
+        .args([
+            "--keys-query",
+            "SELECT id FROM jobs",
+            "--sample",
+            "5",
+            "--format",
+            "json",
+            "--recheck-after",
+            "0s",
+        ])
+        .env("CDC2DORIS_TEST_PG_PASSWORD", pg_password())
+        .output()
+        .await
+        .expect("cdc2doris runs");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(json["keys"], 5);
+    assert_eq!(json["missing"], 5);
+    assert_eq!(json["examples"][0]["verdict"], "missing");
     world.cleanup().await;
 }

@@ -28,6 +28,7 @@ pub mod doris;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
@@ -266,17 +267,26 @@ pub struct VerifyOptions {
 /// The checker: PostgreSQL, the merge query and Doris.
 struct Verifier {
     pool: deadpool_postgres::Pool,
-    merge: MergeQuery,
+    pg: Arc<MergeReader>,
     doris: DorisReader,
     key_type: KeyType,
-    key_column: String,
-    sequence_column: String,
     chunk_size: usize,
+    /// Merge chunks read at once (`postgres.pool_size`).
+    parallel_chunks: usize,
     /// Doris column index of the key and of the sequence column.
     key_index: usize,
     seq_index: Option<usize>,
     /// Merge query columns seen without a Doris column.
     unchecked: BTreeSet<String>,
+}
+
+/// Runs the merge query for chunks of keys; shared by the chunk reads of a range, which run in parallel.
+struct MergeReader {
+    pool: deadpool_postgres::Pool,
+    merge: MergeQuery,
+    key_type: KeyType,
+    key_column: String,
+    sequence_column: String,
 }
 
 /// One key's merge-query side: its row (raw JSON members) or none, and the snapshot version.
@@ -312,13 +322,18 @@ pub async fn run_verify(
         .iter()
         .position(|(c, _)| *c == file.doris.sequence_column);
     let mut v = Verifier {
-        pool,
-        merge,
+        pool: pool.clone(),
+        pg: Arc::new(MergeReader {
+            pool,
+            merge,
+            key_type: file.merge.key_type,
+            key_column: file.merge.key_column.clone(),
+            sequence_column: file.doris.sequence_column.clone(),
+        }),
         doris,
         key_type: file.merge.key_type,
-        key_column: file.merge.key_column.clone(),
-        sequence_column: file.doris.sequence_column.clone(),
         chunk_size: file.merge.chunk_size.max(1),
+        parallel_chunks: file.postgres.pool_size.max(1),
         key_index,
         seq_index,
         unchecked: BTreeSet::new(),
@@ -543,18 +558,42 @@ impl Verifier {
         let mut all: BTreeSet<Key> = keys.iter().cloned().collect();
         all.extend(doris_rows.keys().cloned());
         let all: Vec<Key> = all.into_iter().collect();
-        let mut out = Vec::with_capacity(all.len());
-        for chunk in all.chunks(self.chunk_size) {
-            let pg = self.merge_rows(chunk).await?;
-            for key in chunk {
-                let Some(side) = pg.get(key) else {
-                    continue;
-                };
-                let (verdict, ex) = self.judge(key, side, doris_rows.get(key));
-                out.push((key.clone(), verdict, ex));
+        // The chunks' merge queries, `parallel_chunks` at a time; each chunk is one snapshot.
+        let mut pg: BTreeMap<Key, PgSide> = BTreeMap::new();
+        let mut reads = tokio::task::JoinSet::new();
+        let mut chunks = all.chunks(self.chunk_size);
+        loop {
+            while reads.len() < self.parallel_chunks {
+                let Some(chunk) = chunks.next() else { break };
+                let reader = self.pg.clone();
+                let keys = chunk.to_vec();
+                reads.spawn(async move { reader.merge_rows(&keys).await });
             }
+            let Some(done) = reads.join_next().await else {
+                break;
+            };
+            let rows =
+                done.map_err(|e| VerifyError::Postgres(format!("a merge read failed: {e}")))??;
+            pg.extend(rows);
+        }
+        let mut out = Vec::with_capacity(all.len());
+        for key in &all {
+            let Some(side) = pg.get(key) else {
+                continue;
+            };
+            let (verdict, ex) = self.judge(key, side, doris_rows.get(key));
+            out.push((key.clone(), verdict, ex));
         }
         Ok(out)
+    }
+}
+
+impl MergeReader {
+    async fn client(&self) -> Result<deadpool_postgres::Object, VerifyError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| VerifyError::Postgres(crate::error::error_chain(&e)))
     }
 
     /// The merge query's rows for `keys`, read in one snapshot; a key without a row maps to `row: None`.
@@ -611,7 +650,9 @@ impl Verifier {
         }
         Ok(out)
     }
+}
 
+impl Verifier {
     fn judge(
         &mut self,
         key: &Key,

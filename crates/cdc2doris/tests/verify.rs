@@ -53,6 +53,7 @@ fn options(repair: bool) -> VerifyOptions {
         examples: 10,
         repair,
         recheck_after: std::time::Duration::ZERO,
+        progress: false,
     }
 }
 

@@ -262,6 +262,8 @@ pub struct VerifyOptions {
     pub repair: bool,
     /// Wait before the keys that did not match are checked again.
     pub recheck_after: std::time::Duration,
+    /// Redraw a progress line on stderr after each range (a terminal).
+    pub progress: bool,
 }
 
 /// The checker: PostgreSQL, the merge query and Doris.
@@ -404,11 +406,22 @@ pub async fn run_verify(
                 }
                 record(&mut report, &key, verdict, ex, &mut drifted);
             }
+            if opts.progress {
+                eprint!(
+                    "\rverify: {} keys checked in {} ranges, {} to look at again",
+                    report.counts.keys + recheck.len() as u64,
+                    report.ranges,
+                    recheck.len()
+                );
+            }
             if last_page {
                 break;
             }
             after = up_to;
         }
+    }
+    if opts.progress {
+        eprintln!();
     }
     // Every key that did not match is looked at once more, in a fresh snapshot, after `recheck_after`: a Doris row
     // from a newer read than ours may match now, and so may a change the running service had not loaded yet.
@@ -766,6 +779,7 @@ pub fn run(args: &VerifyArgs) -> i32 {
         examples: args.examples,
         repair: args.repair,
         recheck_after: args.recheck_after,
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
     runtime.block_on(async {
         let shutdown = CancellationToken::new();

@@ -560,6 +560,25 @@ impl Verifier {
         keys: &[Key],
         range: DorisRange<'_>,
     ) -> Result<Vec<(Key, Verdict, Option<Example>)>, VerifyError> {
+        // The merge queries of the given keys start at once, `parallel_chunks` at a time (each chunk one
+        // snapshot), while Doris's rows are read; the keys only Doris holds follow.
+        let permits = Arc::new(tokio::sync::Semaphore::new(self.parallel_chunks));
+        let mut reads = tokio::task::JoinSet::new();
+        let spawn_chunks = |reads: &mut tokio::task::JoinSet<_>, keys: &[Key]| {
+            for chunk in keys.chunks(self.chunk_size) {
+                let reader = self.pg.clone();
+                let permits = permits.clone();
+                let keys = chunk.to_vec();
+                reads.spawn(async move {
+                    let _permit = permits
+                        .acquire_owned()
+                        .await
+                        .map_err(|e| VerifyError::Postgres(format!("merge reads stopped: {e}")))?;
+                    reader.merge_rows(&keys).await
+                });
+            }
+        };
+        spawn_chunks(&mut reads, keys);
         let mut doris_rows: BTreeMap<Key, Vec<Option<String>>> = BTreeMap::new();
         for row in self.doris.rows(range).await? {
             let Some(text) = row.get(self.key_index).cloned().flatten() else {
@@ -568,27 +587,21 @@ impl Verifier {
             let key = parse_key(&text, self.key_type).map_err(VerifyError::Doris)?;
             doris_rows.insert(key, row);
         }
-        let mut all: BTreeSet<Key> = keys.iter().cloned().collect();
-        all.extend(doris_rows.keys().cloned());
-        let all: Vec<Key> = all.into_iter().collect();
-        // The chunks' merge queries, `parallel_chunks` at a time; each chunk is one snapshot.
+        let given: BTreeSet<&Key> = keys.iter().collect();
+        let doris_only: Vec<Key> = doris_rows
+            .keys()
+            .filter(|k| !given.contains(k))
+            .cloned()
+            .collect();
+        spawn_chunks(&mut reads, &doris_only);
         let mut pg: BTreeMap<Key, PgSide> = BTreeMap::new();
-        let mut reads = tokio::task::JoinSet::new();
-        let mut chunks = all.chunks(self.chunk_size);
-        loop {
-            while reads.len() < self.parallel_chunks {
-                let Some(chunk) = chunks.next() else { break };
-                let reader = self.pg.clone();
-                let keys = chunk.to_vec();
-                reads.spawn(async move { reader.merge_rows(&keys).await });
-            }
-            let Some(done) = reads.join_next().await else {
-                break;
-            };
+        while let Some(done) = reads.join_next().await {
             let rows =
                 done.map_err(|e| VerifyError::Postgres(format!("a merge read failed: {e}")))??;
             pg.extend(rows);
         }
+        let mut all: BTreeSet<Key> = keys.iter().cloned().collect();
+        all.extend(doris_only);
         let mut out = Vec::with_capacity(all.len());
         for key in &all {
             let Some(side) = pg.get(key) else {

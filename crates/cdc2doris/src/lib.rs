@@ -9,6 +9,7 @@
 //! - [`offsets`] decides, per partition, which Kafka offsets may be committed.
 //! - [`config`] is the one TOML file that drives the service; [`secret`] reads passwords.
 //! - [`inspect`] is the `cdc2doris inspect` command: what the service makes of one message.
+//! - [`verify`] is the `cdc2doris verify` command: the Doris table compared with the merge query, and repaired.
 
 pub mod admin;
 pub mod batch;
@@ -26,3 +27,4 @@ pub mod retry;
 pub mod secret;
 pub mod sink;
 pub mod source;
+pub mod verify;

@@ -27,6 +27,9 @@ enum Command {
     /// Check a configuration file and the services it names (Kafka topics, PostgreSQL queries and replica
     /// identity, Doris credentials); exit non-zero if any check fails.
     Check(cdc2doris::check::CheckArgs),
+    /// Compare the Doris table with the merge query over the keys of a query (or a sample of them); exit 1 on
+    /// drift. `--repair` reloads the drifted keys.
+    Verify(cdc2doris::verify::VerifyArgs),
 }
 
 fn main() {
@@ -40,6 +43,7 @@ fn main() {
             0
         }
         Command::Check(args) => cdc2doris::check::run(&args),
+        Command::Verify(args) => cdc2doris::verify::run(&args),
     };
     std::process::exit(code);
 }

@@ -13,6 +13,8 @@
 //! - `ddl.rs` — the Doris DDL subset that defines the tables.
 //! - `response.rs` — the reply JSON, field by field in Doris's order.
 //! - `client.rs` — a tiny typed client of the sim-only endpoints, for tests.
+//! - `mysql/` — the FE query port (MySQL protocol): `mod.rs` the listener and password check, `sql.rs` the SQL it
+//!   answers.
 //!
 //! In-process use (one sim per test, ephemeral ports):
 //! ```no_run
@@ -34,6 +36,7 @@ pub mod ddl;
 pub mod expr;
 mod http;
 pub mod load;
+pub mod mysql;
 pub mod response;
 pub mod state;
 pub mod table;
@@ -60,6 +63,8 @@ pub struct SimOptions {
     pub fe_port: u16,
     /// BE `webserver_port` (Doris default 8040); 0 = ephemeral.
     pub be_port: u16,
+    /// FE `query_port`, the MySQL protocol (Doris default 9030); 0 = ephemeral.
+    pub query_port: u16,
     /// DDL sources: an entry containing `;` or a newline is DDL text, anything else is a file path.
     pub ddl: Vec<String>,
     /// The one Doris user that may load.
@@ -97,6 +102,7 @@ impl Default for SimOptions {
         SimOptions {
             fe_port: 0,
             be_port: 0,
+            query_port: 0,
             ddl: Vec::new(),
             user: "root".into(),
             password: String::new(),
@@ -142,6 +148,7 @@ pub enum SimError {
 pub struct Sim {
     fe_addr: SocketAddr,
     be_addr: SocketAddr,
+    query_addr: SocketAddr,
     state: Arc<state::State>,
     cancel: CancellationToken,
     tracker: TaskTracker,
@@ -191,6 +198,7 @@ impl Sim {
         };
         let fe = bind("FE", opts.fe_port).await?;
         let be = bind("BE", opts.be_port).await?;
+        let query = bind("query", opts.query_port).await?;
         let local = |l: &TcpListener, listener: &'static str| {
             l.local_addr().map_err(|source| SimError::Bind {
                 listener,
@@ -200,6 +208,12 @@ impl Sim {
         };
         let fe_addr = local(&fe, "FE")?;
         let be_addr = local(&be, "BE")?;
+        let query_addr = local(&query, "query")?;
+        let query_ctx = Arc::new(mysql::QueryCtx {
+            state: state.clone(),
+            user: opts.user.clone(),
+            password: opts.password.clone(),
+        });
         let ctx = Arc::new(http::Ctx {
             state: state.clone(),
             user: opts.user.clone(),
@@ -226,6 +240,12 @@ impl Sim {
             cancel.clone(),
             tracker.clone(),
         ));
+        tracker.spawn(mysql::serve(
+            query,
+            query_ctx,
+            cancel.clone(),
+            tracker.clone(),
+        ));
         tracker.spawn(housekeeping(
             state.clone(),
             opts.compaction_versions_per_sec,
@@ -235,6 +255,7 @@ impl Sim {
         Ok(Sim {
             fe_addr,
             be_addr,
+            query_addr,
             state,
             cancel,
             tracker,
@@ -257,6 +278,11 @@ impl Sim {
 
     pub fn be_addr(&self) -> SocketAddr {
         self.be_addr
+    }
+
+    /// The FE query port (MySQL protocol), e.g. `127.0.0.1:9030`.
+    pub fn query_addr(&self) -> SocketAddr {
+        self.query_addr
     }
 
     /// A client of the sim-only endpoints of this sim's FE.

@@ -14,6 +14,9 @@ struct Args {
     /// BE webserver_port (executes loads).
     #[arg(long, default_value_t = 8040)]
     be_port: u16,
+    /// FE query_port: the MySQL protocol (SELECT, SHOW, DESC … against the stored rows).
+    #[arg(long, default_value_t = 9030)]
+    query_port: u16,
     /// DDL file with CREATE DATABASE / CREATE TABLE statements; repeatable.
     #[arg(long, required = true)]
     ddl: Vec<PathBuf>,
@@ -75,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
     let sim = doris_sim::Sim::start(doris_sim::SimOptions {
         fe_port: args.fe_port,
         be_port: args.be_port,
+        query_port: args.query_port,
         ddl: args.ddl.iter().map(|p| p.display().to_string()).collect(),
         user: args.user,
         password,
@@ -91,7 +95,7 @@ async fn main() -> anyhow::Result<()> {
         ..Default::default()
     })
     .await?;
-    tracing::info!(fe = %sim.fe_url(), be = %sim.be_url(), "doris-sim ready");
+    tracing::info!(fe = %sim.fe_url(), be = %sim.be_url(), query = %sim.query_addr(), "doris-sim ready");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

@@ -4,6 +4,7 @@
 //! prepared (`load.rs`), and `apply` only mutates.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use crate::ddl::{AggFn, KeyModel, Sequence, TableDef};
 use crate::value::Value;
@@ -19,6 +20,18 @@ pub struct RowOp {
     pub seq: Value,
     /// Partial update: which columns the load supplied; `None` = whole row.
     pub present: Option<Box<[bool]>>,
+}
+
+/// A bound of a `BTreeMap` range over whole keys.
+type KeyBound = Bound<Box<[Value]>>;
+
+/// Which keys a scan needs (the first key column), so a point or range read does not walk the whole table.
+#[derive(Debug, Clone)]
+pub enum KeyFilter {
+    All,
+    Range(Bound<Value>, Bound<Value>),
+    /// Sorted, without duplicates.
+    Points(Vec<Value>),
 }
 
 /// A stored Unique-model row: `None` values is a delete tombstone kept for its sequence value, so a late row with a
@@ -68,6 +81,77 @@ impl TableData {
                 let mut rows = self.duplicate.clone();
                 rows.sort_by(|a, b| a[..def.key_len].cmp(&b[..def.key_len]));
                 rows
+            }
+        }
+    }
+
+    /// Visible rows in key order with their sequence values (`Null` when the table has none), for the query port;
+    /// `visit` returns false to stop. `keys` narrows a single-column Unique key to a range or to points; other tables
+    /// are walked whole (the caller filters every row anyway).
+    pub fn scan(
+        &self,
+        def: &TableDef,
+        keys: &KeyFilter,
+        mut visit: impl FnMut(&[Value], &Value) -> bool,
+    ) {
+        let null = Value::Null;
+        if def.model == KeyModel::Unique && def.key_len == 1 {
+            match keys {
+                KeyFilter::All => {}
+                KeyFilter::Points(points) => {
+                    for p in points {
+                        if let Some(r) = self.unique.get(std::slice::from_ref(p)) {
+                            if let Some(v) = &r.values {
+                                if !visit(v, &r.seq) {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                    return;
+                }
+                KeyFilter::Range(lo, hi) => {
+                    let bound = |b: &Bound<Value>| match b {
+                        Bound::Included(v) => Bound::Included(Box::from([v.clone()])),
+                        Bound::Excluded(v) => Bound::Excluded(Box::from([v.clone()])),
+                        Bound::Unbounded => Bound::Unbounded,
+                    };
+                    // BTreeMap::range panics on an empty or inverted range: answer those with no rows.
+                    if let (
+                        Bound::Included(a) | Bound::Excluded(a),
+                        Bound::Included(b) | Bound::Excluded(b),
+                    ) = (lo, hi)
+                    {
+                        let both_in = matches!((lo, hi), (Bound::Included(_), Bound::Included(_)));
+                        if a > b || (a == b && !both_in) {
+                            return;
+                        }
+                    }
+                    let range: (KeyBound, KeyBound) = (bound(lo), bound(hi));
+                    for r in self.unique.range(range).map(|(_, r)| r) {
+                        if let Some(v) = &r.values {
+                            if !visit(v, &r.seq) {
+                                return;
+                            }
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+        if def.model == KeyModel::Unique {
+            for r in self.unique.values() {
+                if let Some(v) = &r.values {
+                    if !visit(v, &r.seq) {
+                        return;
+                    }
+                }
+            }
+            return;
+        }
+        for row in self.rows(def) {
+            if !visit(&row, &null) {
+                return;
             }
         }
     }

@@ -103,6 +103,12 @@ pub struct DorisConfig {
     /// Bytes of the Doris error log kept in a filtered-rows error (for dead-lettering). Default 65536.
     #[serde(default = "default_error_log_excerpt_bytes")]
     pub error_log_excerpt_bytes: usize,
+    /// FE MySQL protocol port (Doris `query_port`), where `cdc2doris verify` reads the table's rows. Default 9030.
+    #[serde(default = "default_query_port")]
+    pub query_port: u16,
+    /// Host of the FE query port. Default: the host of the first of `fe_urls` (else of `be_urls`).
+    #[serde(default)]
+    pub query_host: Option<String>,
 }
 
 /// Doris `group_commit` header values (Doris 2.1+).
@@ -160,6 +166,8 @@ impl DorisConfig {
             version_pressure_delay: default_version_pressure_delay(),
             poll_interval: default_poll_interval(),
             error_log_excerpt_bytes: default_error_log_excerpt_bytes(),
+            query_port: default_query_port(),
+            query_host: None,
         }
     }
 
@@ -354,6 +362,10 @@ fn default_poll_interval() -> Duration {
 
 fn default_error_log_excerpt_bytes() -> usize {
     65_536
+}
+
+fn default_query_port() -> u16 {
+    9030
 }
 
 #[cfg(test)]

@@ -1,0 +1,169 @@
+//! Reading the target table the way Doris users do: over the FE's MySQL protocol port (`doris.query_port`), text
+//! protocol, one connection.
+
+use mysql_async::prelude::Queryable;
+use secrecy::ExposeSecret;
+
+use super::compare::DorisType;
+use super::{Key, VerifyError};
+use crate::config::Config;
+
+/// A connection to the FE query port and what `DESC` said about the table.
+pub struct DorisReader {
+    conn: mysql_async::Conn,
+    /// `` `db`.`table` ``.
+    table: String,
+    /// Every column, in table order, with its type.
+    pub columns: Vec<(String, DorisType)>,
+    /// `` `key column` ``.
+    key: String,
+    select_list: String,
+}
+
+/// Which rows to read.
+pub enum DorisRange<'a> {
+    /// Keys in `(after, up_to]`; `None` is unbounded.
+    Between {
+        after: Option<&'a Key>,
+        up_to: Option<&'a Key>,
+    },
+    /// These keys.
+    Points(&'a [Key]),
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// A key as a MySQL literal: integers as they are, strings quoted (backslash and quote escaped).
+fn literal(key: &Key) -> String {
+    match key {
+        Key::Int(i) => i.to_string(),
+        Key::Str(s) => format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''")),
+    }
+}
+
+impl DorisReader {
+    /// Connects and reads the table's columns with `DESC`.
+    pub async fn connect(config: &Config) -> Result<DorisReader, VerifyError> {
+        let doris = &config.file.doris;
+        let host = match &doris.query_host {
+            Some(h) => h.clone(),
+            None => doris
+                .fe_urls
+                .iter()
+                .chain(&doris.be_urls)
+                .find_map(|u| reqwest::Url::parse(u).ok()?.host_str().map(str::to_owned))
+                .ok_or_else(|| {
+                    VerifyError::Setup(
+                        "no host for the Doris query port: set doris.query_host".into(),
+                    )
+                })?,
+        };
+        let password = config
+            .doris_password
+            .as_ref()
+            .map(|p| p.expose_secret().to_owned())
+            .unwrap_or_default();
+        let opts = mysql_async::OptsBuilder::default()
+            .ip_or_hostname(host.clone())
+            .tcp_port(doris.query_port)
+            .user(Some(doris.user.clone()))
+            .pass(Some(password))
+            .prefer_socket(false);
+        let where_ = format!("{host}:{}", doris.query_port);
+        let mut conn = mysql_async::Conn::new(opts).await.map_err(|e| {
+            VerifyError::Doris(format!(
+                "cannot connect to the Doris query port {where_} as {} ({e}); check doris.query_port / doris.query_host",
+                doris.user
+            ))
+        })?;
+        let table = format!(
+            "{}.{}",
+            quote_ident(&doris.database),
+            quote_ident(&doris.table)
+        );
+        let desc: Vec<mysql_async::Row> = conn
+            .query(format!("DESC {table}"))
+            .await
+            .map_err(|e| VerifyError::Doris(format!("DESC {table}: {e}")))?;
+        let mut columns = Vec::with_capacity(desc.len());
+        for mut row in desc {
+            let name: Option<String> = row.take(0);
+            let ty: Option<String> = row.take(1);
+            if let (Some(name), Some(ty)) = (name, ty) {
+                columns.push((name, DorisType::parse(&ty)));
+            }
+        }
+        let key_column = &config.file.merge.key_column;
+        if !columns.iter().any(|(c, _)| c == key_column) {
+            return Err(VerifyError::Setup(format!(
+                "the Doris table {table} has no column {key_column} (merge.key_column)"
+            )));
+        }
+        let select_list = columns
+            .iter()
+            .map(|(c, _)| quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Ok(DorisReader {
+            conn,
+            table,
+            columns,
+            key: quote_ident(key_column),
+            select_list,
+        })
+    }
+
+    /// The rows of a range or of some keys, in key order; each cell as Doris prints it (`None` is NULL).
+    pub async fn rows(
+        &mut self,
+        range: DorisRange<'_>,
+    ) -> Result<Vec<Vec<Option<String>>>, VerifyError> {
+        let key = &self.key;
+        let filter = match range {
+            DorisRange::Between { after, up_to } => {
+                let mut conds = Vec::new();
+                if let Some(a) = after {
+                    conds.push(format!("{key} > {}", literal(a)));
+                }
+                if let Some(u) = up_to {
+                    conds.push(format!("{key} <= {}", literal(u)));
+                }
+                if conds.is_empty() {
+                    String::new()
+                } else {
+                    format!(" WHERE {}", conds.join(" AND "))
+                }
+            }
+            DorisRange::Points(keys) => {
+                if keys.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let list: Vec<String> = keys.iter().map(literal).collect();
+                format!(" WHERE {key} IN ({})", list.join(", "))
+            }
+        };
+        let sql = format!(
+            "SELECT {} FROM {}{filter} ORDER BY {key}",
+            self.select_list, self.table
+        );
+        let rows: Vec<mysql_async::Row> = self
+            .conn
+            .query(sql.as_str())
+            .await
+            .map_err(|e| VerifyError::Doris(format!("reading {}: {e}", self.table)))?;
+        Ok(rows
+            .into_iter()
+            .map(|mut row| {
+                (0..row.len())
+                    .map(|i| row.take::<Option<String>, _>(i).flatten())
+                    .collect()
+            })
+            .collect())
+    }
+
+    pub async fn close(self) {
+        let _ = self.conn.disconnect().await;
+    }
+}

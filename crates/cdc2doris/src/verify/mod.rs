@@ -1,0 +1,881 @@
+//! `cdc2doris verify`: does the Doris table equal its merge query? And `--repair`: make it so.
+//!
+//! The keys come from `--keys-query` (the keys of the merged table, e.g. `SELECT id FROM jobs`), read in pages in
+//! key order by keyset pagination (`WHERE k > last ORDER BY k LIMIT n`, one short statement per page, no snapshot
+//! held for the run). Each page closes a key range: `(previous page's last key, this page's last key]`, the last one
+//! open-ended, so the ranges cover every possible key and a Doris row the query does not name is still read. For
+//! each range:
+//! - Doris's rows of the range are read over the FE query port (MySQL protocol, `doris.query_port`);
+//! - the merge query runs for the page's keys and the keys Doris holds in the range, chunk by chunk, each chunk in
+//!   one snapshot whose version is known (the same read `run` and `backfill` do);
+//! - each key is compared column by column with type-aware equality (`compare.rs`).
+//!
+//! A key is `missing` (the merge query returns a row, Doris has none), `extra` (Doris has a row, the merge query
+//! none), `stale` (both, different, and Doris's row was read in an older snapshot than this one: a change that
+//! never arrived, or a row edited in Doris), `different` (both, different, same snapshot version: the load stored
+//! something else than the query returned). Under live traffic a Doris row whose sequence version is newer than the
+//! snapshot of its chunk was loaded from a later read than ours: it is not drift. Every key that does not match is
+//! checked once more at the end of the run (after `--recheck-after`, in a fresh snapshot), so a change the running
+//! service had not loaded yet is not reported either; only what is still wrong then counts, and a row still newer
+//! than our read counts as `newer`.
+//!
+//! `--sample N` checks N keys drawn at random from `--keys-query` (by key, so Doris rows outside the sample are
+//! not looked for). `--repair` sends every drifted key through the same merge and load as `backfill` (deletes
+//! included) and verifies those keys again.
+
+pub mod compare;
+pub mod doris;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::value::RawValue;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::keys::KeyType;
+use crate::merge::postgres::{describe_pg_error, trim_query};
+use crate::merge::{MergeKeys, MergeQuery};
+use crate::sink::doris::DELETE_SIGN_COLUMN;
+use doris::{DorisRange, DorisReader};
+
+/// Arguments of `cdc2doris verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The configuration file (the same as `run`'s; Kafka is not used).
+    #[arg(long, short, env = "CDC2DORIS_CONFIG")]
+    pub config: PathBuf,
+    /// SQL returning the keys of the merged table, one column of `merge.key_type`, e.g. `SELECT id FROM jobs`.
+    #[arg(long)]
+    pub keys_query: String,
+    /// Check only this many keys, drawn at random from `--keys-query`.
+    #[arg(long)]
+    pub sample: Option<u64>,
+    /// Keys per range (one Doris read, merge queries of `merge.chunk_size` keys). Default 10000.
+    #[arg(long, default_value_t = 10_000)]
+    pub range_keys: usize,
+    /// Output: `text` (a summary and the first examples) or `json` (one object).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
+    /// Examples of each kind of drift to print.
+    #[arg(long, default_value_t = 5)]
+    pub examples: usize,
+    /// Reload every drifted key through the merge query (as `backfill` does), then verify those keys again.
+    #[arg(long)]
+    pub repair: bool,
+    /// Wait before the keys that did not match are checked a second time (lets a running service catch up).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub recheck_after: std::time::Duration,
+}
+
+/// Why verify could not run (drift is not an error: it is the report).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("cannot start: {0}")]
+    Setup(String),
+    #[error("PostgreSQL: {0}")]
+    Postgres(String),
+    #[error("Doris: {0}")]
+    Doris(String),
+    #[error("repair: {0}")]
+    Repair(String),
+}
+
+/// A key of the merged table.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Key {
+    Int(i64),
+    Str(String),
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Key::Int(i) => write!(f, "{i}"),
+            Key::Str(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+fn parse_key(text: &str, key_type: KeyType) -> Result<Key, String> {
+    match key_type {
+        KeyType::String => Ok(Key::Str(text.to_owned())),
+        KeyType::Integer => text.trim().parse().map(Key::Int).map_err(|_| {
+            format!("{text:?} is not a 64-bit integer (merge.key_type = \"integer\")")
+        }),
+    }
+}
+
+/// What a key turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Match,
+    Missing,
+    Stale,
+    Extra,
+    Different,
+    Newer,
+}
+
+/// One differing column of an example.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ColumnDiff {
+    pub column: String,
+    pub postgres: Option<String>,
+    pub doris: Option<String>,
+}
+
+/// A drifted key, with what differs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Example {
+    pub key: String,
+    pub verdict: Verdict,
+    /// The snapshot version the merge query read in.
+    pub snapshot_version: i64,
+    /// The sequence value of Doris's row, if it has one.
+    pub doris_version: Option<i64>,
+    pub columns: Vec<ColumnDiff>,
+}
+
+/// Counts per verdict.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    pub keys: u64,
+    #[serde(rename = "match")]
+    pub matched: u64,
+    pub missing: u64,
+    pub stale: u64,
+    pub extra: u64,
+    pub different: u64,
+    /// Doris rows loaded from a read newer than ours, still newer at the re-check (not drift).
+    pub newer: u64,
+}
+
+impl Counts {
+    fn add(&mut self, v: Verdict) {
+        self.keys += 1;
+        match v {
+            Verdict::Match => self.matched += 1,
+            Verdict::Missing => self.missing += 1,
+            Verdict::Stale => self.stale += 1,
+            Verdict::Extra => self.extra += 1,
+            Verdict::Different => self.different += 1,
+            Verdict::Newer => self.newer += 1,
+        }
+    }
+
+    /// Keys whose Doris row is wrong.
+    pub fn drift(&self) -> u64 {
+        self.missing + self.stale + self.extra + self.different
+    }
+}
+
+/// What a verify run found (and repaired).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct VerifyReport {
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// Key ranges (pages) read.
+    pub ranges: u64,
+    /// Merge query columns that the Doris table does not have (not compared).
+    pub unchecked_columns: Vec<String>,
+    /// The first examples of each kind of drift.
+    pub examples: Vec<Example>,
+    /// After `--repair`: the drifted keys verified again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after_repair: Option<Counts>,
+    pub interrupted: bool,
+}
+
+impl VerifyReport {
+    /// True when Doris holds what the merge query returns (after the repair, when there was one).
+    pub fn clean(&self) -> bool {
+        match &self.after_repair {
+            Some(c) => c.drift() == 0,
+            None => self.counts.drift() == 0,
+        }
+    }
+
+    /// The text form: one summary line, then examples.
+    pub fn render_text(&self) -> String {
+        let c = &self.counts;
+        let mut s = format!(
+            "verify: {} keys in {} ranges: {} match, {} missing, {} stale, {} extra, {} different",
+            c.keys, self.ranges, c.matched, c.missing, c.stale, c.extra, c.different
+        );
+        if c.newer > 0 {
+            s.push_str(&format!(
+                " ({} newer in Doris than our read, not drift)",
+                c.newer
+            ));
+        }
+        if self.interrupted {
+            s.push_str(" (interrupted)");
+        }
+        s.push('\n');
+        for e in &self.examples {
+            s.push_str(&format!(
+                "  {:?} key {} (snapshot version {}, Doris version {})",
+                e.verdict,
+                e.key,
+                e.snapshot_version,
+                e.doris_version.map_or("-".into(), |v| v.to_string())
+            ));
+            for d in &e.columns {
+                s.push_str(&format!(
+                    "\n    {}: postgres {} / doris {}",
+                    d.column,
+                    d.postgres
+                        .as_deref()
+                        .map_or("NULL".into(), |v| format!("{v:?}")),
+                    d.doris
+                        .as_deref()
+                        .map_or("NULL".into(), |v| format!("{v:?}"))
+                ));
+            }
+            s.push('\n');
+        }
+        if !self.unchecked_columns.is_empty() {
+            s.push_str(&format!(
+                "  not compared (no such Doris column): {}\n",
+                self.unchecked_columns.join(", ")
+            ));
+        }
+        if let Some(a) = &self.after_repair {
+            s.push_str(&format!(
+                "repair: {} keys reloaded; verified again: {} match, {} missing, {} stale, {} extra, {} different\n",
+                a.keys, a.matched, a.missing, a.stale, a.extra, a.different
+            ));
+        }
+        s
+    }
+}
+
+/// Options of one run (the command line without the config).
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    pub keys_query: String,
+    pub sample: Option<u64>,
+    pub range_keys: usize,
+    pub examples: usize,
+    pub repair: bool,
+    /// Wait before the keys that did not match are checked again.
+    pub recheck_after: std::time::Duration,
+    /// Redraw a progress line on stderr after each range (a terminal).
+    pub progress: bool,
+}
+
+/// The checker: PostgreSQL, the merge query and Doris.
+struct Verifier {
+    pool: deadpool_postgres::Pool,
+    pg: Arc<MergeReader>,
+    doris: DorisReader,
+    key_type: KeyType,
+    chunk_size: usize,
+    /// Merge chunks read at once (`postgres.pool_size`).
+    parallel_chunks: usize,
+    /// Doris column index of the key and of the sequence column.
+    key_index: usize,
+    seq_index: Option<usize>,
+    /// Merge query columns seen without a Doris column.
+    unchecked: BTreeSet<String>,
+}
+
+/// Runs the merge query for chunks of keys; shared by the chunk reads of a range, which run in parallel.
+struct MergeReader {
+    pool: deadpool_postgres::Pool,
+    merge: MergeQuery,
+    key_type: KeyType,
+    key_column: String,
+    sequence_column: String,
+}
+
+/// One key's merge-query side: its row (raw JSON members) or none, and the snapshot version.
+struct PgSide {
+    row: Option<BTreeMap<String, Box<RawValue>>>,
+    version: i64,
+}
+
+/// Runs verify (and the repair) until done or `shutdown`.
+pub async fn run_verify(
+    config: &Config,
+    opts: &VerifyOptions,
+    shutdown: CancellationToken,
+) -> Result<VerifyReport, VerifyError> {
+    let file = &config.file;
+    let pool =
+        crate::pipeline::postgres_pool(config).map_err(|e| VerifyError::Setup(e.to_string()))?;
+    let merge = MergeQuery::new(
+        &config.merge_query,
+        &file.merge.key_column,
+        file.merge.key_type,
+        &file.doris.sequence_column,
+    )
+    .map_err(|e| VerifyError::Setup(format!("merge.query_file: {e}")))?;
+    let doris = DorisReader::connect(config).await?;
+    let key_index = doris
+        .columns
+        .iter()
+        .position(|(c, _)| *c == file.merge.key_column)
+        .ok_or_else(|| VerifyError::Setup("the key column is not in the Doris table".into()))?;
+    let seq_index = doris
+        .columns
+        .iter()
+        .position(|(c, _)| *c == file.doris.sequence_column);
+    let mut v = Verifier {
+        pool: pool.clone(),
+        pg: Arc::new(MergeReader {
+            pool,
+            merge,
+            key_type: file.merge.key_type,
+            key_column: file.merge.key_column.clone(),
+            sequence_column: file.doris.sequence_column.clone(),
+        }),
+        doris,
+        key_type: file.merge.key_type,
+        chunk_size: file.merge.chunk_size.max(1),
+        parallel_chunks: file.postgres.pool_size.max(1),
+        key_index,
+        seq_index,
+        unchecked: BTreeSet::new(),
+    };
+    let mut report = VerifyReport::default();
+    let mut recheck: Vec<Key> = Vec::new();
+    let mut drifted: Vec<Key> = Vec::new();
+    let mut examples: BTreeMap<String, usize> = BTreeMap::new();
+    let mut record = |report: &mut VerifyReport,
+                      key: &Key,
+                      verdict: Verdict,
+                      ex: Option<Example>,
+                      drifted: &mut Vec<Key>| {
+        report.counts.add(verdict);
+        if !matches!(verdict, Verdict::Match | Verdict::Newer) {
+            drifted.push(key.clone());
+            if let Some(e) = ex {
+                let n = examples.entry(format!("{verdict:?}")).or_default();
+                if *n < opts.examples {
+                    *n += 1;
+                    report.examples.push(e);
+                }
+            }
+        }
+    };
+    let range_keys = opts.range_keys.max(1);
+    if let Some(n) = opts.sample {
+        let keys = v.sample_keys(&opts.keys_query, n).await?;
+        for page in keys.chunks(range_keys) {
+            if shutdown.is_cancelled() {
+                report.interrupted = true;
+                break;
+            }
+            report.ranges += 1;
+            for (key, verdict, ex) in v.check(page, DorisRange::Points(page)).await? {
+                if verdict != Verdict::Match {
+                    recheck.push(key);
+                    continue;
+                }
+                record(&mut report, &key, verdict, ex, &mut drifted);
+            }
+        }
+    } else {
+        let mut after: Option<Key> = None;
+        loop {
+            if shutdown.is_cancelled() {
+                report.interrupted = true;
+                break;
+            }
+            let page = v
+                .key_page(&opts.keys_query, after.as_ref(), range_keys)
+                .await?;
+            let last_page = page.len() < range_keys;
+            let up_to = if last_page {
+                None
+            } else {
+                page.last().cloned()
+            };
+            report.ranges += 1;
+            let range = DorisRange::Between {
+                after: after.as_ref(),
+                up_to: up_to.as_ref(),
+            };
+            for (key, verdict, ex) in v.check(&page, range).await? {
+                if verdict != Verdict::Match {
+                    recheck.push(key);
+                    continue;
+                }
+                record(&mut report, &key, verdict, ex, &mut drifted);
+            }
+            if opts.progress {
+                eprint!(
+                    "\rverify: {} keys checked in {} ranges, {} to look at again",
+                    report.counts.keys + recheck.len() as u64,
+                    report.ranges,
+                    recheck.len()
+                );
+            }
+            if last_page {
+                break;
+            }
+            after = up_to;
+        }
+    }
+    if opts.progress {
+        eprintln!();
+    }
+    // Every key that did not match is looked at once more, in a fresh snapshot, after `recheck_after`: a Doris row
+    // from a newer read than ours may match now, and so may a change the running service had not loaded yet.
+    // Only what is still wrong then is drift.
+    if !recheck.is_empty() && !report.interrupted {
+        tokio::select! {
+            _ = tokio::time::sleep(opts.recheck_after) => {}
+            _ = shutdown.cancelled() => {}
+        }
+    }
+    for page in recheck.chunks(range_keys) {
+        for (key, verdict, ex) in v.check(page, DorisRange::Points(page)).await? {
+            record(&mut report, &key, verdict, ex, &mut drifted);
+        }
+    }
+    report.unchecked_columns = v.unchecked.iter().cloned().collect();
+    if opts.repair && !drifted.is_empty() && !report.interrupted {
+        let texts: Vec<String> = drifted
+            .iter()
+            .map(|k| match k {
+                Key::Int(i) => i.to_string(),
+                Key::Str(s) => s.clone(),
+            })
+            .collect();
+        let batch_keys = file.batch.max_keys.max(1);
+        let repaired = crate::pipeline::backfill::run(
+            config.clone(),
+            crate::pipeline::backfill::Keys::List(texts),
+            batch_keys,
+            shutdown.clone(),
+        )
+        .await
+        .map_err(|e| VerifyError::Repair(e.to_string()))?;
+        tracing::info!(
+            keys = repaired.keys,
+            rows = repaired.rows,
+            deletes = repaired.deletes,
+            "verify: drifted keys reloaded"
+        );
+        let mut after = Counts::default();
+        drifted.sort();
+        drifted.dedup();
+        for page in drifted.chunks(range_keys) {
+            for (_, verdict, _) in v.check(page, DorisRange::Points(page)).await? {
+                after.add(verdict);
+            }
+        }
+        report.after_repair = Some(after);
+    }
+    v.doris.close().await;
+    Ok(report)
+}
+
+impl Verifier {
+    /// The next page of `--keys-query`'s keys after `after`, in key order (byte order for strings, as Doris sorts).
+    async fn key_page(
+        &self,
+        keys_query: &str,
+        after: Option<&Key>,
+        limit: usize,
+    ) -> Result<Vec<Key>, VerifyError> {
+        let body = keys_body(keys_query)?;
+        let order = self.key_order();
+        let client = self.client().await?;
+        let rows = match after {
+            None => client
+                .query(
+                    &format!("SELECT (r.k)::text FROM (\n{body}\n) AS r(k) WHERE r.k IS NOT NULL ORDER BY {order} LIMIT {limit}"),
+                    &[],
+                )
+                .await,
+            Some(Key::Int(i)) => client
+                .query(
+                    &format!("SELECT (r.k)::text FROM (\n{body}\n) AS r(k) WHERE {order} > $1 ORDER BY {order} LIMIT {limit}"),
+                    &[i],
+                )
+                .await,
+            Some(Key::Str(s)) => client
+                .query(
+                    &format!("SELECT (r.k)::text FROM (\n{body}\n) AS r(k) WHERE {order} > $1 ORDER BY {order} LIMIT {limit}"),
+                    &[s],
+                )
+                .await,
+        }
+        .map_err(|e| VerifyError::Postgres(format!("--keys-query: {}", describe_pg_error(&e))))?;
+        self.keys_of(&rows)
+    }
+
+    /// `n` keys drawn at random from `--keys-query`, sorted.
+    async fn sample_keys(&self, keys_query: &str, n: u64) -> Result<Vec<Key>, VerifyError> {
+        let body = keys_body(keys_query)?;
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!("SELECT (r.k)::text FROM (\n{body}\n) AS r(k) WHERE r.k IS NOT NULL ORDER BY random() LIMIT {n}"),
+                &[],
+            )
+            .await
+            .map_err(|e| VerifyError::Postgres(format!("--keys-query: {}", describe_pg_error(&e))))?;
+        let mut keys = self.keys_of(&rows)?;
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+
+    fn key_order(&self) -> &'static str {
+        match self.key_type {
+            KeyType::Integer => "(r.k)::int8",
+            // Byte order, which is Doris's string order.
+            KeyType::String => "((r.k)::text COLLATE \"C\")",
+        }
+    }
+
+    fn keys_of(&self, rows: &[tokio_postgres::Row]) -> Result<Vec<Key>, VerifyError> {
+        rows.iter()
+            .map(|row| {
+                let text: String = row.try_get(0).map_err(|e| {
+                    VerifyError::Postgres(format!("reading a key of --keys-query: {e}"))
+                })?;
+                parse_key(&text, self.key_type)
+                    .map_err(|e| VerifyError::Postgres(format!("--keys-query returned {e}")))
+            })
+            .collect()
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, VerifyError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| VerifyError::Postgres(crate::error::error_chain(&e)))
+    }
+
+    /// Verdicts for `keys` and the keys Doris holds in `range`.
+    async fn check(
+        &mut self,
+        keys: &[Key],
+        range: DorisRange<'_>,
+    ) -> Result<Vec<(Key, Verdict, Option<Example>)>, VerifyError> {
+        // The merge queries of the given keys start at once, `parallel_chunks` at a time (each chunk one
+        // snapshot), while Doris's rows are read; the keys only Doris holds follow.
+        let permits = Arc::new(tokio::sync::Semaphore::new(self.parallel_chunks));
+        let mut reads = tokio::task::JoinSet::new();
+        let spawn_chunks = |reads: &mut tokio::task::JoinSet<_>, keys: &[Key]| {
+            for chunk in keys.chunks(self.chunk_size) {
+                let reader = self.pg.clone();
+                let permits = permits.clone();
+                let keys = chunk.to_vec();
+                reads.spawn(async move {
+                    let _permit = permits
+                        .acquire_owned()
+                        .await
+                        .map_err(|e| VerifyError::Postgres(format!("merge reads stopped: {e}")))?;
+                    reader.merge_rows(&keys).await
+                });
+            }
+        };
+        spawn_chunks(&mut reads, keys);
+        let mut doris_rows: BTreeMap<Key, Vec<Option<String>>> = BTreeMap::new();
+        for row in self.doris.rows(range).await? {
+            let Some(text) = row.get(self.key_index).cloned().flatten() else {
+                continue;
+            };
+            let key = parse_key(&text, self.key_type).map_err(VerifyError::Doris)?;
+            doris_rows.insert(key, row);
+        }
+        let given: BTreeSet<&Key> = keys.iter().collect();
+        let doris_only: Vec<Key> = doris_rows
+            .keys()
+            .filter(|k| !given.contains(k))
+            .cloned()
+            .collect();
+        spawn_chunks(&mut reads, &doris_only);
+        let mut pg: BTreeMap<Key, PgSide> = BTreeMap::new();
+        while let Some(done) = reads.join_next().await {
+            let rows =
+                done.map_err(|e| VerifyError::Postgres(format!("a merge read failed: {e}")))??;
+            pg.extend(rows);
+        }
+        let mut all: BTreeSet<Key> = keys.iter().cloned().collect();
+        all.extend(doris_only);
+        let mut out = Vec::with_capacity(all.len());
+        for key in &all {
+            let Some(side) = pg.get(key) else {
+                continue;
+            };
+            let (verdict, ex) = self.judge(key, side, doris_rows.get(key));
+            out.push((key.clone(), verdict, ex));
+        }
+        Ok(out)
+    }
+}
+
+impl MergeReader {
+    async fn client(&self) -> Result<deadpool_postgres::Object, VerifyError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| VerifyError::Postgres(crate::error::error_chain(&e)))
+    }
+
+    /// The merge query's rows for `keys`, read in one snapshot; a key without a row maps to `row: None`.
+    async fn merge_rows(&self, keys: &[Key]) -> Result<BTreeMap<Key, PgSide>, VerifyError> {
+        let merge_keys = match self.key_type {
+            KeyType::Integer => MergeKeys::Int(
+                keys.iter()
+                    .filter_map(|k| match k {
+                        Key::Int(i) => Some(*i),
+                        Key::Str(_) => None,
+                    })
+                    .collect(),
+            ),
+            KeyType::String => MergeKeys::Str(
+                keys.iter()
+                    .map(|k| match k {
+                        Key::Int(i) => i.to_string(),
+                        Key::Str(s) => s.clone(),
+                    })
+                    .collect(),
+            ),
+        };
+        let mut client = self.client().await?;
+        let chunk = self
+            .merge
+            .read_chunk(&mut client, &merge_keys)
+            .await
+            .map_err(|e| VerifyError::Postgres(e.to_string()))?;
+        let mut out = BTreeMap::new();
+        for line in chunk.body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let mut members: BTreeMap<String, Box<RawValue>> = serde_json::from_slice(line)
+                .map_err(|e| {
+                    VerifyError::Postgres(format!("a merged row is not a JSON object: {e}"))
+                })?;
+            let deleted = members
+                .get(DELETE_SIGN_COLUMN)
+                .is_some_and(|v| v.get().trim() == "1");
+            let Some(key_text) = members
+                .get(&self.key_column)
+                .and_then(|v| compare::json_text(v))
+            else {
+                continue;
+            };
+            let key = parse_key(&key_text, self.key_type).map_err(VerifyError::Postgres)?;
+            members.remove(DELETE_SIGN_COLUMN);
+            members.remove(&self.sequence_column);
+            out.insert(
+                key,
+                PgSide {
+                    row: (!deleted).then_some(members),
+                    version: chunk.version,
+                },
+            );
+        }
+        Ok(out)
+    }
+}
+
+impl Verifier {
+    fn judge(
+        &mut self,
+        key: &Key,
+        pg: &PgSide,
+        doris: Option<&Vec<Option<String>>>,
+    ) -> (Verdict, Option<Example>) {
+        let doris_version = doris
+            .and_then(|r| self.seq_index.and_then(|i| r.get(i).cloned().flatten()))
+            .and_then(|v| v.trim().parse::<i64>().ok());
+        let example = |verdict, columns| Example {
+            key: key.to_string(),
+            verdict,
+            snapshot_version: pg.version,
+            doris_version,
+            columns,
+        };
+        let newer = doris_version.is_some_and(|v| v > pg.version);
+        match (&pg.row, doris) {
+            (None, None) => (Verdict::Match, None),
+            (Some(_), None) => (
+                Verdict::Missing,
+                Some(example(Verdict::Missing, Vec::new())),
+            ),
+            (None, Some(_)) if newer => (Verdict::Newer, None),
+            (None, Some(_)) => (Verdict::Extra, Some(example(Verdict::Extra, Vec::new()))),
+            (Some(row), Some(drow)) => {
+                let mut diffs = Vec::new();
+                for (column, value) in row {
+                    let Some((i, ty)) = self
+                        .doris
+                        .columns
+                        .iter()
+                        .enumerate()
+                        .find(|(_, (c, _))| c == column)
+                        .map(|(i, (_, t))| (i, t))
+                    else {
+                        self.unchecked.insert(column.clone());
+                        continue;
+                    };
+                    let cell = drow.get(i).cloned().flatten();
+                    if !compare::same(ty, value, cell.as_deref()) {
+                        diffs.push(ColumnDiff {
+                            column: column.clone(),
+                            postgres: compare::json_text(value),
+                            doris: cell,
+                        });
+                    }
+                }
+                if diffs.is_empty() {
+                    (Verdict::Match, None)
+                } else if newer {
+                    (Verdict::Newer, None)
+                } else {
+                    let verdict = if doris_version.is_some_and(|v| v < pg.version) {
+                        Verdict::Stale
+                    } else {
+                        Verdict::Different
+                    };
+                    (verdict, Some(example(verdict, diffs)))
+                }
+            }
+        }
+    }
+}
+
+fn keys_body(keys_query: &str) -> Result<&str, VerifyError> {
+    let body = trim_query(keys_query);
+    if body.trim().is_empty() {
+        return Err(VerifyError::Setup(
+            "--keys-query is empty; give a query returning the keys, e.g. SELECT id FROM jobs"
+                .into(),
+        ));
+    }
+    Ok(body)
+}
+
+/// `cdc2doris verify`: prints the report; exit 0 when Doris matches (after the repair, with `--repair`), 1 on
+/// drift or a failure, 2 for a bad config, 130 when interrupted.
+pub fn run(args: &VerifyArgs) -> i32 {
+    let config = match crate::config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cdc2doris: {}: {e}", args.config.display());
+            for p in e.problems() {
+                eprintln!("  {}: {}", p.path, p.message);
+            }
+            return 2;
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.file.log.filter))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cdc2doris: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    let opts = VerifyOptions {
+        keys_query: args.keys_query.clone(),
+        sample: args.sample,
+        range_keys: args.range_keys,
+        examples: args.examples,
+        repair: args.repair,
+        recheck_after: args.recheck_after,
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        let watcher = {
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    shutdown.cancel();
+                }
+            })
+        };
+        let result = run_verify(&config, &opts, shutdown).await;
+        watcher.abort();
+        match result {
+            Ok(report) => {
+                if args.format == "json" {
+                    println!("{}", serde_json::to_string(&report).unwrap_or_default());
+                } else {
+                    print!("{}", report.render_text());
+                }
+                if report.interrupted {
+                    130
+                } else {
+                    i32::from(!report.clean())
+                }
+            }
+            Err(e) => {
+                eprintln!("cdc2doris verify: {e}");
+                1
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_text() {
+        let mut r = VerifyReport::default();
+        for v in [
+            Verdict::Match,
+            Verdict::Match,
+            Verdict::Missing,
+            Verdict::Stale,
+            Verdict::Newer,
+        ] {
+            r.counts.add(v);
+        }
+        assert_eq!(r.counts.drift(), 2);
+        assert!(!r.clean());
+        r.ranges = 1;
+        r.examples.push(Example {
+            key: "7".into(),
+            verdict: Verdict::Stale,
+            snapshot_version: 20,
+            doris_version: Some(10),
+            columns: vec![ColumnDiff {
+                column: "title".into(),
+                postgres: Some("a".into()),
+                doris: None,
+            }],
+        });
+        let text = r.render_text();
+        assert!(text.starts_with("verify: 5 keys in 1 ranges: 2 match, 1 missing, 1 stale, 0 extra, 0 different (1 newer"), "{text}");
+        assert!(text.contains("Stale key 7 (snapshot version 20, Doris version 10)\n    title: postgres \"a\" / doris NULL"), "{text}");
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["match"], 2);
+        assert_eq!(json["examples"][0]["verdict"], "stale");
+        r.after_repair = Some(Counts {
+            keys: 2,
+            matched: 2,
+            ..Default::default()
+        });
+        assert!(r.clean());
+    }
+
+    #[test]
+    fn keys_parse_by_type() {
+        assert_eq!(parse_key(" 42", KeyType::Integer), Ok(Key::Int(42)));
+        assert!(parse_key("x", KeyType::Integer).is_err());
+        assert_eq!(parse_key("x", KeyType::String), Ok(Key::Str("x".into())));
+    }
+}

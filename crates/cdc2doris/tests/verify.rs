@@ -1,0 +1,270 @@
+//! `cdc2doris verify` against the stack's PostgreSQL and an in-process doris-sim read over its MySQL query port:
+//! clean after a backfill; rows corrupted, deleted and added by hand (over MySQL) found, and healed by `--repair`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use cdc2doris::pipeline::backfill;
+use cdc2doris::verify::{run_verify, Verdict, VerifyOptions, VerifyReport};
+use common::world::{pg_password, unsafe_env_set, World};
+use mysql_async::prelude::Queryable;
+use tokio_util::sync::CancellationToken;
+
+const JOBS: i64 = 40;
+
+/// Jobs 1..=JOBS, with activity and revenue for some, and one excluded client.
+async fn seed(world: &World) {
+    world
+        .pg
+        .batch_execute(&format!(
+            "INSERT INTO jobs (id, client_id, title, category, status, location, salary_min, salary_max, created_at, updated_at)
+             SELECT i, i % 5, 'job ' || i, 'cat', 'open', NULL, 1000.5 + i, 2000, '2024-01-02 03:04:05.123456+00', '2024-02-03 04:05:06+00'
+             FROM generate_series(1, {JOBS}) AS i;
+             INSERT INTO job_activity (id, job_id, activity_type, occurred_at)
+             SELECT i, i % 10 + 1, 'view', '2024-03-01 00:00:00.5+00' FROM generate_series(1, 30) AS i;
+             INSERT INTO standard_revenue (id, job_id, amount_usd, booked_on)
+             SELECT i, i % 7 + 1, 10.10 * i, '2024-05-06' FROM generate_series(1, 20) AS i;
+             INSERT INTO clients_to_exclude (client_id, reason) VALUES (3, 'fraud');"
+        ))
+        .await
+        .expect("seed");
+}
+
+fn config(world: &World) -> cdc2doris::config::Config {
+    let path = world.write_config("");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "label_prefix = \"t\"\n",
+        &format!(
+            "label_prefix = \"t\"\nquery_host = \"127.0.0.1\"\nquery_port = {}\n",
+            world.sim.query_addr().port()
+        ),
+    );
+    std::fs::write(&path, text).unwrap();
+    unsafe_env_set("CDC2DORIS_TEST_PG_PASSWORD", &pg_password());
+    cdc2doris::config::load(&path).unwrap_or_else(|e| panic!("config: {e}: {:?}", e.problems()))
+}
+
+fn options(repair: bool) -> VerifyOptions {
+    VerifyOptions {
+        keys_query: "SELECT id FROM jobs".into(),
+        sample: None,
+        // Small ranges so the test crosses several of them.
+        range_keys: 7,
+        examples: 10,
+        repair,
+        recheck_after: std::time::Duration::ZERO,
+        progress: false,
+    }
+}
+
+async fn verify(cfg: &cdc2doris::config::Config, repair: bool) -> VerifyReport {
+    run_verify(cfg, &options(repair), CancellationToken::new())
+        .await
+        .expect("verify runs")
+}
+
+async fn doris(world: &World) -> mysql_async::Conn {
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(world.sim.query_addr().port())
+        .user(Some("root"))
+        .pass(Some(""))
+        .db_name(Some("job_analytics"))
+        .prefer_socket(false);
+    mysql_async::Conn::new(opts)
+        .await
+        .expect("doris-sim query port")
+}
+
+fn keys_of(report: &VerifyReport, verdict: Verdict) -> Vec<String> {
+    let mut keys: Vec<String> = report
+        .examples
+        .iter()
+        .filter(|e| e.verdict == verdict)
+        .map(|e| e.key.clone())
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_after_backfill_then_hand_edits_found_and_repaired() {
+    let world = World::new("verify", 1).await;
+    seed(&world).await;
+    let cfg = config(&world);
+    let done = backfill::run(
+        cfg.clone(),
+        backfill::Keys::Query("SELECT id FROM jobs".into()),
+        100,
+        CancellationToken::new(),
+    )
+    .await
+    .expect("backfill");
+    assert_eq!(done.rows, JOBS as u64);
+
+    // Clean: every key matches, every column compared (decimals, DATETIME(6), booleans, dates, NULLs).
+    let clean = verify(&cfg, false).await;
+    assert_eq!(clean.counts.keys, JOBS as u64, "{}", clean.render_text());
+    assert_eq!(clean.counts.matched, JOBS as u64, "{}", clean.render_text());
+    assert!(clean.clean());
+    assert!(
+        clean.unchecked_columns.is_empty(),
+        "{:?}",
+        clean.unchecked_columns
+    );
+    assert_eq!(
+        clean.ranges,
+        (JOBS as u64).div_ceil(7) + u64::from(JOBS % 7 == 0)
+    );
+
+    // Hand edits in Doris, over MySQL.
+    let mut conn = doris(&world).await;
+    conn.query_drop("UPDATE merged_job_data SET title = 'tampered' WHERE job_id = 3")
+        .await
+        .unwrap();
+    conn.query_drop(
+        "UPDATE merged_job_data SET salary_min = 1.00, client_excluded = 1 WHERE job_id = 12",
+    )
+    .await
+    .unwrap();
+    conn.query_drop("DELETE FROM merged_job_data WHERE job_id IN (5, 40)")
+        .await
+        .unwrap();
+    conn.query_drop(
+        "INSERT INTO merged_job_data (job_id, title, source_version) VALUES (1000, 'ghost', 1), (0, 'ghost', 1)",
+    )
+    .await
+    .unwrap();
+    // A row loaded from a read newer than any snapshot verify takes: not drift.
+    conn.query_drop(
+        "UPDATE merged_job_data SET title = 'from the future', source_version = 9000000000000000000 WHERE job_id = 20",
+    )
+    .await
+    .unwrap();
+
+    // Hand edits keep the row's version, and nothing changed in PostgreSQL since the load: verify reads in a
+    // snapshot of the same version, so the edited rows are `different`.
+    let drift = verify(&cfg, false).await;
+    let text = drift.render_text();
+    assert_eq!(drift.counts.missing, 2, "{text}");
+    assert_eq!(drift.counts.stale, 0, "{text}");
+    assert_eq!(drift.counts.extra, 2, "{text}");
+    assert_eq!(drift.counts.different, 2, "{text}");
+    assert_eq!(drift.counts.newer, 1, "{text}");
+    assert_eq!(drift.counts.matched, JOBS as u64 - 5, "{text}");
+    assert!(!drift.clean());
+    assert_eq!(keys_of(&drift, Verdict::Missing), ["40", "5"]);
+    assert_eq!(keys_of(&drift, Verdict::Different), ["12", "3"]);
+    assert_eq!(keys_of(&drift, Verdict::Extra), ["0", "1000"]);
+
+    // A change in PostgreSQL that never reached Doris (no `run` here): every Doris row is now from an older
+    // snapshot than verify's, so the differing rows are `stale`.
+    world
+        .pg
+        .batch_execute("UPDATE jobs SET status = 'closed' WHERE id = 7")
+        .await
+        .unwrap();
+    let drift = verify(&cfg, false).await;
+    let text = drift.render_text();
+    assert_eq!(drift.counts.missing, 2, "{text}");
+    assert_eq!(drift.counts.stale, 3, "{text}");
+    assert_eq!(drift.counts.extra, 2, "{text}");
+    assert_eq!(drift.counts.different, 0, "{text}");
+    assert_eq!(drift.counts.newer, 1, "{text}");
+    assert_eq!(drift.counts.matched, JOBS as u64 - 6, "{text}");
+    assert_eq!(keys_of(&drift, Verdict::Stale), ["12", "3", "7"]);
+    let job3 = drift.examples.iter().find(|e| e.key == "3").unwrap();
+    assert_eq!(job3.columns.len(), 1, "{text}");
+    assert_eq!(job3.columns[0].column, "title");
+    assert_eq!(job3.columns[0].postgres.as_deref(), Some("job 3"));
+    assert_eq!(job3.columns[0].doris.as_deref(), Some("tampered"));
+    let job12: Vec<&str> = drift
+        .examples
+        .iter()
+        .find(|e| e.key == "12")
+        .unwrap()
+        .columns
+        .iter()
+        .map(|c| c.column.as_str())
+        .collect();
+    assert_eq!(job12, ["client_excluded", "salary_min"], "{text}");
+    assert!(
+        text.contains("title: postgres \"job 3\" / doris \"tampered\""),
+        "{text}"
+    );
+
+    // --repair reloads the seven drifted keys and finds them healed.
+    let repaired = verify(&cfg, true).await;
+    let after = repaired.after_repair.clone().expect("repair ran");
+    assert_eq!(after.keys, 7, "{}", repaired.render_text());
+    assert_eq!(after.matched, 7, "{}", repaired.render_text());
+    assert!(repaired.clean());
+    let again = verify(&cfg, false).await;
+    assert_eq!(again.counts.drift(), 0, "{}", again.render_text());
+    assert_eq!(again.counts.matched, JOBS as u64 - 1);
+    let ghosts: Option<i64> = conn
+        .query_first("SELECT COUNT(*) FROM merged_job_data WHERE job_id IN (0, 1000)")
+        .await
+        .unwrap();
+    assert_eq!(ghosts, Some(0));
+    conn.disconnect().await.unwrap();
+    world.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sample_checks_that_many_keys() {
+    let world = World::new("verify_sample", 1).await;
+    seed(&world).await;
+    let cfg = config(&world);
+    backfill::run(
+        cfg.clone(),
+        backfill::Keys::Query("SELECT id FROM jobs".into()),
+        100,
+        CancellationToken::new(),
+    )
+    .await
+    .expect("backfill");
+    let mut conn = doris(&world).await;
+    conn.query_drop("DELETE FROM merged_job_data WHERE job_id > 0")
+        .await
+        .unwrap();
+    conn.disconnect().await.unwrap();
+    let mut opts = options(false);
+    opts.sample = Some(10);
+    let report = run_verify(&cfg, &opts, CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(report.counts.keys, 10, "{}", report.render_text());
+    assert_eq!(report.counts.missing, 10, "{}", report.render_text());
+
+    // The command: JSON on stdout, exit 1 on drift.
+    let config_path = world.dir.path().join("pipeline.toml");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cdc2doris"))
+        .args(["verify", "--config"])
+        .arg(&config_path)
+        .args([
+            "--keys-query",
+            "SELECT id FROM jobs",
+            "--sample",
+            "5",
+            "--format",
+            "json",
+            "--recheck-after",
+            "0s",
+        ])
+        .env("CDC2DORIS_TEST_PG_PASSWORD", pg_password())
+        .output()
+        .await
+        .expect("cdc2doris runs");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(json["keys"], 5);
+    assert_eq!(json["missing"], 5);
+    assert_eq!(json["examples"][0]["verdict"], "missing");
+    world.cleanup().await;
+}

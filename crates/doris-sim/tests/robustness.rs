@@ -382,6 +382,9 @@ async fn cli_version_and_an_acknowledged_load_survives_kill_9() {
                 &fe.to_string(),
                 "--be-port",
                 &be.to_string(),
+                // An ephemeral MySQL port: the stack's doris-sim holds the default one.
+                "--query-port",
+                "0",
                 "--ddl",
             ])
             .arg(&ddl)
@@ -460,6 +463,8 @@ async fn cli_doris_version_selects_the_profile() {
             &fe.to_string(),
             "--be-port",
             &be.to_string(),
+            "--query-port",
+            "0",
             "--ddl",
         ])
         .arg(&ddl)

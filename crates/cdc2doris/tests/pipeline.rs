@@ -822,11 +822,7 @@ async fn a_key_beyond_the_key_type_is_dead_lettered_and_the_batch_loads() {
     let (stop, run) = w.start(&config);
     w.converge(1..7, Duration::from_secs(30)).await;
     w.wait_all_committed(1).await;
-    let dl = std::fs::read_to_string(w.dir.path().join("dead.jsonl")).unwrap_or_default();
-    let lines: Vec<serde_json::Value> = dl
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect();
+    let (dl, lines) = w.dead_letters();
     assert_eq!(lines.len(), 1, "{dl}");
     assert_eq!(lines[0]["offset"], 5, "{dl}");
     assert!(
@@ -973,11 +969,7 @@ async fn a_key_the_merge_query_fails_on_is_dead_lettered_and_the_rest_loads() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     w.wait_all_committed(1).await;
-    let dl = std::fs::read_to_string(w.dir.path().join("dead.jsonl")).unwrap_or_default();
-    let lines: Vec<serde_json::Value> = dl
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect();
+    let (dl, lines) = w.dead_letters();
     assert_eq!(lines.len(), 1, "{dl}");
     assert_eq!(lines[0]["stage"], "merge", "{dl}");
     assert_eq!(lines[0]["keys"], serde_json::json!([3]), "{dl}");
@@ -1348,11 +1340,7 @@ async fn a_value_the_resolve_query_fails_on_is_dead_lettered_and_the_rest_loads(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     w.wait_all_committed(1).await;
-    let dl = std::fs::read_to_string(w.dir.path().join("dead.jsonl")).unwrap_or_default();
-    let lines: Vec<serde_json::Value> = dl
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect();
+    let (dl, lines) = w.dead_letters();
     assert_eq!(lines.len(), 1, "{dl}");
     assert_eq!(lines[0]["stage"], "resolve", "{dl}");
     assert_eq!(lines[0]["keys"], serde_json::json!([7]), "{dl}");

@@ -696,6 +696,8 @@ fn poll_loop(
     let mut pending: VecDeque<SourceEvent> = VecDeque::new();
     let mut paused: Option<TopicPartitionList> = None;
     let mut topic_cache: Option<Arc<str>> = None;
+    // Set on every turn of the loop (once per message while they flow): the handle, not a registry lookup each time.
+    let waiting_gauge = metrics::gauge!("cdc2doris_source_waiting_events");
     'poll: while !stop.load(Ordering::SeqCst) {
         apply_commands(&consumer, &mut commands, CommitMode::Async);
         // Hand over what is pending; pause when the pipeline stays without room.
@@ -742,7 +744,7 @@ fn poll_loop(
             }
         }
         stats.waiting.store(pending.len() as u64, Ordering::Relaxed);
-        metrics::gauge!("cdc2doris_source_waiting_events").set(pending.len() as f64);
+        waiting_gauge.set(pending.len() as f64);
         // While messages wait for room, poll briefly: only rebalances and errors are expected.
         let timeout = if pending.is_empty() {
             POLL

@@ -694,6 +694,16 @@ pub fn use_merge_query(config: &Path, path: &Path, wrap: impl FnOnce(&str) -> St
 
 impl World {
     /// Writes one message to a topic and waits for its delivery.
+    /// The dead-letter file of the world's config: its text (for messages) and its records.
+    pub fn dead_letters(&self) -> (String, Vec<serde_json::Value>) {
+        let text = std::fs::read_to_string(self.dir.path().join("dead.jsonl")).unwrap_or_default();
+        let records = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json line"))
+            .collect();
+        (text, records)
+    }
+
     pub async fn produce(&self, topic: &str, key: &str, value: &str) {
         self.producer
             .send(

@@ -9,7 +9,10 @@ use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Serialize;
+use std::net::SocketAddr;
 use tokio_util::sync::CancellationToken;
+
+use serde::Deserialize;
 
 /// One readiness check: its name, whether it passes, and a detail for humans.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -127,6 +130,26 @@ async fn readyz(State(s): State<AdminState>) -> Response {
 
 async fn debug_state(State(s): State<AdminState>) -> Response {
     axum::Json((s.debug_state)()).into_response()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address of the admin HTTP server. Default `127.0.0.1:9464`.
+    #[serde(default = "default_admin_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_admin_listen(),
+        }
+    }
+}
+
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9464))
 }
 
 #[cfg(test)]

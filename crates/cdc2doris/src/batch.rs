@@ -11,6 +11,11 @@ use std::time::Instant;
 use crate::keys::KeyValue;
 use crate::offsets::{BatchId, TopicPartition};
 use crate::sink::OffsetRange;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Problem;
 
 /// Keys gathered so far, and what they cover.
 #[derive(Debug)]
@@ -105,6 +110,76 @@ impl Batch {
         self.ranges
             .keys()
             .any(|tp| &*tp.topic == topic && tp.partition == partition)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConfig {
+    /// A batch closes once it holds this many distinct keys. Default 10000.
+    #[serde(default = "default_max_keys")]
+    pub max_keys: usize,
+    /// A batch closes once the Kafka messages it covers reach this many bytes. Default 16777216 (16 MiB).
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: usize,
+    /// A batch closes at the latest this long after its first message. Default 1 s.
+    #[serde(default = "default_max_wait", with = "humantime_serde")]
+    pub max_wait: Duration,
+    /// Batches being merged or loaded at once; more overlap PostgreSQL and Doris work. Default 2.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// On shutdown, how long to flush the open batch and wait for in-flight loads. Default 30 s.
+    #[serde(default = "default_shutdown_timeout", with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            max_keys: default_max_keys(),
+            max_bytes: default_max_bytes(),
+            max_wait: default_max_wait(),
+            max_in_flight: default_max_in_flight(),
+            shutdown_timeout: default_shutdown_timeout(),
+        }
+    }
+}
+
+fn default_max_keys() -> usize {
+    10_000
+}
+fn default_max_bytes() -> usize {
+    16 * 1024 * 1024
+}
+fn default_max_wait() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_max_in_flight() -> usize {
+    2
+}
+fn default_shutdown_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+impl BatchConfig {
+    /// Checks the `[batch]` section.
+    pub fn validate(&self, p: &mut Vec<Problem>) {
+        let batch = self;
+        for (value, path) in [
+            (batch.max_keys, "batch.max_keys"),
+            (batch.max_bytes, "batch.max_bytes"),
+            (batch.max_in_flight, "batch.max_in_flight"),
+        ] {
+            if value == 0 {
+                p.push(Problem::new(path, "0; must be at least 1"));
+            }
+        }
+        if batch.max_wait.is_zero() {
+            p.push(Problem::new(
+                "batch.max_wait",
+                "0; give a positive duration, e.g. \"1s\"",
+            ));
+        }
     }
 }
 

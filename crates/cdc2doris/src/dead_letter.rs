@@ -31,6 +31,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 
 use crate::error::ErrorClass;
+use serde::Deserialize;
+
+use crate::error::Problem;
+use crate::validation::SectionContext;
 
 /// Where dead letters go (`[dead_letter]`, validated).
 #[derive(Debug, Clone)]
@@ -381,6 +385,93 @@ where
             topic: topic.to_string(),
             source,
         })
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterConfig {
+    /// Kafka topic to produce dead letters to (same brokers and properties as `[kafka]`). Default: none.
+    #[serde(default)]
+    pub topic: Option<String>,
+    /// Local file to append dead letters to, one JSON object per line. Default: none.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+}
+
+/// The `[dead_letter]` destination as the file names it, before the producer settings are known.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeadLetterChoice {
+    /// A Kafka topic on the source's cluster.
+    Topic(String),
+    /// A local JSON-lines file (absolute path).
+    File(PathBuf),
+}
+
+impl DeadLetterConfig {
+    /// Checks the `[dead_letter]` section: exactly one destination, and a file's directory exists (the path is
+    /// resolved in place).
+    pub fn validate(
+        &mut self,
+        ctx: SectionContext<'_>,
+        p: &mut Vec<Problem>,
+    ) -> Option<DeadLetterChoice> {
+        let dl = self;
+        match (&dl.topic, &dl.path) {
+            (Some(_), Some(_)) => {
+                p.push(Problem::new(
+                    "dead_letter",
+                    "both topic and path are set; keep one",
+                ));
+                None
+            }
+            (None, None) => {
+                p.push(Problem::new(
+                    "dead_letter",
+                    "neither topic nor path is set; name a Kafka topic or a local JSON-lines file",
+                ));
+                None
+            }
+            (Some(topic), None) => {
+                if topic.trim().is_empty() {
+                    p.push(Problem::new("dead_letter.topic", "empty; name a topic"));
+                    return None;
+                }
+                Some(DeadLetterChoice::Topic(topic.clone()))
+            }
+            (None, Some(path)) => {
+                let path = ctx.resolve(path);
+                dl.path = Some(path.clone());
+                let dir = match path.parent() {
+                    Some(dir) if !dir.as_os_str().is_empty() => dir,
+                    _ => Path::new("."),
+                };
+                if path.file_name().is_none() {
+                    p.push(Problem::new(
+                        "dead_letter.path",
+                        format!("{}: not a file name", path.display()),
+                    ));
+                    return None;
+                }
+                match std::fs::metadata(dir) {
+                    Ok(m) if m.is_dir() => Some(DeadLetterChoice::File(path)),
+                    Ok(_) => {
+                        p.push(Problem::new(
+                            "dead_letter.path",
+                            format!("{}: not a directory", dir.display()),
+                        ));
+                        None
+                    }
+                    Err(e) => {
+                        p.push(Problem::new(
+                            "dead_letter.path",
+                            format!("{}: {e}; create the directory", dir.display()),
+                        ));
+                        None
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

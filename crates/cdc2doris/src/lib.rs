@@ -27,4 +27,5 @@ pub mod retry;
 pub mod secret;
 pub mod sink;
 pub mod source;
+pub mod validation;
 pub mod verify;

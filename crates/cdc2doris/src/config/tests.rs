@@ -279,7 +279,7 @@ fn kafka_properties() {
          \"session.timeout.ms\" = 45000\n\n[kafka.properties_from_env]\n\"sasl.password\" = \"KAFKA_PW\"\n\n[postgres]",
     );
     let config = load_text(&ok).unwrap();
-    let props = config.kafka_consumer_properties();
+    let props = config.file.kafka.consumer_properties();
     assert_eq!(props["enable.auto.commit"], "false");
     assert_eq!(props["enable.auto.offset.store"], "false");
     assert_eq!(props["enable.partition.eof"], "false");
@@ -602,9 +602,19 @@ fn template_docs(template: &str) -> BTreeMap<(String, String), Vec<String>> {
 /// The printed config's comments are the structs' doc comments, field for field, and every field is shown.
 #[test]
 fn default_config_comments_are_the_field_docs() {
-    let mut docs = rust_field_docs(include_str!("mod.rs"));
-    docs.extend(rust_field_docs(include_str!("../sink/doris/config.rs")));
-    docs.extend(rust_field_docs(include_str!("../merge/config.rs")));
+    // Each section is defined beside the stage that uses it.
+    let mut docs = rust_field_docs(include_str!("schema.rs"));
+    for source in [
+        include_str!("../source/config.rs"),
+        include_str!("../merge/config.rs"),
+        include_str!("../keys/config.rs"),
+        include_str!("../sink/doris/config.rs"),
+        include_str!("../batch.rs"),
+        include_str!("../dead_letter.rs"),
+        include_str!("../admin.rs"),
+    ] {
+        docs.extend(rust_field_docs(source));
+    }
     let template = template_docs(DEFAULT_CONFIG);
     let sections = [
         ("ConfigFile", ""),

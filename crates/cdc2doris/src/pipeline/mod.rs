@@ -295,7 +295,7 @@ pub async fn run(
     let (events_tx, events_rx) = mpsc::channel(4096);
     let mut source = KafkaSource::start(
         &crate::source::kafka::consumer_config(
-            config.kafka_consumer_properties(),
+            config.file.kafka.consumer_properties(),
             &config.kafka_secret_properties,
         ),
         SourceSettings {

@@ -1,3 +1,4 @@
 //! Sources: where change events come from.
 
+pub mod config;
 pub mod kafka;

@@ -18,7 +18,7 @@ pub(super) fn check_kafka(config: &Config, timeout: Duration) -> Vec<CheckLine> 
     let mut lines = Vec::new();
     // The consumer configuration `cdc2doris run` uses, secrets included.
     let mut client = crate::source::kafka::consumer_config(
-        config.kafka_consumer_properties(),
+        config.file.kafka.consumer_properties(),
         &config.kafka_secret_properties,
     );
     // A metadata request for a topic that does not exist must not create it, whatever kafka.properties says.
@@ -184,7 +184,7 @@ fn topic_error_line(subject: String, topic: &str, t: &MetadataTopic) -> CheckLin
 fn describe_kafka_error(e: &KafkaError) -> String {
     match e {
         KafkaError::ClientConfig(_, desc, key, _) => {
-            if crate::config::is_secret_property(key) {
+            if crate::source::config::is_secret_property(key) {
                 format!("property {key:?} is invalid")
             } else {
                 format!("property {key:?}: {desc}")

@@ -96,7 +96,7 @@ struct Answer {
 impl DorisSink {
     /// Builds the sink; `password` is resolved by the caller from `password_env`/`password_file`.
     pub fn new(cfg: &DorisConfig, password: SecretString) -> Result<DorisSink, BuildError> {
-        let problems = cfg.validate();
+        let problems = cfg.problems();
         if !problems.is_empty() {
             return Err(BuildError::Config(problems));
         }

@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use secrecy::SecretString;
+
 use crate::error::Problem;
+use crate::validation::SectionContext;
 
 /// Where and how rows are loaded into Doris.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -177,8 +180,19 @@ impl DorisConfig {
             .unwrap_or(self.load_timeout + Duration::from_secs(30))
     }
 
+    /// Checks the `[doris]` section ([`DorisConfig::problems`]), resolves `password_file` and reads the password.
+    pub fn validate(
+        &mut self,
+        ctx: SectionContext<'_>,
+        p: &mut Vec<Problem>,
+    ) -> Option<SecretString> {
+        p.extend(self.problems());
+        let password_env = self.password_env.clone();
+        ctx.password("doris", password_env.as_deref(), &mut self.password_file, p)
+    }
+
     /// Every problem in the section at once; empty when the section is usable.
-    pub fn validate(&self) -> Vec<Problem> {
+    pub fn problems(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
         let mut problem = |path: String, message: String| problems.push(Problem { path, message });
 
@@ -393,7 +407,7 @@ mod tests {
                 "source_version"
             )
         );
-        assert!(cfg.validate().is_empty());
+        assert!(cfg.problems().is_empty());
         assert_eq!(cfg.effective_request_timeout(), Duration::from_secs(630));
     }
 
@@ -423,7 +437,7 @@ mod tests {
         cfg.two_phase_commit = true;
         cfg.group_commit = Some(GroupCommitMode::SyncMode);
         cfg.max_redirects = 9;
-        let problems = cfg.validate();
+        let problems = cfg.problems();
         assert!(
             problems
                 .iter()

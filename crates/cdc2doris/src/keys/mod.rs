@@ -19,6 +19,8 @@
 //! BIGINT UNSIGNED) keeps every digit, and a numeric string is accepted for an integer key (Canal writes every value as
 //! a string). The result lists each distinct key tuple once, in the order found.
 
+pub mod config;
+
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;

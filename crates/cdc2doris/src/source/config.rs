@@ -1,0 +1,224 @@
+//! The `[kafka]` section: where the source reads the CDC topics, as which consumer group, with which librdkafka
+//! properties.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Problem;
+use crate::secret::read_secret;
+use crate::validation::{require_nonempty, toml_key, SectionContext};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Brokers to bootstrap from, as `host:port`. Required.
+    pub bootstrap_servers: Vec<String>,
+    /// Consumer group id; instances with the same id share the partitions. Required.
+    pub group_id: String,
+    /// CDC topics to consume; each needs a rule in `keys.rules`. Required.
+    pub topics: Vec<String>,
+    /// librdkafka properties passed through as is (SASL, SSL, tuning), e.g. `"security.protocol" = "SASL_SSL"`.
+    /// Values may be strings, integers or booleans. The service owns `enable.auto.commit`,
+    /// `enable.auto.offset.store`, `enable.partition.eof`, `group.id` and `bootstrap.servers`; secrets go in
+    /// `properties_from_env`. Default: none.
+    #[serde(default)]
+    pub properties: BTreeMap<String, PropertyValue>,
+    /// librdkafka properties read from environment variables, property name → variable name, e.g.
+    /// `"sasl.password" = "KAFKA_PASSWORD"`. Default: none.
+    #[serde(default)]
+    pub properties_from_env: BTreeMap<String, String>,
+    /// On a rebalance, how long to wait for the in-flight batches of revoked partitions (to commit their offsets)
+    /// before releasing the partitions anyway. Keep it well below `max.poll.interval.ms`. Default 30 s.
+    #[serde(default = "default_revoke_timeout", with = "humantime_serde")]
+    pub revoke_timeout: Duration,
+}
+
+/// A librdkafka property value as written in TOML; librdkafka takes them all as strings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PropertyValue {
+    /// A string.
+    String(String),
+    /// An integer.
+    Integer(i64),
+    /// A boolean.
+    Boolean(bool),
+}
+
+impl std::fmt::Display for PropertyValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PropertyValue::String(s) => f.write_str(s),
+            PropertyValue::Integer(i) => write!(f, "{i}"),
+            PropertyValue::Boolean(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+/// librdkafka properties the service sets itself and refuses in `kafka.properties`, with the reason.
+pub const RESERVED_KAFKA_PROPERTIES: &[(&str, &str)] = &[
+    (
+        "enable.auto.commit",
+        "cdc2doris commits offsets itself, only after Doris acknowledged the batch that covers them",
+    ),
+    (
+        "enable.auto.offset.store",
+        "cdc2doris commits offsets itself, only after Doris acknowledged the batch that covers them",
+    ),
+    (
+        "enable.partition.eof",
+        "the consumer loop does not expect end-of-partition events",
+    ),
+    ("group.id", "set kafka.group_id instead"),
+    ("bootstrap.servers", "set kafka.bootstrap_servers instead"),
+];
+
+/// librdkafka properties the service sets unless `kafka.properties` overrides them (why: `source/kafka.rs`).
+pub const DEFAULT_KAFKA_PROPERTIES: &[(&str, &str)] = &[
+    ("partition.assignment.strategy", "cooperative-sticky"),
+    ("auto.offset.reset", "earliest"),
+];
+
+impl KafkaConfig {
+    /// librdkafka consumer properties without secrets: the service-owned ones, the defaults (unless overridden), then
+    /// `kafka.properties`. Secrets from `kafka_secret_properties` are added by the caller.
+    pub fn consumer_properties(&self) -> BTreeMap<String, String> {
+        let kafka = self;
+        let mut props: BTreeMap<String, String> = DEFAULT_KAFKA_PROPERTIES
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        for (k, v) in &kafka.properties {
+            props.insert(k.clone(), v.to_string());
+        }
+        props.insert(
+            "bootstrap.servers".to_string(),
+            kafka.bootstrap_servers.join(","),
+        );
+        props.insert("group.id".to_string(), kafka.group_id.clone());
+        props.insert("enable.auto.commit".to_string(), "false".to_string());
+        props.insert("enable.auto.offset.store".to_string(), "false".to_string());
+        props.insert("enable.partition.eof".to_string(), "false".to_string());
+        props
+    }
+}
+
+impl KafkaConfig {
+    /// Checks the `[kafka]` section and reads the secret properties of `properties_from_env`.
+    pub fn validate(
+        &self,
+        ctx: SectionContext<'_>,
+        p: &mut Vec<Problem>,
+    ) -> Vec<(String, SecretString)> {
+        let kafka = self;
+        let env = ctx.env;
+        if kafka.bootstrap_servers.is_empty() {
+            p.push(Problem::new(
+                "kafka.bootstrap_servers",
+                "empty; list at least one broker as \"host:port\"",
+            ));
+        }
+        for (i, server) in kafka.bootstrap_servers.iter().enumerate() {
+            let ok = server.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+            });
+            if !ok {
+                p.push(Problem::new(
+                    format!("kafka.bootstrap_servers[{i}]"),
+                    format!("{server:?} is not \"host:port\""),
+                ));
+            }
+        }
+        require_nonempty(
+            &kafka.group_id,
+            "kafka.group_id",
+            "name the consumer group",
+            p,
+        );
+        if kafka.topics.is_empty() {
+            p.push(Problem::new(
+                "kafka.topics",
+                "empty; list the CDC topics to consume",
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for (i, topic) in kafka.topics.iter().enumerate() {
+            let path = format!("kafka.topics[{i}]");
+            require_nonempty(topic, &path, "name a topic", p);
+            if !seen.insert(topic.as_str()) {
+                p.push(Problem::new(
+                    path,
+                    format!("{topic:?} is listed twice; remove one"),
+                ));
+            }
+        }
+        let check_name = |name: &str, table: &str, p: &mut Vec<Problem>| {
+            let path = format!("kafka.{table}.{}", toml_key(name));
+            if let Some((_, why)) = RESERVED_KAFKA_PROPERTIES.iter().find(|(k, _)| *k == name) {
+                p.push(Problem::new(
+                    path,
+                    format!("owned by cdc2doris ({why}); remove it"),
+                ));
+                return false;
+            }
+            true
+        };
+        for (name, value) in &kafka.properties {
+            if !check_name(name, "properties", p) {
+                continue;
+            }
+            if is_secret_property(name) {
+                p.push(Problem::new(
+                format!("kafka.properties.{}", toml_key(name)),
+                "a secret does not belong in the config file; name the environment variable holding it in \
+                 [kafka.properties_from_env] instead",
+            ));
+            }
+            if let PropertyValue::String(s) = value {
+                if s.is_empty() {
+                    p.push(Problem::new(
+                        format!("kafka.properties.{}", toml_key(name)),
+                        "empty; give a value or remove the property",
+                    ));
+                }
+            }
+        }
+        if kafka.revoke_timeout.is_zero() {
+            p.push(Problem::new(
+                "kafka.revoke_timeout",
+                "0; give a positive duration, e.g. \"30s\"",
+            ));
+        }
+        let mut secrets = Vec::new();
+        for (name, var) in &kafka.properties_from_env {
+            if !check_name(name, "properties_from_env", p) {
+                continue;
+            }
+            let path = format!("kafka.properties_from_env.{}", toml_key(name));
+            if kafka.properties.contains_key(name) {
+                p.push(Problem::new(
+                    path.clone(),
+                    "also set in kafka.properties; keep one",
+                ));
+            }
+            match read_secret(Some(var), None, env) {
+                Ok(Some(value)) => secrets.push((name.clone(), value)),
+                Ok(None) => {}
+                Err(e) => p.push(Problem::new(path, e.to_string())),
+            }
+        }
+        secrets
+    }
+}
+
+/// Whether a librdkafka property holds a secret (`sasl.password`, `ssl.key.password`, `sasl.oauthbearer.client.secret`…).
+pub fn is_secret_property(name: &str) -> bool {
+    name.contains("password") || name.contains("secret")
+}
+
+fn default_revoke_timeout() -> Duration {
+    Duration::from_secs(30)
+}

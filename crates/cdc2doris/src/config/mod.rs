@@ -1087,6 +1087,7 @@ pub fn validate_doris(
 ) -> Option<SecretString> {
     // The section's own rules live beside the sink that uses it; here only what needs the file: the password.
     p.extend(doris.validate());
+    p.extend(doris.resolve_files(base));
     doris.password_file = doris.password_file.as_deref().map(|f| resolve(base, f));
     match read_secret(
         doris.password_env.as_deref(),

@@ -1,7 +1,7 @@
 //! Doris over HTTPS: doris-sim serving TLS on its FE and BE (the FE redirecting to an https BE) with certificates of
 //! the local CA `dev/stack` makes. The sink verifies the chain against `doris.tls_ca_file` and the host name, follows
 //! https redirects, refuses an https → http redirect unless `allow_https_downgrade`, and stops on a certificate it
-//! cannot trust (unknown CA, another host's) with a message that says what to change; `check` says the same.
+//! cannot trust (unknown CA, another host's, expired) with a message that says what to change; `check` says the same.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -135,6 +135,19 @@ async fn a_certificate_for_another_host_is_refused() {
     assert!(matches!(err, SinkError::Certificate { .. }), "{err:?}");
     assert!(text.contains("host name mismatch"), "{text}");
     assert!(text.contains("127.0.0.1"), "{text}");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_expired_certificate_is_refused() {
+    let sim = tls_sim("expired-server", false).await;
+    let err = sink(&config(&sim.fe_url(), Some("ca.pem")))
+        .load(one_row(1))
+        .await
+        .expect_err("an expired certificate must be refused");
+    let text = err.to_string();
+    assert!(matches!(err, SinkError::Certificate { .. }), "{err:?}");
+    assert!(text.contains("has expired"), "{text}");
     sim.shutdown().await;
 }
 

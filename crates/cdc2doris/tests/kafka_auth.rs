@@ -1,6 +1,6 @@
 //! Kafka that demands authentication: the pipeline end to end over SASL_SSL (SCRAM-SHA-512) and over mTLS, against
 //! the listeners `dev/stack` gives the local broker; `check` says what to fix when the password, the CA, the SASL
-//! mechanism or the client certificate is wrong, without showing the password.
+//! mechanism or the client certificate (another CA's, or expired) is wrong, without showing the password.
 //!
 //! The listeners and certificates come from `dev/stack env`. Without them (a broker started by an older dev/stack)
 //! the tests fail saying so; they never skip.
@@ -208,6 +208,24 @@ async fn check_names_what_to_fix_when_kafka_refuses_the_client() {
         &report,
         "kafka.properties.\"ssl.certificate.location\"",
         "refused this client's TLS certificate",
+        &password,
+    );
+
+    // mTLS with an expired client certificate of the right CA.
+    let path = secured(
+        &w,
+        &mtls(
+            &ca,
+            &tls_file("expired-client.pem"),
+            &tls_file("expired-client.key"),
+        ),
+        "expired.toml",
+    );
+    let report = check_with(&path, &password).await;
+    assert_kafka_fails(
+        &report,
+        "kafka.properties.\"ssl.certificate.location\"",
+        "has not expired",
         &password,
     );
     w.cleanup().await;

@@ -248,14 +248,21 @@ fn diagnose(config: &Config, reports: &[String]) -> Option<(String, String)> {
         "alert certificate required",
         "alert unknown ca",
         "alert certificate unknown",
+        "alert certificate expired",
         "alert handshake failure",
     ]) {
+        let fix = if r.to_ascii_lowercase().contains("expired") {
+            "renew the client certificate (or check the clocks)"
+        } else {
+            // A Java broker answers "certificate unknown" for an expired certificate too.
+            "give a client certificate that has not expired, signed by a CA the brokers trust (their \
+             ssl.truststore), and its key"
+        };
         return Some((
             "kafka.properties.\"ssl.certificate.location\"".to_string(),
             format!(
                 "the brokers refused this client's TLS certificate (ssl.certificate.location is {}, \
-                 ssl.key.location {}){}; give a client certificate and key signed by a CA the brokers trust \
-                 (ssl.truststore / ssl.client.auth on the broker)",
+                 ssl.key.location {}){}; {fix}",
                 property("ssl.certificate.location"),
                 property("ssl.key.location"),
                 quote(r)

@@ -153,7 +153,13 @@ fn secured_config(w: &World, role: &str) -> PathBuf {
                 stack_env("CDC2DORIS_TLS_DIR"),
             ),
         )
-        .replace("[doris]\n", "[doris]\nrequest_timeout = \"10s\"\nretry_max_delay = \"1s\"\n");
+        .replace(
+            "[doris]\n",
+            &format!(
+                "[doris]\nrequest_timeout = \"10s\"\nretry_max_delay = \"1s\"\nquery_port = {}\n",
+                w.sim.query_addr().port()
+            ),
+        );
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -361,6 +367,27 @@ async fn no_secret_appears_in_output_logs_metrics_state_or_dead_letters() {
     let text = stop(child, &log);
     assert!(text.contains("Stream Load"), "{text}");
     s.assert_absent("the text log", &text);
+
+    // `verify` (Doris over the MySQL protocol, PostgreSQL), with the right and with wrong passwords.
+    for (pg, doris) in [
+        (&s.pg, &s.doris),
+        (&s.pg, &s.doris_wrong),
+        (&s.pg_wrong, &s.doris),
+    ] {
+        let (_, out) = run_to_end(
+            &[
+                "verify",
+                "--config",
+                cfg,
+                "--keys-query",
+                "SELECT id FROM jobs",
+            ],
+            &env(pg, doris, &s.kafka),
+            None,
+        );
+        assert!(!out.is_empty());
+        s.assert_absent("`verify` output", &out);
+    }
 
     // JSON logs, wrong Doris password: every load is refused.
     let log = w.dir.path().join("run-json-doris.log");

@@ -190,7 +190,7 @@ pub struct Sim {
     fe_addr: SocketAddr,
     be_addr: SocketAddr,
     query_addr: SocketAddr,
-    /// Where `/api/_sim/` answers plain HTTP: the FE, or with TLS a separate loopback listener.
+    /// Where `/api/_sim/` answers plain HTTP: the FE, or with TLS a separate listener (ephemeral port, same bind address).
     control_addr: SocketAddr,
     /// `https` for a TLS FE.
     fe_scheme: &'static str,
@@ -366,7 +366,7 @@ impl Sim {
         SimClient::new(self.control_addr)
     }
 
-    /// Where the sim-only endpoints answer plain HTTP: the FE, or with TLS a separate loopback listener.
+    /// Where the sim-only endpoints answer plain HTTP: the FE, or with TLS a separate listener (ephemeral port, same bind address).
     pub fn control_addr(&self) -> SocketAddr {
         self.control_addr
     }

@@ -57,7 +57,7 @@ struct Args {
     #[arg(long)]
     precommit_ttl_secs: Option<u64>,
     /// PEM certificate chain: the FE and BE serve HTTPS with it (the sim-only endpoints then answer plain HTTP on
-    /// a separate loopback port, logged at start).
+    /// a separate ephemeral port of the bind address, logged at start).
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
     /// PEM private key of --tls-cert.

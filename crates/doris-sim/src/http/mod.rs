@@ -5,8 +5,8 @@
 //! handler unwraps anything derived from the request.
 //!
 //! With TLS (`SimOptions::tls`) the FE and BE listeners speak HTTPS only, the FE redirects to `https://` (unless told
-//! to send plain `http://` redirects, a misconfigured cluster), and a third, plain listener on the loopback serves the
-//! sim-only `/api/_sim/` endpoints (the [`crate::SimClient`] of tests speaks plain HTTP).
+//! to send plain `http://` redirects, a misconfigured cluster), and a third, plain listener (an ephemeral port of the
+//! same bind address) serves the sim-only `/api/_sim/` endpoints (the [`crate::SimClient`] of tests speaks plain HTTP).
 
 use std::net::SocketAddr;
 use std::pin::Pin;

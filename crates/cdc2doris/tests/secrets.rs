@@ -436,9 +436,15 @@ fn a_password_in_the_config_file_is_refused_without_being_echoed() {
     .unwrap();
     let secret = &s.in_url;
     let base = |pg_url: &str, fe_url: &str, be_urls: &str, kafka_props: &str| {
+        let brokers = if kafka_props == "@" {
+            format!("cdc2doris:{secret}@127.0.0.1:9092")
+        } else {
+            "127.0.0.1:9092".to_string()
+        };
+        let kafka_props = kafka_props.trim_start_matches('@');
         format!(
             r#"[kafka]
-bootstrap_servers = ["127.0.0.1:9092"]
+bootstrap_servers = ["{brokers}"]
 group_id = "g"
 topics = ["t"]
 {kafka_props}
@@ -531,6 +537,10 @@ path = "dead.jsonl"
                 &format!("\"https://root:{secret}@[::1:8040\""),
                 "",
             ),
+        ),
+        (
+            "kafka.bootstrap_servers[0]",
+            base(good_pg, good_fe, "", "@"),
         ),
         (
             "kafka.properties",

@@ -89,6 +89,21 @@ pub fn router(state: AdminState) -> Router {
         .with_state(state)
 }
 
+/// Why `admin.listen` deserves a look when it is not a loopback address: the endpoints have no authentication, so
+/// anyone who reaches the address reads the metrics and `/debug/state` (docs/security.md, "Admin endpoint").
+pub fn exposure_warning(listen: std::net::SocketAddr) -> Option<crate::error::Problem> {
+    (!listen.ip().is_loopback()).then(|| {
+        crate::error::Problem::new(
+            "admin.listen",
+            format!(
+                "{listen} is not a loopback address: /metrics, /readyz and /debug/state have no authentication, so \
+                 anyone who reaches it reads them; keep 127.0.0.1, or make sure only the monitoring network reaches \
+                 this address"
+            ),
+        )
+    })
+}
+
 /// Serves the admin endpoints on `listener` until `shutdown` is cancelled.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -150,6 +165,20 @@ impl Default for AdminConfig {
 
 fn default_admin_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9464))
+}
+
+#[cfg(test)]
+mod exposure_tests {
+    use super::*;
+
+    #[test]
+    fn only_a_non_loopback_address_is_a_warning() {
+        assert!(exposure_warning("127.0.0.1:9464".parse().unwrap()).is_none());
+        assert!(exposure_warning("[::1]:9464".parse().unwrap()).is_none());
+        let w = exposure_warning("0.0.0.0:9464".parse().unwrap()).unwrap();
+        assert_eq!(w.path, "admin.listen");
+        assert!(w.message.contains("no authentication"), "{}", w.message);
+    }
 }
 
 #[cfg(test)]

@@ -130,8 +130,9 @@ pub enum DeadLetterError {
         source: std::io::Error,
     },
     /// The Kafka producer could not be created.
-    #[error("cannot create the dead-letter producer: {0}")]
-    Producer(#[source] rdkafka::error::KafkaError),
+    /// Shown without property values, and not exposed as a source (see [`crate::source::kafka::describe_error`]).
+    #[error("cannot create the dead-letter producer: {}", crate::source::kafka::describe_error(.0))]
+    Producer(rdkafka::error::KafkaError),
     /// The dead-letter topic did not take the record.
     #[error("cannot produce to dead-letter topic {topic}: {source}")]
     Produce {
@@ -344,9 +345,12 @@ async fn open_append(path: &Path) -> Result<tokio::fs::File, DeadLetterError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         tokio::fs::create_dir_all(dir).await.map_err(err)?;
     }
+    // Owner-only when created: records hold raw messages and rows, which may be personal data (docs/security.md).
+    // An existing file keeps the mode it was given.
     tokio::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(path)
         .await
         .map_err(err)

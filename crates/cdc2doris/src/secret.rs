@@ -108,6 +108,25 @@ pub fn read_secret(
     }
 }
 
+/// `url` fit for a message: the userinfo of its authority (`user:password@`) replaced by `***@`, whether or not
+/// the rest of it parses. For echoing a URL a user wrote that is refused.
+pub fn url_without_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        // No authority to find: say nothing of it if it could hold credentials.
+        return if url.contains('@') {
+            "(not shown: it holds '@')".to_string()
+        } else {
+            url.to_string()
+        };
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    match authority.rfind('@') {
+        Some(at) => format!("{scheme}://***@{}{tail}", &authority[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +159,20 @@ mod tests {
         assert_eq!(pw.expose_secret(), "crlf");
 
         assert!(read_secret(None, None, &env).unwrap().is_none());
+    }
+
+    #[test]
+    fn urls_lose_their_userinfo_even_when_malformed() {
+        assert_eq!(
+            url_without_userinfo("http://root:s3cret@127.0.0.1:99999/x?a=1"),
+            "http://***@127.0.0.1:99999/x?a=1"
+        );
+        assert_eq!(
+            url_without_userinfo("https://u:p@ss:w@[::1:8040"),
+            "https://***@[::1:8040"
+        );
+        assert_eq!(url_without_userinfo("http://fe:8030"), "http://fe:8030");
+        assert!(!url_without_userinfo("root:s3cret@fe:8030").contains("s3cret"));
     }
 
     #[test]

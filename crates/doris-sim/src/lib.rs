@@ -95,6 +95,20 @@ pub struct SimOptions {
     pub doris_version: DorisVersion,
     /// Pre-committed (2PC) transactions are aborted after this many seconds; `None` = never (default).
     pub precommit_ttl_secs: Option<u64>,
+    /// HTTPS on the FE and BE listeners; `None` = plain HTTP (default).
+    pub tls: Option<SimTls>,
+}
+
+/// The certificate the FE and BE serve over TLS, like Doris' `enable_https` with its key store.
+#[derive(Debug, Clone)]
+pub struct SimTls {
+    /// PEM file: the server certificate, then any intermediate CA certificates.
+    pub cert_file: PathBuf,
+    /// PEM file: the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// The FE serves HTTPS but redirects to a plain-HTTP BE (`http://` in `Location`), as a cluster whose BEs lack
+    /// TLS does; the BE then serves plain HTTP. For tests of a client's https → http downgrade refusal.
+    pub plain_be: bool,
 }
 
 impl Default for SimOptions {
@@ -118,6 +132,7 @@ impl Default for SimOptions {
             timezone: "+00:00".into(),
             doris_version: DorisVersion::default(),
             precommit_ttl_secs: None,
+            tls: None,
         }
     }
 }
@@ -142,6 +157,32 @@ pub enum SimError {
     },
     #[error("unknown time zone {0:?}: use +HH:MM, UTC or a fixed-offset name")]
     TimeZone(String),
+    #[error("TLS: {path}: {reason}")]
+    Tls { path: String, reason: String },
+}
+
+/// The TLS acceptor of `tls`: its certificate chain and key.
+fn tls_acceptor(tls: &SimTls) -> Result<tokio_rustls::TlsAcceptor, SimError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let err = |path: &std::path::Path, reason: String| SimError::Tls {
+        path: path.display().to_string(),
+        reason,
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert_file)
+        .and_then(|certs| certs.collect::<Result<_, _>>())
+        .map_err(|e| err(&tls.cert_file, e.to_string()))?;
+    if certs.is_empty() {
+        return Err(err(&tls.cert_file, "holds no PEM certificate".into()));
+    }
+    let key = PrivateKeyDer::from_pem_file(&tls.key_file)
+        .map_err(|e| err(&tls.key_file, e.to_string()))?;
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
+        .map_err(|e| err(&tls.cert_file, e.to_string()))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 /// A running emulator. Dropping it stops the listeners; `shutdown` also waits for them.
@@ -149,6 +190,11 @@ pub struct Sim {
     fe_addr: SocketAddr,
     be_addr: SocketAddr,
     query_addr: SocketAddr,
+    /// Where `/api/_sim/` answers plain HTTP: the FE, or with TLS a separate listener (ephemeral port, same bind address).
+    control_addr: SocketAddr,
+    /// `https` for a TLS FE.
+    fe_scheme: &'static str,
+    be_scheme: &'static str,
     state: Arc<state::State>,
     cancel: CancellationToken,
     tracker: TaskTracker,
@@ -196,6 +242,12 @@ impl Sim {
                     })
             }
         };
+        let acceptor = opts.tls.as_ref().map(tls_acceptor).transpose()?;
+        let be_tls = acceptor
+            .clone()
+            .filter(|_| !opts.tls.as_ref().is_some_and(|t| t.plain_be));
+        let fe_scheme = if acceptor.is_some() { "https" } else { "http" };
+        let be_scheme = if be_tls.is_some() { "https" } else { "http" };
         let fe = bind("FE", opts.fe_port).await?;
         let be = bind("BE", opts.be_port).await?;
         let query = bind("query", opts.query_port).await?;
@@ -209,6 +261,14 @@ impl Sim {
         let fe_addr = local(&fe, "FE")?;
         let be_addr = local(&be, "BE")?;
         let query_addr = local(&query, "query")?;
+        let control = match acceptor {
+            Some(_) => Some(bind("control", 0).await?),
+            None => None,
+        };
+        let control_addr = match &control {
+            Some(l) => local(l, "control")?,
+            None => fe_addr,
+        };
         let query_ctx = Arc::new(mysql::QueryCtx {
             state: state.clone(),
             user: opts.user.clone(),
@@ -223,13 +283,25 @@ impl Sim {
             max_body_bytes: opts.max_body_bytes,
             max_json_body_bytes: opts.max_json_body_bytes,
             group_commit_interval: Duration::from_millis(opts.group_commit_interval_ms),
+            be_scheme,
         });
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
+        if let Some(control) = control {
+            tracker.spawn(http::serve(
+                control,
+                http::Role::Control,
+                ctx.clone(),
+                None,
+                cancel.clone(),
+                tracker.clone(),
+            ));
+        }
         tracker.spawn(http::serve(
             fe,
             http::Role::Fe,
             ctx.clone(),
+            acceptor,
             cancel.clone(),
             tracker.clone(),
         ));
@@ -237,6 +309,7 @@ impl Sim {
             be,
             http::Role::Be,
             ctx,
+            be_tls,
             cancel.clone(),
             tracker.clone(),
         ));
@@ -256,20 +329,23 @@ impl Sim {
             fe_addr,
             be_addr,
             query_addr,
+            control_addr,
+            fe_scheme,
+            be_scheme,
             state,
             cancel,
             tracker,
         })
     }
 
-    /// `http://127.0.0.1:<fe port>`.
+    /// `http://127.0.0.1:<fe port>` (`https://` with TLS).
     pub fn fe_url(&self) -> String {
-        format!("http://{}", self.fe_addr)
+        format!("{}://{}", self.fe_scheme, self.fe_addr)
     }
 
-    /// `http://127.0.0.1:<be port>`.
+    /// `http://127.0.0.1:<be port>` (`https://` with TLS, unless `plain_be`).
     pub fn be_url(&self) -> String {
-        format!("http://{}", self.be_addr)
+        format!("{}://{}", self.be_scheme, self.be_addr)
     }
 
     pub fn fe_addr(&self) -> SocketAddr {
@@ -285,9 +361,14 @@ impl Sim {
         self.query_addr
     }
 
-    /// A client of the sim-only endpoints of this sim's FE.
+    /// A client of the sim-only endpoints of this sim's FE (with TLS: of its plain control listener).
     pub fn client(&self) -> SimClient {
-        SimClient::new(self.fe_addr)
+        SimClient::new(self.control_addr)
+    }
+
+    /// Where the sim-only endpoints answer plain HTTP: the FE, or with TLS a separate listener (ephemeral port, same bind address).
+    pub fn control_addr(&self) -> SocketAddr {
+        self.control_addr
     }
 
     /// Visible row count of a table, without HTTP (benchmarks).

@@ -56,6 +56,16 @@ struct Args {
     /// Abort pre-committed (2PC) transactions after this many seconds.
     #[arg(long)]
     precommit_ttl_secs: Option<u64>,
+    /// PEM certificate chain: the FE and BE serve HTTPS with it (the sim-only endpoints then answer plain HTTP on
+    /// a separate ephemeral port of the bind address, logged at start).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// With --tls-cert: the BE serves plain HTTP and the FE redirects to http:// (a cluster whose BEs lack TLS).
+    #[arg(long, requires = "tls_cert")]
+    tls_plain_be: bool,
 }
 
 #[tokio::main]
@@ -92,10 +102,18 @@ async fn main() -> anyhow::Result<()> {
         timezone: args.timezone,
         doris_version: args.doris_version,
         precommit_ttl_secs: args.precommit_ttl_secs,
+        tls: match (args.tls_cert, args.tls_key) {
+            (Some(cert_file), Some(key_file)) => Some(doris_sim::SimTls {
+                cert_file,
+                key_file,
+                plain_be: args.tls_plain_be,
+            }),
+            _ => None,
+        },
         ..Default::default()
     })
     .await?;
-    tracing::info!(fe = %sim.fe_url(), be = %sim.be_url(), query = %sim.query_addr(), "doris-sim ready");
+    tracing::info!(fe = %sim.fe_url(), be = %sim.be_url(), query = %sim.query_addr(), sim_api = %sim.control_addr(), "doris-sim ready");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

@@ -35,6 +35,7 @@ impl Config {
                 ),
             ));
         }
+        w.extend(crate::admin::exposure_warning(file.admin.listen));
         if file.batch.max_in_flight > file.postgres.pool_size {
             w.push(Problem::new(
                 "batch.max_in_flight",

@@ -352,6 +352,9 @@ pub async fn run(
         }),
     };
     tracing::info!(listen = %file.admin.listen, "admin endpoints: /metrics /healthz /readyz /debug/state");
+    if let Some(w) = admin::exposure_warning(file.admin.listen) {
+        tracing::warn!("{w}");
+    }
     tasks.spawn(admin::serve(listener, admin_state, admin_stop.clone()));
     if let Some(h) = prometheus {
         let stop = admin_stop.clone();

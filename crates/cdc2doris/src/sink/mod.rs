@@ -268,6 +268,17 @@ pub enum SinkError {
         #[source]
         source: reqwest::Error,
     },
+    /// The server's HTTPS certificate was refused (unknown CA, host name mismatch, expired): nothing was sent, and
+    /// retrying cannot help until someone acts.
+    #[error("load {label}: {url}: {reason}")]
+    Certificate {
+        /// Label of the load.
+        label: String,
+        /// URL the request went to (never with credentials).
+        url: String,
+        /// What was refused and what to change.
+        reason: String,
+    },
     /// An HTTP status or body Doris never sends for a final answer (proxy error, HTTP 500, garbage).
     #[error("load {label}: unexpected answer from {url}: HTTP {status}: {body_excerpt}")]
     UnexpectedAnswer {
@@ -321,6 +332,7 @@ impl SinkError {
         match self {
             SinkError::InvalidRequest { .. }
             | SinkError::FilteredRows { .. }
+            | SinkError::Certificate { .. }
             | SinkError::RedirectRefused { .. } => ErrorClass::Permanent,
             SinkError::Rejected { reason, .. } => reason.class(),
             SinkError::Transport { .. }
@@ -338,6 +350,7 @@ impl SinkError {
             SinkError::FilteredRows { .. } => "filtered_rows",
             SinkError::Transport { source, .. } if source.is_timeout() => "http_timeout",
             SinkError::Transport { .. } => "transport",
+            SinkError::Certificate { .. } => "tls_certificate",
             SinkError::UnexpectedAnswer { .. } => "unexpected_answer",
             SinkError::RedirectRefused { .. } => "redirect_refused",
             SinkError::Unresolved { .. } => "unresolved_label",

@@ -101,9 +101,13 @@ pub enum SourceCommand {
 /// Errors of the Kafka source.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    /// The consumer could not be created (a bad property, an unknown option).
-    #[error("cannot create the Kafka consumer: {0}; check [kafka] and [kafka.properties]")]
-    Create(#[source] KafkaError),
+    /// The consumer could not be created (a bad property, an unknown option). Shown through [`describe_error`],
+    /// and not exposed as a source: librdkafka's own text quotes the property's value, which may be a secret.
+    #[error(
+        "cannot create the Kafka consumer: {}; check [kafka], [kafka.properties] and [kafka.properties_from_env]",
+        describe_error(.0)
+    )]
+    Create(KafkaError),
     /// Subscribing failed.
     #[error("cannot subscribe to topics {topics:?}: {source}")]
     Subscribe {
@@ -146,6 +150,27 @@ pub fn consumer_config(
         c.set("statistics.interval.ms", "5000");
     }
     c
+}
+
+/// A librdkafka error as text without any property value. librdkafka's configuration errors quote the value (rdkafka
+/// prints it after the property name too), and the value may be a secret from `kafka.properties_from_env` — under any
+/// property name, even a misspelt one — so it is replaced by `***`; the value of a plain property is in the file.
+pub fn describe_error(e: &KafkaError) -> String {
+    match e {
+        KafkaError::ClientConfig(_, desc, key, value) => {
+            let quoted = format!("\"{value}\"");
+            let desc = if value.is_empty() {
+                desc.clone()
+            } else if desc.contains(&quoted) {
+                // Only the quoted value, so that a short one ("x") does not mangle the words around it.
+                desc.replace(&quoted, "\"***\"")
+            } else {
+                desc.replace(value.as_str(), "***")
+            };
+            format!("property {key:?}: {desc}")
+        }
+        other => other.to_string(),
+    }
 }
 
 /// Settings of the polling thread.

@@ -78,6 +78,15 @@ pub struct World {
 
 impl World {
     pub async fn new(name: &str, partitions: i32) -> World {
+        World::with_sim(name, partitions, |_| {}).await
+    }
+
+    /// [`World::new`] with doris-sim's options adjusted by `sim_options` (a password, TLS…).
+    pub async fn with_sim(
+        name: &str,
+        partitions: i32,
+        sim_options: impl FnOnce(&mut doris_sim::SimOptions),
+    ) -> World {
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
             .with_env_filter(
@@ -117,7 +126,7 @@ impl World {
         }
         let ddl = std::fs::read_to_string(repo().join("examples/job-analytics/doris.sql"))
             .expect("doris.sql");
-        let sim = doris_sim::Sim::start(doris_sim::SimOptions {
+        let mut options = doris_sim::SimOptions {
             fe_port: 0,
             be_port: 0,
             ddl: vec![ddl],
@@ -125,9 +134,9 @@ impl World {
             password: "".into(),
             doris_version: doris_sim_version(),
             ..Default::default()
-        })
-        .await
-        .expect("doris-sim");
+        };
+        sim_options(&mut options);
+        let sim = doris_sim::Sim::start(options).await.expect("doris-sim");
         let producer = ClientConfig::new()
             .set("bootstrap.servers", bootstrap())
             .set("enable.idempotence", "true")

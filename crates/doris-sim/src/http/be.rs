@@ -405,8 +405,8 @@ pub(super) async fn be_stream_load(
         text.push('\n');
         ctx.state.store_error_log(file.clone(), text);
         r.error_url = Some(format!(
-            "http://{}:{}/api/_load_error_log?file={file}",
-            ctx.be_host, ctx.be_port
+            "{}://{}:{}/api/_load_error_log?file={file}",
+            ctx.be_scheme, ctx.be_host, ctx.be_port
         ));
     }
     if let Some(msg) = prepared.fatal {

@@ -40,9 +40,10 @@ fn redirect(
     } else {
         (ctx.be_host.clone(), ctx.be_port)
     };
-    // Credentials as userinfo, always http, path kept, `?` always present (spec §1 step 6).
+    // Credentials as userinfo, path kept, `?` always present (spec §1 step 6); `https` when the BE serves TLS.
     let location = format!(
-        "http://{}:{}@{host}:{port}{path}?{}",
+        "{}://{}:{}@{host}:{port}{path}?{}",
+        ctx.be_scheme,
         encode_userinfo(&user),
         encode_userinfo(&password),
         query.unwrap_or("")

@@ -3,6 +3,10 @@
 //!
 //! Every handler runs in its own task so a panic becomes an HTTP 500 instead of taking the listener down, and no
 //! handler unwraps anything derived from the request.
+//!
+//! With TLS (`SimOptions::tls`) the FE and BE listeners speak HTTPS only, the FE redirects to `https://` (unless told
+//! to send plain `http://` redirects, a misconfigured cluster), and a third, plain listener (an ephemeral port of the
+//! same bind address) serves the sim-only `/api/_sim/` endpoints (the [`crate::SimClient`] of tests speaks plain HTTP).
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -56,12 +60,16 @@ pub struct Ctx {
     pub max_json_body_bytes: u64,
     /// Group commit: delay before an async/sync group commit becomes visible.
     pub group_commit_interval: Duration,
+    /// Scheme of the BE URLs the FE and BE write (`Location`, `ErrorURL`): `https` when the BE serves TLS.
+    pub be_scheme: &'static str,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Role {
     Fe,
     Be,
+    /// Only `/api/_sim/` (the plain control listener beside TLS FE and BE).
+    Control,
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -82,11 +90,12 @@ impl std::fmt::Display for ResetRequested {
 }
 impl std::error::Error for ResetRequested {}
 
-/// Accepts connections until `cancel` fires.
+/// Accepts connections until `cancel` fires; with `tls`, each connection's TLS handshake first.
 pub async fn serve(
     listener: TcpListener,
     role: Role,
     ctx: Arc<Ctx>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     cancel: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -106,7 +115,19 @@ pub async fn serve(
         let ctx = ctx.clone();
         let cancel = cancel.clone();
         let inner_tracker = tracker.clone();
+        let tls = tls.clone();
         tracker.spawn(async move {
+            let stream = match tls {
+                None => Conn::Plain(stream),
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(s) => Conn::Tls(Box::new(s)),
+                    Err(e) => {
+                        // A client that refused our certificate, or spoke plain HTTP to the TLS port.
+                        tracing::debug!(error = %e, %peer, "doris-sim TLS handshake failed");
+                        return;
+                    }
+                },
+            };
             let reset = Arc::new(AtomicBool::new(false));
             let heads = raw_head::HeadRecorder::default();
             let io = TokioIo::new(ResetOnDrop {
@@ -149,10 +170,79 @@ pub async fn serve(
     }
 }
 
-/// A TCP stream that, when a fault asked for a reset, closes with `SO_LINGER 0` so the peer sees a RST rather than
+/// A connection: plain TCP, or TLS over TCP.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl Conn {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Conn::Plain(s) => s,
+            Conn::Tls(s) => s.get_ref().0,
+        }
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Conn::Plain(s) => s.is_write_vectored(),
+            Conn::Tls(s) => s.is_write_vectored(),
+        }
+    }
+}
+
+/// A connection that, when a fault asked for a reset, closes with `SO_LINGER 0` so the peer sees a RST rather than
 /// an orderly FIN. It also shows every byte read to the connection's `HeadRecorder`.
 struct ResetOnDrop {
-    inner: TcpStream,
+    inner: Conn,
     reset: Arc<AtomicBool>,
     heads: raw_head::HeadRecorder,
 }
@@ -160,7 +250,7 @@ struct ResetOnDrop {
 impl Drop for ResetOnDrop {
     fn drop(&mut self) {
         if self.reset.load(Ordering::SeqCst) {
-            let _ = socket2::SockRef::from(&self.inner).set_linger(Some(Duration::ZERO));
+            let _ = socket2::SockRef::from(self.inner.tcp()).set_linger(Some(Duration::ZERO));
         }
     }
 }
@@ -335,6 +425,12 @@ async fn route(ctx: Arc<Ctx>, role: Role, req: Request<Incoming>, peer: SocketAd
     let s: Vec<&str> = seg.iter().map(String::as_str).collect();
     if s.first() == Some(&"_sim") {
         return Outcome::Reply(sim_api(&ctx, &method, &s[1..], req).await);
+    }
+    if role == Role::Control {
+        return Outcome::Reply(plain(
+            StatusCode::NOT_FOUND,
+            "not found (control listener: /api/_sim/ only)\n",
+        ));
     }
     match (role, s.as_slice()) {
         (Role::Fe, [db, table, "_stream_load"]) if method == Method::PUT => {

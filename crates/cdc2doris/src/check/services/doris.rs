@@ -12,6 +12,7 @@ use crate::check::report::{CheckLine, Outcome};
 use crate::config::Config;
 use crate::error::error_chain;
 use crate::sink::doris::redirect::RedirectPolicy;
+use crate::sink::doris::tls::{certificate_refusal, http_client};
 
 /// The label asked about in the Doris check. `get_load_state` answers `UNKNOWN` for a label never used.
 pub const DORIS_CHECK_LABEL: &str = "cdc2doris-check";
@@ -39,17 +40,13 @@ pub(super) async fn check_doris(config: &Config, timeout: Duration) -> Vec<Check
     let doris = &config.file.doris;
     // Redirects are followed by hand, under the sink's own credential policy (see sink::doris::redirect): reqwest
     // would drop the Authorization header on a change of port, and must not send it to a host the service would not.
-    let http = match reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(doris.connect_timeout.min(timeout))
-        .timeout(timeout)
-        .build()
-    {
+    // The sink's client: the same trusted CAs (doris.tls_ca_file), the same certificate checks.
+    let http = match http_client(doris, doris.connect_timeout.min(timeout), timeout) {
         Ok(c) => c,
         Err(e) => {
             return vec![line(
                 Outcome::Fail,
-                "doris.fe_urls",
+                "doris.tls_ca_file",
                 format!("cannot build an HTTP client: {}", error_chain(&e)),
             )]
         }
@@ -116,7 +113,7 @@ pub(super) async fn check_doris(config: &Config, timeout: Duration) -> Vec<Check
         ));
     }
     for (i, be) in doris.be_urls.iter().enumerate() {
-        lines.push(check_be(&http, be, format!("doris.be_urls[{i}]")).await);
+        lines.push(check_be(&http, doris, be, format!("doris.be_urls[{i}]")).await);
     }
     if any_answered || !doris.be_urls.is_empty() {
         lines.push(check_delete_row(config, timeout).await);
@@ -206,7 +203,12 @@ async fn check_delete_row(config: &Config, timeout: Duration) -> CheckLine {
 }
 
 /// A BE is reachable if it answers HTTP at all; `/api/health` needs no credentials, so none are sent.
-async fn check_be(http: &reqwest::Client, be: &str, subject: String) -> CheckLine {
+async fn check_be(
+    http: &reqwest::Client,
+    doris: &crate::config::DorisConfig,
+    be: &str,
+    subject: String,
+) -> CheckLine {
     let url = match reqwest::Url::parse(be) {
         Ok(mut u) => {
             if let Ok(mut segments) = u.path_segments_mut() {
@@ -222,16 +224,27 @@ async fn check_be(http: &reqwest::Client, be: &str, subject: String) -> CheckLin
             subject,
             format!("{be} answered (HTTP {} on /api/health)", r.status()),
         ),
-        Err(e) => line(
-            Outcome::Fail,
-            subject,
-            format!(
-                "{be} unreachable ({}); check the URL (the BE webserver port, 8040 by default) and that the BE is \
-                 up and reachable from here",
-                error_chain(&e.without_url())
+        Err(e) => match certificate_refusal(&e, &host_of(be), doris) {
+            Some(reason) => line(Outcome::Fail, subject, format!("{be}: {reason}")),
+            None => line(
+                Outcome::Fail,
+                subject,
+                format!(
+                    "{be} unreachable ({}); check the URL (the BE webserver port, 8040 by default) and that the BE \
+                     is up and reachable from here",
+                    error_chain(&e.without_url())
+                ),
             ),
-        ),
+        },
     }
+}
+
+/// The host of a configured URL, for messages.
+fn host_of(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// `GET {fe}/api/{db}/get_load_state?label=cdc2doris-check` with Basic auth, following redirects as the sink would.
@@ -272,8 +285,20 @@ async fn ask_fe(
             .await
         {
             Ok(r) => r,
-            Err(e) if hops == 0 => return FeAnswer::Unreachable(error_chain(&e.without_url())),
             Err(e) => {
+                if let Some(reason) =
+                    certificate_refusal(&e, url.host_str().unwrap_or_default(), doris)
+                {
+                    let at = url.origin().ascii_serialization();
+                    return FeAnswer::Refused(line(
+                        Outcome::Fail,
+                        subject,
+                        format!("{at}: {reason}"),
+                    ));
+                }
+                if hops == 0 {
+                    return FeAnswer::Unreachable(error_chain(&e.without_url()));
+                }
                 return FeAnswer::Refused(line(
                     Outcome::Fail,
                     subject,
@@ -283,7 +308,7 @@ async fn ask_fe(
                         url.origin().ascii_serialization(),
                         error_chain(&e.without_url())
                     ),
-                ))
+                ));
             }
         };
         if !response.status().is_redirection() {

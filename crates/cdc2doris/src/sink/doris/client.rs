@@ -49,9 +49,9 @@ pub enum BuildError {
     /// The `[doris]` section has problems (all of them listed).
     #[error("invalid [doris] configuration: {}", list(.0))]
     Config(Vec<Problem>),
-    /// The HTTP client could not be created.
-    #[error("cannot create the HTTP client: {0}")]
-    Client(#[source] reqwest::Error),
+    /// The HTTP client could not be created (`doris.tls_ca_file` unusable, or reqwest refused the settings).
+    #[error(transparent)]
+    Client(#[from] super::tls::ClientError),
 }
 
 fn list(problems: &[Problem]) -> String {
@@ -125,13 +125,8 @@ impl DorisSink {
         );
         // No automatic redirects: reqwest would drop Authorization on the FE → BE hop (port change, reqwest
         // #516; spec §1 "Redirect pitfall"). `follow` does it by hand.
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(cfg.connect_timeout)
-            .timeout(cfg.effective_request_timeout())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-            .map_err(BuildError::Client)?;
+        let client =
+            super::tls::http_client(cfg, cfg.connect_timeout, cfg.effective_request_timeout())?;
         Ok(DorisSink {
             columns_header: columns_header(&cfg.columns, &cfg.sequence_column),
             cfg: cfg.clone(),
@@ -398,7 +393,9 @@ impl DorisSink {
                 Err(HopError {
                     first_hop: true,
                     error:
-                        error @ (SinkError::Transport { .. } | SinkError::UnexpectedAnswer { .. }),
+                        error @ (SinkError::Transport { .. }
+                        | SinkError::Certificate { .. }
+                        | SinkError::UnexpectedAnswer { .. }),
                 }) if k + 1 < n => {
                     warn!(label = %label, fe = %self.fe_urls[i], error = %error, "FE unusable, trying the next one");
                     metrics::counter!("cdc2doris_sink_retries_total", "reason" => "fe_failover")
@@ -458,11 +455,21 @@ impl DorisSink {
                 request = request.body(hop_body);
             }
             let response = request.send().await.map_err(|source| {
-                err(SinkError::Transport {
-                    label: label.to_string(),
-                    url: url.to_string(),
-                    source,
-                })
+                let host = url.host_str().unwrap_or_default();
+                err(
+                    match super::tls::certificate_refusal(&source, host, &self.cfg) {
+                        Some(reason) => SinkError::Certificate {
+                            label: label.to_string(),
+                            url: url.to_string(),
+                            reason,
+                        },
+                        None => SinkError::Transport {
+                            label: label.to_string(),
+                            url: url.to_string(),
+                            source,
+                        },
+                    },
+                )
             })?;
             let status = response.status();
             if matches!(

@@ -75,6 +75,10 @@ pub struct DorisConfig {
     /// Follow a redirect from https to http (credentials then travel in clear). Default false.
     #[serde(default)]
     pub allow_https_downgrade: bool,
+    /// PEM file of the CA certificates (one or more) that sign the HTTPS certificates of the FEs and BEs; only
+    /// they are trusted then. Certificates and host names are always verified. Default: none (the system's roots).
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
     /// Extra hosts (`host` or `host:port`) treated like FEs: they receive credentials and may redirect, e.g. an
     /// FE master not listed in `fe_urls`. Default: none.
     #[serde(default)]
@@ -160,6 +164,7 @@ impl DorisConfig {
             two_phase_commit: false,
             max_redirects: default_max_redirects(),
             allow_https_downgrade: false,
+            tls_ca_file: None,
             trusted_hosts: Vec::new(),
             be_host_rewrite: BTreeMap::new(),
             probe_fe: true,
@@ -172,6 +177,23 @@ impl DorisConfig {
             query_port: default_query_port(),
             query_host: None,
         }
+    }
+
+    /// Resolves `tls_ca_file` against `base` (the config file's directory) and checks that it holds a certificate.
+    pub fn resolve_files(&mut self, base: &std::path::Path) -> Vec<Problem> {
+        let Some(ca) = &self.tls_ca_file else {
+            return Vec::new();
+        };
+        let ca = base.join(ca);
+        let problems = match super::tls::ca_certificates(&ca) {
+            Ok(_) => Vec::new(),
+            Err(e) => vec![Problem {
+                path: "doris.tls_ca_file".into(),
+                message: e.to_string(),
+            }],
+        };
+        self.tls_ca_file = Some(ca);
+        problems
     }
 
     /// HTTP timeout of one request: `request_timeout`, else `load_timeout` + 30 s.
@@ -187,6 +209,7 @@ impl DorisConfig {
         p: &mut Vec<Problem>,
     ) -> Option<SecretString> {
         p.extend(self.problems());
+        p.extend(self.resolve_files(ctx.base_dir));
         let password_env = self.password_env.clone();
         ctx.password("doris", password_env.as_deref(), &mut self.password_file, p)
     }
@@ -309,23 +332,24 @@ impl DorisConfig {
     }
 }
 
-/// A configured FE/BE URL must be an absolute http(s) URL with a host, without credentials, query or fragment.
+/// A configured FE/BE URL must be an absolute http(s) URL with a host, without credentials, query or fragment. A
+/// refused URL is echoed without its userinfo, which may hold a password even when the rest does not parse.
 fn check_base_url(url: &str) -> Result<(), String> {
+    let shown = crate::secret::url_without_userinfo(url);
     let parsed = reqwest::Url::parse(url)
-        .map_err(|e| format!("{url:?} is not a URL ({e}); e.g. \"http://127.0.0.1:8030\""))?;
-    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        return Err(format!(
-            "{url:?} is not an http:// or https:// URL with a host"
-        ));
-    }
+        .map_err(|e| format!("{shown:?} is not a URL ({e}); e.g. \"http://127.0.0.1:8030\""))?;
     if !parsed.username().is_empty() || parsed.password().is_some() {
-        // Not echoed: it holds a password.
         return Err(
             "embeds credentials; remove them and set doris.user and doris.password_env (or password_file)".into(),
         );
     }
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(format!(
+            "{shown:?} is not an http:// or https:// URL with a host"
+        ));
+    }
     if parsed.query().is_some() || parsed.fragment().is_some() {
-        return Err(format!("{url:?} must not have a query or fragment"));
+        return Err(format!("{shown:?} must not have a query or fragment"));
     }
     Ok(())
 }

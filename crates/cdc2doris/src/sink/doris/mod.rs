@@ -6,6 +6,7 @@
 //!   committed, permanently refused, or the deadline passes;
 //! - [`redirect`]: the hand-made FE → BE redirect and who may receive the credentials;
 //! - [`response`]: Doris' JSON answers and their classification;
+//! - [`tls`]: HTTPS: the trusted CAs (`doris.tls_ca_file`) and what a refused certificate means;
 //! - [`config`]: the `[doris]` configuration section.
 
 pub mod client;
@@ -13,6 +14,7 @@ pub mod config;
 pub mod label;
 pub mod redirect;
 pub mod response;
+pub mod tls;
 
 pub use client::{BuildError, DorisSink, Trial, DELETE_SIGN_COLUMN};
 pub use config::{DorisConfig, GroupCommitMode};

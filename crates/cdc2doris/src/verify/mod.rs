@@ -69,17 +69,68 @@ pub struct VerifyArgs {
     pub recheck_after: std::time::Duration,
 }
 
-/// Why verify could not run (drift is not an error: it is the report).
+/// Why verify could not run (drift is not an error: it is the report). Printed with its sources
+/// ([`crate::error::error_chain`]).
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
-    #[error("cannot start: {0}")]
-    Setup(String),
-    #[error("PostgreSQL: {0}")]
-    Postgres(String),
-    #[error("Doris: {0}")]
-    Doris(String),
-    #[error("repair: {0}")]
-    Repair(String),
+    /// The PostgreSQL pool cannot be built from `[postgres]`.
+    #[error("cannot set up PostgreSQL")]
+    Pool(#[source] crate::pipeline::PipelineError),
+    /// The merge query file holds no statement.
+    #[error("merge.query_file")]
+    MergeQuery(#[source] crate::merge::MergeError),
+    /// `--keys-query` is empty.
+    #[error("--keys-query is empty; give a query returning the keys, e.g. SELECT id FROM jobs")]
+    EmptyKeysQuery,
+    /// Neither `doris.query_host` nor an FE/BE URL names a host.
+    #[error("no host for the Doris query port: set doris.query_host")]
+    NoQueryHost,
+    /// The FE query port refused or did not answer.
+    #[error("cannot connect to the Doris query port {address} as {user:?}; check doris.query_port / doris.query_host")]
+    DorisConnect {
+        address: String,
+        user: String,
+        #[source]
+        source: mysql_async::Error,
+    },
+    /// The Doris table lacks the key column.
+    #[error("the Doris table {table} has no column {column:?} (merge.key_column)")]
+    NoKeyColumn { table: String, column: String },
+    /// A statement on the FE query port failed.
+    #[error("{statement} on {table}")]
+    DorisQuery {
+        statement: &'static str,
+        table: String,
+        #[source]
+        source: mysql_async::Error,
+    },
+    /// Doris returned a key that is not of `merge.key_type`.
+    #[error("the Doris table holds a key {text:?} that is not a 64-bit integer (merge.key_type = \"integer\")")]
+    DorisKey { text: String },
+    /// No PostgreSQL connection.
+    #[error("cannot connect to PostgreSQL")]
+    PgConnect(#[source] deadpool_postgres::PoolError),
+    /// `--keys-query` failed.
+    #[error("--keys-query: {}", describe_pg_error(.0))]
+    KeysQuery(#[source] tokio_postgres::Error),
+    /// `--keys-query` (or the merge query) returned a key that is not of `merge.key_type`.
+    #[error("{source_name} returned {text:?}, which is not a 64-bit integer (merge.key_type = \"integer\")")]
+    NotAKey {
+        source_name: &'static str,
+        text: String,
+    },
+    /// The merge query failed.
+    #[error("the merge query")]
+    Merge(#[source] crate::merge::MergeError),
+    /// A merged row is not the JSON object the wrapped merge query renders.
+    #[error("a merged row is not a JSON object")]
+    MergedRow(#[source] serde_json::Error),
+    /// A merge read task stopped (a panic or the runtime shutting down).
+    #[error("a merge read stopped")]
+    MergeTask(#[source] tokio::task::JoinError),
+    /// `--repair`'s reload failed.
+    #[error("repair")]
+    Repair(#[source] crate::pipeline::PipelineError),
 }
 
 /// A key of the merged table.
@@ -98,12 +149,11 @@ impl std::fmt::Display for Key {
     }
 }
 
-fn parse_key(text: &str, key_type: KeyType) -> Result<Key, String> {
+/// A key of `key_type` from its text; `None` when an integer key does not parse.
+fn parse_key(text: &str, key_type: KeyType) -> Option<Key> {
     match key_type {
-        KeyType::String => Ok(Key::Str(text.to_owned())),
-        KeyType::Integer => text.trim().parse().map(Key::Int).map_err(|_| {
-            format!("{text:?} is not a 64-bit integer (merge.key_type = \"integer\")")
-        }),
+        KeyType::String => Some(Key::Str(text.to_owned())),
+        KeyType::Integer => text.trim().parse().map(Key::Int).ok(),
     }
 }
 
@@ -305,21 +355,23 @@ pub async fn run_verify(
     shutdown: CancellationToken,
 ) -> Result<VerifyReport, VerifyError> {
     let file = &config.file;
-    let pool =
-        crate::pipeline::postgres_pool(config).map_err(|e| VerifyError::Setup(e.to_string()))?;
+    let pool = crate::pipeline::postgres_pool(config).map_err(VerifyError::Pool)?;
     let merge = MergeQuery::new(
         &config.merge_query,
         &file.merge.key_column,
         file.merge.key_type,
         &file.doris.sequence_column,
     )
-    .map_err(|e| VerifyError::Setup(format!("merge.query_file: {e}")))?;
+    .map_err(VerifyError::MergeQuery)?;
     let doris = DorisReader::connect(config).await?;
     let key_index = doris
         .columns
         .iter()
         .position(|(c, _)| *c == file.merge.key_column)
-        .ok_or_else(|| VerifyError::Setup("the key column is not in the Doris table".into()))?;
+        .ok_or_else(|| VerifyError::NoKeyColumn {
+            table: doris::table_name(config),
+            column: file.merge.key_column.clone(),
+        })?;
     let seq_index = doris
         .columns
         .iter()
@@ -455,7 +507,7 @@ pub async fn run_verify(
             shutdown.clone(),
         )
         .await
-        .map_err(|e| VerifyError::Repair(e.to_string()))?;
+        .map_err(VerifyError::Repair)?;
         tracing::info!(
             keys = repaired.keys,
             rows = repaired.rows,
@@ -507,7 +559,7 @@ impl Verifier {
                 )
                 .await,
         }
-        .map_err(|e| VerifyError::Postgres(format!("--keys-query: {}", describe_pg_error(&e))))?;
+        .map_err(VerifyError::KeysQuery)?;
         self.keys_of(&rows)
     }
 
@@ -521,7 +573,7 @@ impl Verifier {
                 &[],
             )
             .await
-            .map_err(|e| VerifyError::Postgres(format!("--keys-query: {}", describe_pg_error(&e))))?;
+            .map_err(VerifyError::KeysQuery)?;
         let mut keys = self.keys_of(&rows)?;
         keys.sort();
         keys.dedup();
@@ -539,20 +591,17 @@ impl Verifier {
     fn keys_of(&self, rows: &[tokio_postgres::Row]) -> Result<Vec<Key>, VerifyError> {
         rows.iter()
             .map(|row| {
-                let text: String = row.try_get(0).map_err(|e| {
-                    VerifyError::Postgres(format!("reading a key of --keys-query: {e}"))
-                })?;
-                parse_key(&text, self.key_type)
-                    .map_err(|e| VerifyError::Postgres(format!("--keys-query returned {e}")))
+                let text: String = row.try_get(0).map_err(VerifyError::KeysQuery)?;
+                parse_key(&text, self.key_type).ok_or(VerifyError::NotAKey {
+                    source_name: "--keys-query",
+                    text,
+                })
             })
             .collect()
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, VerifyError> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| VerifyError::Postgres(crate::error::error_chain(&e)))
+        self.pool.get().await.map_err(VerifyError::PgConnect)
     }
 
     /// Verdicts for `keys` and the keys Doris holds in `range`.
@@ -571,10 +620,8 @@ impl Verifier {
                 let permits = permits.clone();
                 let keys = chunk.to_vec();
                 reads.spawn(async move {
-                    let _permit = permits
-                        .acquire_owned()
-                        .await
-                        .map_err(|e| VerifyError::Postgres(format!("merge reads stopped: {e}")))?;
+                    // The semaphore is never closed.
+                    let _permit = permits.acquire_owned().await.ok();
                     reader.merge_rows(&keys).await
                 });
             }
@@ -585,7 +632,7 @@ impl Verifier {
             let Some(text) = row.get(self.key_index).cloned().flatten() else {
                 continue;
             };
-            let key = parse_key(&text, self.key_type).map_err(VerifyError::Doris)?;
+            let key = parse_key(&text, self.key_type).ok_or(VerifyError::DorisKey { text })?;
             doris_rows.insert(key, row);
         }
         let given: BTreeSet<&Key> = keys.iter().collect();
@@ -597,8 +644,7 @@ impl Verifier {
         spawn_chunks(&mut reads, &doris_only);
         let mut pg: BTreeMap<Key, PgSide> = BTreeMap::new();
         while let Some(done) = reads.join_next().await {
-            let rows =
-                done.map_err(|e| VerifyError::Postgres(format!("a merge read failed: {e}")))??;
+            let rows = done.map_err(VerifyError::MergeTask)??;
             pg.extend(rows);
         }
         let mut all: BTreeSet<Key> = keys.iter().cloned().collect();
@@ -617,10 +663,7 @@ impl Verifier {
 
 impl MergeReader {
     async fn client(&self) -> Result<deadpool_postgres::Object, VerifyError> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| VerifyError::Postgres(crate::error::error_chain(&e)))
+        self.pool.get().await.map_err(VerifyError::PgConnect)
     }
 
     /// The merge query's rows for `keys`, read in one snapshot; a key without a row maps to `row: None`.
@@ -648,13 +691,11 @@ impl MergeReader {
             .merge
             .read_chunk(&mut client, &merge_keys)
             .await
-            .map_err(|e| VerifyError::Postgres(e.to_string()))?;
+            .map_err(VerifyError::Merge)?;
         let mut out = BTreeMap::new();
         for line in chunk.body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            let mut members: BTreeMap<String, Box<RawValue>> = serde_json::from_slice(line)
-                .map_err(|e| {
-                    VerifyError::Postgres(format!("a merged row is not a JSON object: {e}"))
-                })?;
+            let mut members: BTreeMap<String, Box<RawValue>> =
+                serde_json::from_slice(line).map_err(VerifyError::MergedRow)?;
             let deleted = members
                 .get(DELETE_SIGN_COLUMN)
                 .is_some_and(|v| v.get().trim() == "1");
@@ -664,7 +705,10 @@ impl MergeReader {
             else {
                 continue;
             };
-            let key = parse_key(&key_text, self.key_type).map_err(VerifyError::Postgres)?;
+            let key = parse_key(&key_text, self.key_type).ok_or(VerifyError::NotAKey {
+                source_name: "the merge query",
+                text: key_text.clone(),
+            })?;
             members.remove(DELETE_SIGN_COLUMN);
             members.remove(&self.sequence_column);
             out.insert(
@@ -748,10 +792,7 @@ impl Verifier {
 fn keys_body(keys_query: &str) -> Result<&str, VerifyError> {
     let body = trim_query(keys_query);
     if body.trim().is_empty() {
-        return Err(VerifyError::Setup(
-            "--keys-query is empty; give a query returning the keys, e.g. SELECT id FROM jobs"
-                .into(),
-        ));
+        return Err(VerifyError::EmptyKeysQuery);
     }
     Ok(body)
 }
@@ -821,7 +862,7 @@ pub fn run(args: &VerifyArgs) -> i32 {
                 }
             }
             Err(e) => {
-                eprintln!("cdc2doris verify: {e}");
+                eprintln!("cdc2doris verify: {}", crate::error::error_chain(&e));
                 1
             }
         }
@@ -874,8 +915,8 @@ mod tests {
 
     #[test]
     fn keys_parse_by_type() {
-        assert_eq!(parse_key(" 42", KeyType::Integer), Ok(Key::Int(42)));
-        assert!(parse_key("x", KeyType::Integer).is_err());
-        assert_eq!(parse_key("x", KeyType::String), Ok(Key::Str("x".into())));
+        assert_eq!(parse_key(" 42", KeyType::Integer), Some(Key::Int(42)));
+        assert!(parse_key("x", KeyType::Integer).is_none());
+        assert_eq!(parse_key("x", KeyType::String), Some(Key::Str("x".into())));
     }
 }

@@ -323,21 +323,37 @@ struct Verifier {
     pg: Arc<MergeReader>,
     doris: DorisReader,
     key_type: KeyType,
-    chunk_size: usize,
-    /// Merge chunks read at once (`postgres.pool_size`).
-    parallel_chunks: usize,
-    /// Doris column index of the key and of the sequence column.
-    key_index: usize,
+    judge: Judge,
+}
+
+/// Judges keys: the Doris table's columns and what was seen.
+struct Judge {
+    /// Every Doris column, in table order, with its type.
+    columns: Vec<(String, compare::DorisType)>,
+    /// Doris column index of the sequence column.
     seq_index: Option<usize>,
     /// Merge query columns seen without a Doris column.
     unchecked: BTreeSet<String>,
-    /// Doris column index by name (filled on first use).
+    /// Doris column index by name.
     column_index: std::collections::HashMap<String, usize>,
+}
+
+/// Both sides of a range, read.
+struct Fetched {
+    /// The keys to judge, in order: the given ones and those only Doris holds.
+    keys: BTreeSet<Key>,
+    doris_rows: BTreeMap<Key, Vec<Option<String>>>,
+    pg: BTreeMap<Key, PgSide>,
 }
 
 /// Runs the merge query for chunks of keys; shared by the chunk reads of a range, which run in parallel.
 struct MergeReader {
     pool: deadpool_postgres::Pool,
+    chunk_size: usize,
+    /// Merge chunks read at once (`postgres.pool_size`).
+    parallel_chunks: usize,
+    /// Doris column index of the key.
+    key_index: usize,
     merge: MergeQuery,
     key_type: KeyType,
     key_column: String,
@@ -382,6 +398,9 @@ pub async fn run_verify(
         pool: pool.clone(),
         pg: Arc::new(MergeReader {
             pool,
+            chunk_size: file.merge.chunk_size.max(1),
+            parallel_chunks: file.postgres.pool_size.max(1),
+            key_index,
             merge,
             key_type: file.merge.key_type,
             key_column: file.merge.key_column.clone(),
@@ -389,13 +408,21 @@ pub async fn run_verify(
         }),
         doris,
         key_type: file.merge.key_type,
-        chunk_size: file.merge.chunk_size.max(1),
-        parallel_chunks: file.postgres.pool_size.max(1),
-        key_index,
-        seq_index,
-        unchecked: BTreeSet::new(),
-        column_index: std::collections::HashMap::new(),
+        judge: Judge {
+            columns: Vec::new(),
+            seq_index,
+            unchecked: BTreeSet::new(),
+            column_index: std::collections::HashMap::new(),
+        },
     };
+    v.judge.columns = v.doris.columns.clone();
+    v.judge.column_index = v
+        .judge
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, (c, _))| (c.clone(), i))
+        .collect();
     let mut report = VerifyReport::default();
     let mut recheck: Vec<Key> = Vec::new();
     let mut drifted: Vec<Key> = Vec::new();
@@ -436,9 +463,20 @@ pub async fn run_verify(
         }
     } else {
         let mut after: Option<Key> = None;
+        // Range N+1's reads run while range N is judged (the merge reads on other tasks meanwhile).
+        let mut pending: Option<Fetched> = None;
         loop {
             if shutdown.is_cancelled() {
                 report.interrupted = true;
+                if let Some(f) = pending.take() {
+                    for (key, verdict, ex) in v.judge.judge_fetched(&f) {
+                        if verdict != Verdict::Match {
+                            recheck.push(key);
+                            continue;
+                        }
+                        record(&mut report, &key, verdict, ex, &mut drifted);
+                    }
+                }
                 break;
             }
             let page = v
@@ -455,12 +493,34 @@ pub async fn run_verify(
                 after: after.as_ref(),
                 up_to: up_to.as_ref(),
             };
-            for (key, verdict, ex) in v.check(&page, range).await? {
+            let previous = pending.take();
+            let Verifier {
+                doris, pg, judge, ..
+            } = &mut v;
+            let reads = fetch(doris, pg, &page, range);
+            let judged = async { previous.map(|f| judge.judge_fetched(&f)) };
+            let (fetched, judged) = tokio::join!(reads, judged);
+            for (key, verdict, ex) in judged.into_iter().flatten() {
                 if verdict != Verdict::Match {
                     recheck.push(key);
                     continue;
                 }
                 record(&mut report, &key, verdict, ex, &mut drifted);
+            }
+            pending = Some(fetched?);
+            if last_page {
+                for (key, verdict, ex) in pending
+                    .take()
+                    .map(|f| v.judge.judge_fetched(&f))
+                    .into_iter()
+                    .flatten()
+                {
+                    if verdict != Verdict::Match {
+                        recheck.push(key);
+                        continue;
+                    }
+                    record(&mut report, &key, verdict, ex, &mut drifted);
+                }
             }
             if opts.progress {
                 eprint!(
@@ -493,7 +553,7 @@ pub async fn run_verify(
             record(&mut report, &key, verdict, ex, &mut drifted);
         }
     }
-    report.unchecked_columns = v.unchecked.iter().cloned().collect();
+    report.unchecked_columns = v.judge.unchecked.iter().cloned().collect();
     if opts.repair && !drifted.is_empty() && !report.interrupted {
         let texts: Vec<String> = drifted
             .iter()
@@ -613,54 +673,75 @@ impl Verifier {
         keys: &[Key],
         range: DorisRange<'_>,
     ) -> Result<Vec<(Key, Verdict, Option<Example>)>, VerifyError> {
-        // The merge queries of the given keys start at once, `parallel_chunks` at a time (each chunk one
-        // snapshot), while Doris's rows are read; the keys only Doris holds follow.
-        let permits = Arc::new(tokio::sync::Semaphore::new(self.parallel_chunks));
-        let mut reads = tokio::task::JoinSet::new();
-        let spawn_chunks = |reads: &mut tokio::task::JoinSet<_>, keys: &[Key]| {
-            for chunk in keys.chunks(self.chunk_size) {
-                let reader = self.pg.clone();
-                let permits = permits.clone();
-                let keys = chunk.to_vec();
-                reads.spawn(async move {
-                    // The semaphore is never closed.
-                    let _permit = permits.acquire_owned().await.ok();
-                    reader.merge_rows(&keys).await
-                });
-            }
+        let fetched = fetch(&mut self.doris, &self.pg, keys, range).await?;
+        Ok(self.judge.judge_fetched(&fetched))
+    }
+}
+
+/// Reads both sides of a range: the merge queries of the given keys start at once, `postgres.pool_size` chunks at a
+/// time (each chunk one snapshot), while Doris's rows are read; the keys only Doris holds follow.
+async fn fetch(
+    doris: &mut DorisReader,
+    pg: &Arc<MergeReader>,
+    keys: &[Key],
+    range: DorisRange<'_>,
+) -> Result<Fetched, VerifyError> {
+    let permits = Arc::new(tokio::sync::Semaphore::new(pg.parallel_chunks));
+    let mut reads = tokio::task::JoinSet::new();
+    let spawn_chunks = |reads: &mut tokio::task::JoinSet<_>, keys: &[Key]| {
+        for chunk in keys.chunks(pg.chunk_size) {
+            let reader = pg.clone();
+            let permits = permits.clone();
+            let keys = chunk.to_vec();
+            reads.spawn(async move {
+                // The semaphore is never closed.
+                let _permit = permits.acquire_owned().await.ok();
+                reader.merge_rows(&keys).await
+            });
+        }
+    };
+    spawn_chunks(&mut reads, keys);
+    let mut doris_rows: BTreeMap<Key, Vec<Option<String>>> = BTreeMap::new();
+    for row in doris.rows(range).await? {
+        let Some(text) = row.get(pg.key_index).cloned().flatten() else {
+            continue;
         };
-        spawn_chunks(&mut reads, keys);
-        let mut doris_rows: BTreeMap<Key, Vec<Option<String>>> = BTreeMap::new();
-        for row in self.doris.rows(range).await? {
-            let Some(text) = row.get(self.key_index).cloned().flatten() else {
+        let key = parse_key(&text, pg.key_type).ok_or(VerifyError::DorisKey { text })?;
+        doris_rows.insert(key, row);
+    }
+    let given: BTreeSet<&Key> = keys.iter().collect();
+    let doris_only: Vec<Key> = doris_rows
+        .keys()
+        .filter(|k| !given.contains(k))
+        .cloned()
+        .collect();
+    spawn_chunks(&mut reads, &doris_only);
+    let mut pg_rows: BTreeMap<Key, PgSide> = BTreeMap::new();
+    while let Some(done) = reads.join_next().await {
+        let rows = done.map_err(VerifyError::MergeTask)??;
+        pg_rows.extend(rows);
+    }
+    let mut all: BTreeSet<Key> = keys.iter().cloned().collect();
+    all.extend(doris_only);
+    Ok(Fetched {
+        keys: all,
+        doris_rows,
+        pg: pg_rows,
+    })
+}
+
+impl Judge {
+    /// The verdict of every key of a fetched range, in key order.
+    fn judge_fetched(&mut self, f: &Fetched) -> Vec<(Key, Verdict, Option<Example>)> {
+        let mut out = Vec::with_capacity(f.keys.len());
+        for key in &f.keys {
+            let Some(side) = f.pg.get(key) else {
                 continue;
             };
-            let key = parse_key(&text, self.key_type).ok_or(VerifyError::DorisKey { text })?;
-            doris_rows.insert(key, row);
-        }
-        let given: BTreeSet<&Key> = keys.iter().collect();
-        let doris_only: Vec<Key> = doris_rows
-            .keys()
-            .filter(|k| !given.contains(k))
-            .cloned()
-            .collect();
-        spawn_chunks(&mut reads, &doris_only);
-        let mut pg: BTreeMap<Key, PgSide> = BTreeMap::new();
-        while let Some(done) = reads.join_next().await {
-            let rows = done.map_err(VerifyError::MergeTask)??;
-            pg.extend(rows);
-        }
-        let mut all: BTreeSet<Key> = keys.iter().cloned().collect();
-        all.extend(doris_only);
-        let mut out = Vec::with_capacity(all.len());
-        for key in &all {
-            let Some(side) = pg.get(key) else {
-                continue;
-            };
-            let (verdict, ex) = self.judge(key, side, doris_rows.get(key));
+            let (verdict, ex) = self.judge(key, side, f.doris_rows.get(key));
             out.push((key.clone(), verdict, ex));
         }
-        Ok(out)
+        out
     }
 }
 
@@ -726,7 +807,7 @@ impl MergeReader {
     }
 }
 
-impl Verifier {
+impl Judge {
     fn judge(
         &mut self,
         key: &Key,
@@ -755,21 +836,12 @@ impl Verifier {
             (Some(row), Some(drow)) => {
                 let mut diffs = Vec::new();
                 for (column, value) in row {
-                    // The table's columns by name, built once (a linear search per cell showed in profiles).
-                    if self.column_index.is_empty() {
-                        self.column_index = self
-                            .doris
-                            .columns
-                            .iter()
-                            .enumerate()
-                            .map(|(i, (c, _))| (c.clone(), i))
-                            .collect();
-                    }
+                    // By name through a map: a linear search per cell showed in profiles.
                     let Some(&i) = self.column_index.get(column.as_str()) else {
                         self.unchecked.insert(column.clone());
                         continue;
                     };
-                    let ty = &self.doris.columns[i].1;
+                    let ty = &self.columns[i].1;
                     let cell = drow.get(i).and_then(|c| c.as_deref());
                     if !compare::same(ty, value, cell) {
                         diffs.push(ColumnDiff {

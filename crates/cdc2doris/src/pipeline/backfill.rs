@@ -412,40 +412,66 @@ pub async fn run_with(
     let mut tracker = OffsetTracker::new();
     let started = Instant::now();
     tracing::info!(batch_keys, "backfill: reading keys");
+    // Up to `batch.max_in_flight` batches at once (the next one merges while the previous one loads); they finish in
+    // order, so the checkpoint only ever names a key whose batch and every earlier one loaded.
+    let max_in_flight = file.batch.max_in_flight.max(1);
+    let mut in_flight: std::collections::VecDeque<InFlight> = std::collections::VecDeque::new();
+    let mut exhausted = false;
     loop {
-        if shutdown.is_cancelled() {
-            report.interrupted = true;
+        while !exhausted && in_flight.len() < max_in_flight && !shutdown.is_cancelled() {
+            if let Some(rate) = options.rate.filter(|r| *r > 0.0) {
+                let due = started + Duration::from_secs_f64(report.keys as f64 / rate);
+                tokio::select! {
+                    _ = tokio::time::sleep_until(due.into()) => {}
+                    _ = shutdown.cancelled() => break,
+                }
+            }
+            let texts = feeder.next().await?;
+            if texts.is_empty() {
+                exhausted = true;
+                break;
+            }
+            let mut keys = HashSet::with_capacity(texts.len());
+            for text in &texts {
+                keys.insert(key_value(text, file.merge.key_type)?);
+            }
+            report.keys += keys.len() as u64;
+            let (after, last_page) = match &feeder {
+                Feeder::Keyset(pages) => (pages.after.clone(), pages.done),
+                Feeder::List(..) => (None, false),
+            };
+            exhausted = last_page;
+            let id = tracker.open_batch();
+            let number = i64::try_from(id.get()).unwrap_or(i64::MAX);
+            let ranges = vec![OffsetRange {
+                tp: TopicPartition::new(format!("backfill-{run_id}"), 0),
+                first: number,
+                last: number,
+            }];
+            let name = crate::sink::describe_ranges(id, &ranges);
+            let task = tokio::spawn(run_batch(
+                ctx.clone(),
+                SealedBatch {
+                    id,
+                    name,
+                    ranges,
+                    keys,
+                    resolve: Vec::new(),
+                    txids: Vec::new(),
+                },
+            ));
+            in_flight.push_back(InFlight {
+                task,
+                after,
+                keys: texts.len() as u64,
+                last_page,
+            });
+        }
+        let Some(batch) = in_flight.pop_front() else {
+            report.interrupted = !exhausted;
             break;
-        }
-        let texts = feeder.next().await?;
-        if texts.is_empty() {
-            break;
-        }
-        let mut keys = HashSet::with_capacity(texts.len());
-        for text in &texts {
-            keys.insert(key_value(text, file.merge.key_type)?);
-        }
-        report.keys += keys.len() as u64;
-        let id = tracker.open_batch();
-        let number = i64::try_from(id.get()).unwrap_or(i64::MAX);
-        let ranges = vec![OffsetRange {
-            tp: TopicPartition::new(format!("backfill-{run_id}"), 0),
-            first: number,
-            last: number,
-        }];
-        let name = crate::sink::describe_ranges(id, &ranges);
-        let done = run_batch(
-            ctx.clone(),
-            SealedBatch {
-                id,
-                name,
-                ranges,
-                keys,
-                resolve: Vec::new(),
-                txids: Vec::new(),
-            },
-        )
-        .await;
+        };
+        let done = batch.task.await.map_err(PipelineError::BatchTask)?;
         match done.outcome {
             BatchOutcome::Loaded {
                 rows,
@@ -461,10 +487,10 @@ pub async fn run_with(
                 report.rejected += rejected as u64;
                 let seconds = started.elapsed().as_secs_f64();
                 let per_second = report.keys as f64 / seconds.max(1e-3);
-                if let (Some((path, state)), Feeder::Keyset(pages)) = (&mut checkpoint, &feeder) {
-                    state.after = pages.after.clone();
-                    state.keys += texts.len() as u64;
-                    state.done = pages.done;
+                if let Some((path, state)) = &mut checkpoint {
+                    state.after = batch.after;
+                    state.keys += batch.keys;
+                    state.done = batch.last_page;
                     state.write(path)?;
                 }
                 tracing::info!(
@@ -478,13 +504,6 @@ pub async fn run_with(
                 );
                 if options.progress {
                     eprint!("\r{}", progress_line(report.keys, total, per_second));
-                }
-                if let Some(rate) = options.rate.filter(|r| *r > 0.0) {
-                    let due = started + Duration::from_secs_f64(report.keys as f64 / rate);
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(due.into()) => {}
-                        _ = shutdown.cancelled() => {}
-                    }
                 }
             }
             BatchOutcome::Abandoned => {
@@ -508,6 +527,15 @@ pub async fn run_with(
         state.write(path)?;
     }
     Ok(report)
+}
+
+/// A batch merging or loading, and what the checkpoint says once it loaded.
+struct InFlight {
+    task: tokio::task::JoinHandle<super::worker::BatchDone>,
+    /// The last key of its page (keyset pages only).
+    after: Option<String>,
+    keys: u64,
+    last_page: bool,
 }
 
 /// `backfill: 120000/1000000 keys (12%), 20345 keys/s, ETA 43s`.

@@ -18,7 +18,7 @@ DROP INDEX job_activity_job_id_idx, standard_revenue_job_id_idx, jobs_client_id_
 
 INSERT INTO jobs (id, client_id, title, category, status, location, salary_min, salary_max, created_at, updated_at)
 SELECT g,
-       1 + (g * 7919) % :clients,
+       1 + (g::int8 * 7919) % :clients,
        (ARRAY['engineering', 'sales', 'support', 'design', 'marketing', 'operations'])[1 + g % 6] || ' position #' || g,
        (ARRAY['engineering', 'sales', 'support', 'design', 'marketing', 'operations'])[1 + g % 6],
        (ARRAY['open', 'open', 'open', 'paused', 'closed'])[1 + g % 5],

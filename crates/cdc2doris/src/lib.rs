@@ -10,6 +10,7 @@
 //! - [`config`] is the one TOML file that drives the service; [`secret`] reads passwords.
 //! - [`inspect`] is the `cdc2doris inspect` command: what the service makes of one message.
 //! - [`verify`] is the `cdc2doris verify` command: the Doris table compared with the merge query, and repaired.
+//! - [`schema`] maps the merge query's columns to Doris types: `cdc2doris ddl`, and the schema checks of `check`.
 
 pub mod admin;
 pub mod batch;
@@ -24,6 +25,7 @@ pub mod merge;
 pub mod offsets;
 pub mod pipeline;
 pub mod retry;
+pub mod schema;
 pub mod secret;
 pub mod sink;
 pub mod source;

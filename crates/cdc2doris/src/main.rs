@@ -30,6 +30,8 @@ enum Command {
     /// Compare the Doris table with the merge query over the keys of a query (or a sample of them); exit 1 on
     /// drift. `--repair` reloads the drifted keys.
     Verify(cdc2doris::verify::VerifyArgs),
+    /// Print a CREATE TABLE for Doris derived from the merge query's result columns, to review and run.
+    Ddl(cdc2doris::schema::ddl::DdlArgs),
 }
 
 fn main() {
@@ -44,6 +46,7 @@ fn main() {
         }
         Command::Check(args) => cdc2doris::check::run(&args),
         Command::Verify(args) => cdc2doris::verify::run(&args),
+        Command::Ddl(args) => cdc2doris::schema::ddl::run(&args),
     };
     std::process::exit(code);
 }

@@ -25,6 +25,15 @@ const TABLES: [&str; 4] = [
 /// An address nothing listens on: connections are refused at once.
 const UNREACHABLE_FE: &str = "http://127.0.0.1:1";
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// The schema lines `check` warns on for the example pipeline: text columns into bounded VARCHARs, and a sum of
+/// numerics (no declared precision) into DECIMAL(18,2).
+const EXAMPLE_SCHEMA_WARNINGS: [&str; 5] = [
+    "schema.category",
+    "schema.status",
+    "schema.location",
+    "schema.exclusion_reason",
+    "schema.revenue_total",
+];
 
 fn bootstrap() -> String {
     std::env::var("CDC2DORIS_KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".to_string())
@@ -218,6 +227,8 @@ key_column = "{key_column}"
 
 [doris]
 fe_urls = ["{fe}"]
+query_host = "127.0.0.1"
+query_port = {query_port}
 database = "{doris_db}"
 table = "merged_job_data"
 user = "root"
@@ -236,6 +247,7 @@ path = "dead-letter.jsonl"
             clients_to_exclude = self.topic("clients_to_exclude"),
             standard_revenue = self.topic("standard_revenue"),
             fe = doris.fe_url,
+            query_port = doris.query_port,
             doris_db = doris.database,
         );
         let path = self.dir.path().join("check.toml");
@@ -260,6 +272,8 @@ path = "dead-letter.jsonl"
 /// Where the config's `[doris]` section points, and the password its environment variable holds.
 struct Doris {
     fe_url: String,
+    /// The FE query port (MySQL protocol); 1 when unreachable.
+    query_port: u16,
     database: String,
     password: String,
 }
@@ -268,6 +282,7 @@ impl Doris {
     fn unreachable() -> Doris {
         Doris {
             fe_url: UNREACHABLE_FE.to_string(),
+            query_port: 1,
             database: "job_analytics".to_string(),
             password: "doris-secret".to_string(),
         }
@@ -341,6 +356,7 @@ impl Doris {
     fn sim(sim: &doris_sim::Sim, password: &str) -> Doris {
         Doris {
             fe_url: sim.fe_url(),
+            query_port: sim.query_addr().port(),
             database: "job_analytics".to_string(),
             password: password.to_string(),
         }
@@ -355,6 +371,9 @@ async fn everything_passes_on_the_example_pipeline() {
     let report = run_check(&world.config("job_id", &doris), &doris).await;
     let text = report.render();
     for l in &report.lines {
+        if EXAMPLE_SCHEMA_WARNINGS.contains(&l.subject.as_str()) {
+            continue;
+        }
         assert_eq!(
             l.outcome,
             Outcome::Pass,
@@ -363,6 +382,31 @@ async fn everything_passes_on_the_example_pipeline() {
             l.detail
         );
     }
+    // The example's table holds every value, except where it bounds what the query leaves unbounded.
+    let warned: Vec<&str> = report
+        .lines
+        .iter()
+        .filter(|l| l.outcome == Outcome::Warn)
+        .map(|l| l.subject.as_str())
+        .collect();
+    assert_eq!(warned, EXAMPLE_SCHEMA_WARNINGS, "{text}");
+    assert!(
+        one(&report, "schema.status")
+            .detail
+            .starts_with("text into VARCHAR(32): values longer than 32 bytes are refused"),
+        "{text}"
+    );
+    assert!(
+        one(&report, "schema.revenue_total")
+            .detail
+            .contains("numeric without a declared precision"),
+        "{text}"
+    );
+    assert_eq!(
+        one(&report, "schema").detail,
+        "`job_analytics`.`merged_job_data` is UNIQUE KEY(job_id) with sequence column \"source_version\"",
+        "{text}"
+    );
     assert!(
         one(&report, "kafka.bootstrap_servers")
             .detail
@@ -876,7 +920,13 @@ async fn the_binary_exits_0_when_everything_passes() {
         .expect("run cdc2doris");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{stdout}");
-    assert!(stdout.lines().all(|l| l.starts_with("pass  ")), "{stdout}");
+    assert!(
+        stdout.lines().all(|l| l.starts_with("pass  ")
+            || EXAMPLE_SCHEMA_WARNINGS
+                .iter()
+                .any(|s| l.starts_with(&format!("warn  {s}: ")))),
+        "{stdout}"
+    );
     assert!(stdout.contains("\npass  doris.fe_urls[0]: "), "{stdout}");
     assert!(!stdout.contains("doris-secret"), "{stdout}");
     sim.shutdown().await;
@@ -915,6 +965,262 @@ async fn a_hot_standby_is_refused_by_check_and_run() {
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("hot standby"), "{stderr}");
     drop(standby);
+    sim.shutdown().await;
+    world.drop_all().await;
+}
+
+/// Doris tables with the schema mistakes `check` must catch, each beside the example's table.
+const WRONG_TABLES: &str = "
+CREATE DATABASE job_analytics;
+CREATE TABLE job_analytics.wrong_columns (
+    job_id BIGINT NOT NULL, client_id INT, title STRING, status VARCHAR(32), location VARCHAR(256),
+    salary_min INT, salary_max DECIMAL(12,1), created_at DATE, updated_at DATETIME(6), view_count BIGINT,
+    apply_count BIGINT, click_count BIGINT, last_activity_at DATETIME(6), client_excluded BOOLEAN,
+    exclusion_reason VARCHAR(512), revenue_total DECIMAL(18,2), revenue_entries BIGINT, last_booked_on DATE,
+    note STRING NOT NULL, region VARCHAR(10), source_version BIGINT NOT NULL
+) UNIQUE KEY(job_id) DISTRIBUTED BY HASH(job_id) BUCKETS 1
+PROPERTIES (\"function_column.sequence_col\" = \"source_version\");
+CREATE TABLE job_analytics.wrong_model (job_id BIGINT NOT NULL, client_id BIGINT, source_version BIGINT)
+DUPLICATE KEY(job_id, client_id) DISTRIBUTED BY HASH(job_id) BUCKETS 1;
+CREATE TABLE job_analytics.no_sequence (job_id BIGINT NOT NULL, source_version BIGINT)
+UNIQUE KEY(job_id) DISTRIBUTED BY HASH(job_id) BUCKETS 1;
+CREATE TABLE job_analytics.int_sequence (job_id BIGINT NOT NULL, source_version INT)
+UNIQUE KEY(job_id) DISTRIBUTED BY HASH(job_id) BUCKETS 1
+PROPERTIES (\"function_column.sequence_col\" = \"source_version\");
+CREATE TABLE job_analytics.other_sequence (job_id BIGINT NOT NULL, v2 BIGINT)
+UNIQUE KEY(job_id) DISTRIBUTED BY HASH(job_id) BUCKETS 1
+PROPERTIES (\"function_column.sequence_col\" = \"v2\");
+";
+
+/// `check` against one of [`WRONG_TABLES`].
+async fn check_table(world: &World, doris: &Doris, table: &str) -> CheckReport {
+    let path = world.config("job_id", doris);
+    edit(
+        &path,
+        "table = \"merged_job_data\"",
+        &format!("table = \"{table}\""),
+    );
+    run_check(&path, doris).await
+}
+
+/// The detail of the line about `subject`, which must have this outcome.
+fn detail<'r>(report: &'r CheckReport, subject: &str, outcome: Outcome) -> &'r str {
+    let l = one(report, subject);
+    assert_eq!(l.outcome, outcome, "{subject}\n{}", report.render());
+    &l.detail
+}
+
+/// Each schema mistake is caught on its own line, saying what to change: columns the table lacks or the query does
+/// not write, types that cannot hold the values (numeric → INT, a narrower DECIMAL, timestamptz → DATE, bigint →
+/// INT, unbounded text → VARCHAR(32)), the key model, the key, the sequence column.
+#[tokio::test]
+async fn check_catches_each_schema_mistake() {
+    let world = World::create(&TABLES).await;
+    // The merge query with created_at as timestamptz (the example renders it as text for DATETIME).
+    let merge = std::fs::read_to_string(world.dir.path().join("merge.sql")).expect("merge.sql");
+    let raw_created_at = merge.replace(
+        "to_char(j.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')        AS created_at",
+        "j.created_at AS created_at",
+    );
+    assert_ne!(merge, raw_created_at);
+    std::fs::write(world.dir.path().join("merge.sql"), raw_created_at).expect("merge.sql");
+    let sim = doris_sim::Sim::start(doris_sim::SimOptions {
+        ddl: vec![WRONG_TABLES.to_string()],
+        password: "pw".into(),
+        ..Default::default()
+    })
+    .await
+    .expect("doris-sim");
+    let doris = Doris::sim(&sim, "pw");
+
+    let report = check_table(&world, &doris, "wrong_columns").await;
+    let text = report.render();
+    assert!(report.failed(), "{text}");
+    assert_eq!(
+        detail(&report, "schema", Outcome::Pass),
+        "`job_analytics`.`wrong_columns` is UNIQUE KEY(job_id) with sequence column \"source_version\""
+    );
+    let d = detail(&report, "schema.category", Outcome::Fail);
+    assert!(
+        d.contains("has no such column") && d.contains("ADD COLUMN `category` STRING"),
+        "{d}"
+    );
+    let d = detail(&report, "schema.salary_min", Outcome::Fail);
+    assert!(
+        d.starts_with("numeric(12,2) into INT: ") && d.ends_with("make it DECIMAL(12,2)"),
+        "{d}"
+    );
+    let d = detail(&report, "schema.salary_max", Outcome::Fail);
+    assert!(
+        d.contains("rounded to 1") && d.ends_with("make it DECIMAL(12,2)"),
+        "{d}"
+    );
+    let d = detail(&report, "schema.created_at", Outcome::Fail);
+    assert!(
+        d.starts_with("timestamptz into DATE: the time of day is lost")
+            && d.ends_with("make it DATETIME(6)"),
+        "{d}"
+    );
+    let d = detail(&report, "schema.client_id", Outcome::Fail);
+    assert!(
+        d.starts_with("int8 into INT: ") && d.ends_with("make it BIGINT"),
+        "{d}"
+    );
+    let d = detail(&report, "schema.status", Outcome::Warn);
+    assert!(d.contains("make it STRING"), "{d}");
+    let d = detail(&report, "schema.note", Outcome::Fail);
+    assert!(
+        d.contains("NOT NULL") && d.contains("every load is refused"),
+        "{d}"
+    );
+    let d = detail(&report, "schema.region", Outcome::Warn);
+    assert!(d.contains("never written"), "{d}");
+    // What fits is not mentioned.
+    assert!(about(&report, "schema.title").is_empty(), "{text}");
+    assert!(about(&report, "schema.updated_at").is_empty(), "{text}");
+    assert!(about(&report, "schema.columns").is_empty(), "{text}");
+
+    let report = check_table(&world, &doris, "wrong_model").await;
+    let lines: Vec<&str> = about(&report, "schema")
+        .iter()
+        .map(|l| {
+            assert_eq!(l.outcome, Outcome::Fail, "{}", report.render());
+            l.detail.as_str()
+        })
+        .collect();
+    assert!(lines[0].contains("is a DUPLICATE KEY table"), "{lines:?}");
+    assert!(lines[0].contains("UNIQUE KEY(job_id)"), "{lines:?}");
+    assert!(
+        lines[1].contains(
+            "the key of `job_analytics`.`wrong_model` is (job_id, client_id), not (job_id)"
+        ),
+        "{lines:?}"
+    );
+
+    let report = check_table(&world, &doris, "no_sequence").await;
+    let d = detail(&report, "schema", Outcome::Fail);
+    assert!(
+        d.contains("has no sequence column")
+            && d.contains("\"function_column.sequence_col\" = \"source_version\""),
+        "{d}"
+    );
+
+    let report = check_table(&world, &doris, "int_sequence").await;
+    let d = detail(&report, "schema", Outcome::Fail);
+    assert!(d.contains("is INT") && d.contains("make it BIGINT"), "{d}");
+
+    let report = check_table(&world, &doris, "other_sequence").await;
+    let d = detail(&report, "doris.sequence_column", Outcome::Fail);
+    assert!(d.contains("set doris.sequence_column = \"v2\""), "{d}");
+
+    sim.shutdown().await;
+    world.drop_all().await;
+}
+
+/// `cdc2doris ddl` prints a table that Doris (here doris-sim) creates, that `check` finds fitting, and that a
+/// backfill fills so that `verify` finds it equal to the merge query: the first deployment, end to end.
+#[tokio::test]
+async fn ddl_prints_a_table_that_fits_loads_and_verifies() {
+    let world = World::create(&TABLES).await;
+    let path = world.config("job_id", &Doris::unreachable());
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_cdc2doris"))
+        .args(["ddl", "--config"])
+        .arg(&path)
+        .env("CHECK_PG_PASSWORD", pg_password())
+        .env("CHECK_DORIS_PASSWORD", "unused")
+        .output()
+        .await
+        .expect("run cdc2doris ddl");
+    let ddl = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{ddl}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(ddl.contains("CREATE TABLE IF NOT EXISTS `job_analytics`.`merged_job_data` (\n    `job_id` BIGINT NOT NULL,\n"), "{ddl}");
+    assert!(ddl.contains("\n    `salary_min` DECIMAL(12,2),\n"), "{ddl}");
+    assert!(ddl.contains("\n    `client_excluded` BOOLEAN,\n"), "{ddl}");
+    assert!(ddl.contains("\n    `last_booked_on` DATE,\n"), "{ddl}");
+    assert!(ddl.contains("UNIQUE KEY(`job_id`)"), "{ddl}");
+
+    let sim = doris_sim::Sim::start(doris_sim::SimOptions {
+        ddl: vec![ddl.clone()],
+        password: "pw".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("the printed DDL does not run: {e}\n{ddl}"));
+    let doris = Doris::sim(&sim, "pw");
+    let path = world.config("job_id", &doris);
+    let report = run_check(&path, &doris).await;
+    let text = report.render();
+    // Every column fits, except the sum without a declared precision, which the DDL also notes for review.
+    for l in report
+        .lines
+        .iter()
+        .filter(|l| l.subject.starts_with("schema"))
+    {
+        let expected = if l.subject == "schema.revenue_total" {
+            Outcome::Warn
+        } else {
+            Outcome::Pass
+        };
+        assert_eq!(l.outcome, expected, "{text}");
+    }
+    assert!(
+        ddl.contains("-- revenue_total numeric: numeric without a declared precision"),
+        "{ddl}"
+    );
+    assert_eq!(about(&report, "schema").len(), 1, "{text}");
+    assert_eq!(about(&report, "schema.revenue_total").len(), 1, "{text}");
+
+    connect(&world.database)
+        .await
+        .batch_execute(
+            "INSERT INTO jobs (id, client_id, title, status, salary_min, created_at)
+             SELECT i, i % 4, 'job ' || i, 'open', 100.25 * i, '2024-01-02 03:04:05.5+00' FROM generate_series(1, 30) i;
+             INSERT INTO job_activity (id, job_id, activity_type) SELECT i, i % 9 + 1, 'view' FROM generate_series(1, 20) i;
+             INSERT INTO standard_revenue (id, job_id, amount_usd, booked_on)
+             SELECT i, i % 5 + 1, 3.5 * i, '2024-05-06' FROM generate_series(1, 12) i;
+             INSERT INTO clients_to_exclude (client_id, reason) VALUES (2, 'test');",
+        )
+        .await
+        .expect("seed");
+    let pg = pg_password();
+    let env = move |name: &str| match name {
+        "CHECK_PG_PASSWORD" => Ok(pg.clone()),
+        "CHECK_DORIS_PASSWORD" => Ok("pw".to_string()),
+        _ => Err(std::env::VarError::NotPresent),
+    };
+    let config = check_config(&path, &env).1.expect("config");
+    let done = cdc2doris::pipeline::backfill::run(
+        config.clone(),
+        cdc2doris::pipeline::backfill::Keys::Query("SELECT id FROM jobs".into()),
+        100,
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .expect("backfill");
+    assert_eq!(done.rows, 30);
+    let verified = cdc2doris::verify::run_verify(
+        &config,
+        &cdc2doris::verify::VerifyOptions {
+            keys_query: "SELECT id FROM jobs".into(),
+            sample: None,
+            range_keys: 8,
+            examples: 5,
+            repair: false,
+            recheck_after: Duration::ZERO,
+            progress: false,
+        },
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .expect("verify");
+    assert!(verified.clean(), "{}", verified.render_text());
+    assert_eq!(verified.counts.matched, 30, "{}", verified.render_text());
+    assert!(verified.unchecked_columns.is_empty());
     sim.shutdown().await;
     world.drop_all().await;
 }

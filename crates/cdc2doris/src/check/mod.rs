@@ -3,8 +3,9 @@
 //!
 //! First the file: parsed and validated, every problem on its own `fail` line ([`check_config`]). Then, if it is
 //! valid, the services it names ([`check_connectivity`], implemented in [`services`]): Kafka brokers and
-//! topics, PostgreSQL (the merge and resolve queries prepare, the key column exists, replica identities), and Doris
-//! (FE reachable, credentials accepted, database known; nothing is loaded).
+//! topics, PostgreSQL (the merge and resolve queries prepare, the key column exists, replica identities), Doris
+//! (FE reachable, credentials accepted, database known; nothing is loaded), and the schema fit of the merge query's
+//! columns with the Doris table (`schema` lines; docs/types.md).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -38,9 +38,30 @@ pub struct BackfillArgs {
     /// Keys per batch (one Stream Load each). Default: `batch.max_keys`.
     #[arg(long)]
     pub batch_keys: Option<usize>,
+    /// With `--keys-query`: only keys from this one on (inclusive, in key order).
+    #[arg(long, conflicts_with = "keys_from")]
+    pub from: Option<String>,
+    /// With `--keys-query`: only keys up to this one (inclusive).
+    #[arg(long, conflicts_with = "keys_from")]
+    pub to: Option<String>,
+    /// At most this many keys per second (batches shrink to a second's keys), to spare PostgreSQL and Doris.
+    #[arg(long, value_parser = parse_rate)]
+    pub rate: Option<f64>,
+    /// With `--keys-query`: a checkpoint file, written after every loaded batch; when it exists, the backfill
+    /// continues after the last key it names (run the same command again after an interruption).
+    #[arg(long, conflicts_with = "keys_from")]
+    pub resume: Option<PathBuf>,
     /// Log format, overriding `log.format`: `text` or `json`.
     #[arg(long, value_parser = ["text", "json"])]
     pub log_format: Option<String>,
+}
+
+/// A positive number of keys per second.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err("must be a positive number of keys per second, e.g. 5000".to_string()),
+    }
 }
 
 /// Runs a backfill; prints its report as one JSON line on stdout. Exit code 0 when every key was refreshed, 1 on a
@@ -77,7 +98,15 @@ pub fn backfill(args: &BackfillArgs) -> i32 {
         let shutdown = CancellationToken::new();
         tokio::spawn(watch_signals(shutdown.clone()));
         tracing::info!(config = %args.config.display(), version = env!("CARGO_PKG_VERSION"), "cdc2doris backfill starting");
-        match super::backfill::run(cfg, keys, batch_keys, shutdown).await {
+        let options = super::backfill::BackfillOptions {
+            batch_keys,
+            from: args.from.clone(),
+            to: args.to.clone(),
+            rate: args.rate,
+            checkpoint: args.resume.clone(),
+            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        };
+        match super::backfill::run_with(cfg, keys, options, shutdown).await {
             Ok(report) => {
                 println!("{}", serde_json::to_string(&report).unwrap_or_default());
                 if report.interrupted {

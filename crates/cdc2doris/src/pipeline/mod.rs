@@ -115,6 +115,9 @@ pub enum PipelineError {
     /// The Kafka source stopped unexpectedly.
     #[error("the Kafka source stopped unexpectedly")]
     SourceGone,
+    /// A backfill batch's task stopped without an outcome (a panic, or the runtime shutting down).
+    #[error("a backfill batch stopped unexpectedly")]
+    BatchTask(#[source] tokio::task::JoinError),
 }
 
 /// What PostgreSQL's refusal says: the TLS check's words when it was that, else the error with its causes.

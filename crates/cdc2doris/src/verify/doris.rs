@@ -43,50 +43,69 @@ fn literal(key: &Key) -> String {
     }
 }
 
+/// How to reach the FE query port with the service's user and password: the options and `host:port` (for messages).
+/// The host is `doris.query_host`, else the host of the first FE (or BE) URL.
+pub fn query_port_opts(config: &Config) -> Result<(mysql_async::OptsBuilder, String), VerifyError> {
+    let doris = &config.file.doris;
+    let host = match &doris.query_host {
+        Some(h) => h.clone(),
+        None => doris
+            .fe_urls
+            .iter()
+            .chain(&doris.be_urls)
+            .find_map(|u| reqwest::Url::parse(u).ok()?.host_str().map(str::to_owned))
+            .ok_or(VerifyError::NoQueryHost)?,
+    };
+    let password = config
+        .doris_password
+        .as_ref()
+        .map(|p| p.expose_secret().to_owned())
+        .unwrap_or_default();
+    let where_ = format!("{host}:{}", doris.query_port);
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname(host)
+        .tcp_port(doris.query_port)
+        .user(Some(doris.user.clone()))
+        .pass(Some(password))
+        .prefer_socket(false);
+    Ok((opts, where_))
+}
+
+/// `` `db`.`table` `` of `[doris]`.
+pub fn table_name(config: &Config) -> String {
+    format!(
+        "{}.{}",
+        quote_ident(&config.file.doris.database),
+        quote_ident(&config.file.doris.table)
+    )
+}
+
 impl DorisReader {
     /// Connects and reads the table's columns with `DESC`.
     pub async fn connect(config: &Config) -> Result<DorisReader, VerifyError> {
         let doris = &config.file.doris;
-        let host = match &doris.query_host {
-            Some(h) => h.clone(),
-            None => doris
-                .fe_urls
-                .iter()
-                .chain(&doris.be_urls)
-                .find_map(|u| reqwest::Url::parse(u).ok()?.host_str().map(str::to_owned))
-                .ok_or_else(|| {
-                    VerifyError::Setup(
-                        "no host for the Doris query port: set doris.query_host".into(),
-                    )
-                })?,
-        };
-        let password = config
-            .doris_password
-            .as_ref()
-            .map(|p| p.expose_secret().to_owned())
-            .unwrap_or_default();
-        let opts = mysql_async::OptsBuilder::default()
-            .ip_or_hostname(host.clone())
-            .tcp_port(doris.query_port)
-            .user(Some(doris.user.clone()))
-            .pass(Some(password))
-            .prefer_socket(false);
-        let where_ = format!("{host}:{}", doris.query_port);
-        let mut conn = mysql_async::Conn::new(opts).await.map_err(|e| {
-            VerifyError::Doris(format!(
-                "cannot connect to the Doris query port {where_} as {} ({e}); check doris.query_port / doris.query_host",
-                doris.user
-            ))
-        })?;
+        let (opts, where_) = query_port_opts(config)?;
+        let mut conn =
+            mysql_async::Conn::new(opts)
+                .await
+                .map_err(|source| VerifyError::DorisConnect {
+                    address: where_,
+                    user: doris.user.clone(),
+                    source,
+                })?;
         let table = format!(
             "{}.{}",
             quote_ident(&doris.database),
             quote_ident(&doris.table)
         );
-        let desc: Vec<mysql_async::Row> = conn
-            .query(format!("DESC {table}"))
-            .await
-            .map_err(|e| VerifyError::Doris(format!("DESC {table}: {e}")))?;
+        let desc: Vec<mysql_async::Row> =
+            conn.query(format!("DESC {table}"))
+                .await
+                .map_err(|source| VerifyError::DorisQuery {
+                    statement: "DESC",
+                    table: table.clone(),
+                    source,
+                })?;
         let mut columns = Vec::with_capacity(desc.len());
         for mut row in desc {
             let name: Option<String> = row.take(0);
@@ -97,9 +116,10 @@ impl DorisReader {
         }
         let key_column = &config.file.merge.key_column;
         if !columns.iter().any(|(c, _)| c == key_column) {
-            return Err(VerifyError::Setup(format!(
-                "the Doris table {table} has no column {key_column} (merge.key_column)"
-            )));
+            return Err(VerifyError::NoKeyColumn {
+                table,
+                column: key_column.clone(),
+            });
         }
         let select_list = columns
             .iter()
@@ -148,11 +168,15 @@ impl DorisReader {
             "SELECT {} FROM {}{filter} ORDER BY {key}",
             self.select_list, self.table
         );
-        let rows: Vec<mysql_async::Row> = self
-            .conn
-            .query(sql.as_str())
-            .await
-            .map_err(|e| VerifyError::Doris(format!("reading {}: {e}", self.table)))?;
+        let rows: Vec<mysql_async::Row> =
+            self.conn
+                .query(sql.as_str())
+                .await
+                .map_err(|source| VerifyError::DorisQuery {
+                    statement: "SELECT",
+                    table: self.table.clone(),
+                    source,
+                })?;
         Ok(rows
             .into_iter()
             .map(|mut row| {

@@ -4,8 +4,10 @@
 //! - `postgres.rs`: the connection, the merge and resolve queries prepare, the key column exists, each captured
 //!   table's replica identity lets a delete yield its key.
 //! - `doris.rs`: each FE answers `get_load_state` with the service's credentials (nothing loaded); BEs answer.
+//! - `schema.rs`: the merge query's result columns against the Doris table (`DESC` over the FE query port): key,
+//!   model, sequence column, missing and extra columns, types that cannot hold the values.
 //!
-//! The three run concurrently; their lines come out in that order.
+//! The four run concurrently; their lines come out in that order.
 //!
 //! Every check yields one line: what was checked, what was found, and what to do about a failure. No line may hold a
 //! secret: messages are built from names (variables, files, users), and [`redact`] masks any secret value that a
@@ -14,6 +16,7 @@
 mod doris;
 mod kafka;
 mod postgres;
+mod schema;
 
 use std::time::Duration;
 
@@ -22,7 +25,7 @@ use secrecy::ExposeSecret;
 use crate::check::report::{CheckLine, Outcome};
 use crate::config::Config;
 
-/// Runs the Kafka, PostgreSQL and Doris checks concurrently; returns their lines in that order, secrets masked.
+/// Runs the Kafka, PostgreSQL, Doris and schema checks concurrently; returns their lines in that order, secrets masked.
 /// `timeout` bounds each network step (Kafka metadata, each PostgreSQL statement, each Doris request); the
 /// PostgreSQL connection itself is bounded by `postgres.connect_timeout`.
 pub async fn check_services(config: &Config, timeout: Duration) -> Vec<CheckLine> {
@@ -38,16 +41,18 @@ pub async fn check_services(config: &Config, timeout: Duration) -> Vec<CheckLine
             )],
         }
     };
-    let (kafka, postgres, doris) = tokio::join!(
+    let (kafka, postgres, doris, schema) = tokio::join!(
         kafka,
         postgres::check_postgres(config, timeout),
-        doris::check_doris(config, timeout)
+        doris::check_doris(config, timeout),
+        schema::check_schema(config, timeout)
     );
     let secrets = secret_values(config);
     kafka
         .into_iter()
         .chain(postgres)
         .chain(doris)
+        .chain(schema)
         .map(|l| CheckLine {
             outcome: l.outcome,
             subject: redact(&l.subject, &secrets),

@@ -176,7 +176,8 @@ struct GenerateArgs {
     #[arg(long)]
     summary_file: Option<PathBuf>,
     /// On a failed change (PostgreSQL restarted, say) reconnect for up to 120 s and go on with the next change
-    /// instead of stopping; the summary counts them as `failed_changes` (dev/chaos).
+    /// instead of stopping; the summary counts them as `failed_changes`. Commits are then durable
+    /// (`synchronous_commit` stays on), so a crash loses no change counted as made (dev/chaos).
     #[arg(long)]
     keep_going: bool,
     /// Print a progress line while generating (needs --admin-url and --watch-kafka).
@@ -365,7 +366,7 @@ async fn progress_loop(
 }
 
 async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
-    let (mut client, database) = connect_generator(&args.pg).await?;
+    let (mut client, database) = connect_generator(&args.pg, args.keep_going).await?;
     if let Some(schema) = &args.create_schema {
         let sql = std::fs::read_to_string(schema)
             .with_context(|| format!("cannot read {}", schema.display()))?;
@@ -427,13 +428,19 @@ async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
 }
 
 /// A session for the generator. Each change is a transaction; waiting for its WAL flush would cap the rate at the
-/// disk's fsync rate, and a generator's changes need no durability guarantee.
-async fn connect_generator(pg: &PgArgs) -> anyhow::Result<(tokio_postgres::Client, String)> {
+/// disk's fsync rate, and a generator's changes need no durability guarantee — unless `durable` (--keep-going, for
+/// dev/chaos): a crash of PostgreSQL would then lose changes the generator counted as made.
+async fn connect_generator(
+    pg: &PgArgs,
+    durable: bool,
+) -> anyhow::Result<(tokio_postgres::Client, String)> {
     let (client, database) = connect(pg).await?;
-    client
-        .batch_execute("SET synchronous_commit TO off")
-        .await
-        .context("configuring the session")?;
+    if !durable {
+        client
+            .batch_execute("SET synchronous_commit TO off")
+            .await
+            .context("configuring the session")?;
+    }
     Ok((client, database))
 }
 
@@ -441,7 +448,7 @@ async fn connect_generator(pg: &PgArgs) -> anyhow::Result<(tokio_postgres::Clien
 async fn reconnect(pg: &PgArgs) -> anyhow::Result<tokio_postgres::Client> {
     let start = Instant::now();
     loop {
-        match connect_generator(pg).await {
+        match connect_generator(pg, true).await {
             Ok((c, _)) => return Ok(c),
             Err(e) if start.elapsed() >= Duration::from_secs(120) => {
                 return Err(e.context("reconnecting after a failed change"))

@@ -412,6 +412,23 @@ impl OffsetTracker {
         }
     }
 
+    /// Forgets the commits asked for that Kafka has not confirmed (yet): their partitions are commit candidates
+    /// again. An asynchronous commit Kafka refuses (a rebalance bumped the generation) is never reported to the
+    /// pipeline, only confirmations are (see the source's statistics); without this, a partition that receives
+    /// nothing more would keep its refused commit, and its lag, for good. Returns how many partitions it reopened.
+    pub fn retry_unconfirmed(&mut self) -> usize {
+        let mut reopened = 0;
+        for parts in self.partitions.values_mut() {
+            for state in parts.values_mut() {
+                if state.requested != state.committed {
+                    state.requested = state.committed;
+                    reopened += 1;
+                }
+            }
+        }
+        reopened
+    }
+
     fn state_mut(&mut self, topic: &str, partition: i32) -> Option<&mut PartitionState> {
         self.partitions
             .get_mut(topic)
@@ -751,6 +768,30 @@ mod tests {
         let views = t.partitions();
         assert_eq!(views.len(), 2);
         assert_eq!(views[0].committed, Some(6));
+    }
+
+    /// Found by dev/chaos: a refused asynchronous commit is never reported (only confirmations are); an idle
+    /// partition's commit must be asked for again once it stayed unconfirmed.
+    #[test]
+    fn an_unconfirmed_commit_is_asked_for_again() {
+        let mut t = OffsetTracker::new();
+        t.assign(T, 0, Some(0));
+        t.assign(T, 1, Some(0));
+        t.register_handled(T, 0, 0).unwrap();
+        t.register_handled(T, 1, 0).unwrap();
+        let c = t.commit_candidates();
+        assert_eq!(c.len(), 2);
+        t.mark_requested(T, 0, 1);
+        t.mark_requested(T, 1, 1);
+        assert!(t.commit_candidates().is_empty());
+        // Partition 1's commit is confirmed; partition 0's is never answered.
+        t.mark_committed(T, 1, 1);
+        assert_eq!(t.retry_unconfirmed(), 1);
+        assert_eq!(t.commit_candidates(), vec![(TopicPartition::new(T, 0), 1)]);
+        t.mark_requested(T, 0, 1);
+        t.mark_committed(T, 0, 1);
+        assert_eq!(t.retry_unconfirmed(), 0);
+        assert!(t.commit_candidates().is_empty());
     }
 
     /// A commit counts once Kafka confirmed it; a refused one (an idle partition included) is a candidate again.

@@ -639,3 +639,54 @@ async fn what_waits_for_the_pipeline_stays_bounded_across_a_rebalance_eager() {
 async fn what_waits_for_the_pipeline_stays_bounded_across_a_rebalance_cooperative() {
     what_waits_for_the_pipeline_stays_bounded_across_a_rebalance("cooperative-sticky").await;
 }
+
+/// An asynchronous commit must come back to the pipeline as confirmed. librdkafka reports the outcome of a manual
+/// asynchronous commit only to an `offset_commit_cb`, which rust-rdkafka's event API never sets: before the fix no
+/// answer ever came, so `/debug/state` never showed a commit, and a commit Kafka refused (during a rebalance) was
+/// never asked for again on an idle partition, whose lag then stayed above 0 for good (found by `dev/chaos`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_asynchronous_commit_is_confirmed_to_the_pipeline() {
+    let topic = unique("src-confirm");
+    let group = unique("g");
+    create_topic(&topic, 1).await;
+    produce(&topic, 0, 3).await;
+
+    let (tx, mut rx) = mpsc::channel(16);
+    let settings = SourceSettings {
+        topics: vec![topic.clone()],
+        revoke_timeout: Duration::from_secs(10),
+        channel_capacity: 16,
+    };
+    let mut config = consumer_config(&group);
+    config.set("statistics.interval.ms", "500");
+    let mut source = KafkaSource::start(&config, settings, tx).expect("start");
+    let mut results = source.take_commit_results().expect("the commit results");
+    assert!(matches!(
+        next_event(&mut rx).await,
+        SourceEvent::Assigned(_)
+    ));
+    let mut received = 0;
+    while received < 3 {
+        if let SourceEvent::Message(_) = next_event(&mut rx).await {
+            received += 1;
+        }
+    }
+    source.commit(vec![(tp(&topic, 0), 3)]);
+    let confirmed = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(r) = results.recv().await {
+            if r.ok && r.offsets.contains(&(tp(&topic, 0), 3)) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(
+        confirmed,
+        Ok(true),
+        "the commit of offset 3 was not confirmed to the pipeline within 20 s"
+    );
+    assert_eq!(committed(&group, &topic, 1), vec![Offset::Offset(3)]);
+    drop(rx);
+    source.stop().await;
+}

@@ -11,9 +11,11 @@
 //!   a benchmark can write them straight to Kafka without running Kafka Connect.
 //! - [`backlog`] generates N synthetic row events about a database seeded in bulk, for the end-to-end benchmark.
 //! - [`verify`] compares Doris rows with the merge query's; [`watch`] follows a running pipeline from outside
-//!   (captured events, group lag, cdc2doris's admin endpoints); [`kafka_reset`] gives the demo a clean Kafka.
+//!   (captured events, group lag, cdc2doris's admin endpoints); [`kafka_reset`] gives the demo a clean Kafka;
+//!   [`chaos`] writes `dev/chaos`'s poison messages and times its recoveries.
 
 pub mod backlog;
+pub mod chaos;
 pub mod debezium;
 pub mod kafka_reset;
 pub mod model;

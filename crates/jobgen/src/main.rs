@@ -59,6 +59,45 @@ enum Command {
     Wait(WaitArgs),
     /// Compare Doris (doris-sim) rows with the merge query over every job id; exit 1 on any difference.
     Verify(VerifyArgs),
+    /// Write poison messages (unusable input) into the topics; print where each landed, one JSON line each.
+    Poison(PoisonArgs),
+    /// Wait until the group committed every message the topics hold now; print the seconds it took (dev/chaos).
+    CatchUp(CatchUpArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct PoisonArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long)]
+    bootstrap: String,
+    /// Topic prefix: the messages go to `<prefix>.public.<table>`, a table drawn from the seed.
+    #[arg(long, default_value = "enhanced_job_server_v2")]
+    topic_prefix: String,
+    /// What is wrong with the messages.
+    #[arg(long, value_enum)]
+    kind: jobgen::chaos::PoisonKind,
+    /// How many messages.
+    #[arg(long, default_value_t = 1)]
+    count: u32,
+    /// RNG seed (tables, ids, where a message is cut).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+#[derive(Debug, clap::Args)]
+struct CatchUpArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long)]
+    bootstrap: String,
+    /// Debezium topic prefix.
+    #[arg(long, default_value = "enhanced_job_server_v2")]
+    topic_prefix: String,
+    /// cdc2doris's consumer group.
+    #[arg(long)]
+    group: String,
+    /// Give up (exit 1) after this long.
+    #[arg(long, default_value = "300s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
 }
 
 #[derive(Debug, clap::Args)]
@@ -136,6 +175,11 @@ struct GenerateArgs {
     /// Also write the JSON summary to this file.
     #[arg(long)]
     summary_file: Option<PathBuf>,
+    /// On a failed change (PostgreSQL restarted, say) reconnect for up to 120 s and go on with the next change
+    /// instead of stopping; the summary counts them as `failed_changes`. Commits are then durable
+    /// (`synchronous_commit` stays on), so a crash loses no change counted as made (dev/chaos).
+    #[arg(long)]
+    keep_going: bool,
     /// Print a progress line while generating (needs --admin-url and --watch-kafka).
     #[command(flatten)]
     watch: WatchArgs,
@@ -258,6 +302,26 @@ async fn main() -> anyhow::Result<()> {
         Command::Backlog(a) => backlog(a).await,
         Command::Wait(a) => wait(a).await,
         Command::Verify(a) => verify(a).await,
+        Command::Poison(a) => {
+            let placed =
+                jobgen::chaos::write_poison(&a.bootstrap, &a.topic_prefix, a.kind, a.count, a.seed)
+                    .await?;
+            for p in placed {
+                println!("{}", serde_json::to_string(&p)?);
+            }
+            Ok(())
+        }
+        Command::CatchUp(a) => {
+            let w = Watcher {
+                admin_url: String::new(),
+                bootstrap: a.bootstrap,
+                topics: topics(&a.topic_prefix),
+                group: a.group,
+            };
+            let took = jobgen::chaos::catch_up(&w, a.timeout).await?;
+            println!("{:.3}", took.as_secs_f64());
+            Ok(())
+        }
     }
 }
 
@@ -302,13 +366,7 @@ async fn progress_loop(
 }
 
 async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
-    let (mut client, database) = connect(&args.pg).await?;
-    // Each change is a transaction; waiting for its WAL flush would cap the rate at the disk's
-    // fsync rate, and a generator's changes need no durability guarantee.
-    client
-        .batch_execute("SET synchronous_commit TO off")
-        .await
-        .context("configuring the session")?;
+    let (mut client, database) = connect_generator(&args.pg, args.keep_going).await?;
     if let Some(schema) = &args.create_schema {
         let sql = std::fs::read_to_string(schema)
             .with_context(|| format!("cannot read {}", schema.display()))?;
@@ -369,6 +427,37 @@ async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     emit_summary(&summary, args.summary_file.as_deref())
 }
 
+/// A session for the generator. Each change is a transaction; waiting for its WAL flush would cap the rate at the
+/// disk's fsync rate, and a generator's changes need no durability guarantee — unless `durable` (--keep-going, for
+/// dev/chaos): a crash of PostgreSQL would then lose changes the generator counted as made.
+async fn connect_generator(
+    pg: &PgArgs,
+    durable: bool,
+) -> anyhow::Result<(tokio_postgres::Client, String)> {
+    let (client, database) = connect(pg).await?;
+    if !durable {
+        client
+            .batch_execute("SET synchronous_commit TO off")
+            .await
+            .context("configuring the session")?;
+    }
+    Ok((client, database))
+}
+
+/// Connects again after a failed change, trying for up to 120 s.
+async fn reconnect(pg: &PgArgs) -> anyhow::Result<tokio_postgres::Client> {
+    let start = Instant::now();
+    loop {
+        match connect_generator(pg, true).await {
+            Ok((c, _)) => return Ok(c),
+            Err(e) if start.elapsed() >= Duration::from_secs(120) => {
+                return Err(e.context("reconnecting after a failed change"))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
+
 /// The generation loop: the initial jobs as fast as possible, then one change per period. Returns the summary.
 async fn run_changes(
     args: &GenerateArgs,
@@ -389,6 +478,7 @@ async fn run_changes(
     let mut deletes = 0u64;
     let mut lsn = 0i64;
     let mut changes = 0u64;
+    let mut failed = 0u64;
     let mut initial = args.initial_jobs;
     let period = Duration::from_secs_f64(1.0 / args.rate.max(0.001));
     let mut next_at = tokio::time::Instant::now();
@@ -405,9 +495,18 @@ async fn run_changes(
             changes += 1;
             model.next_change()
         };
-        let evs = apply(client, &change)
-            .await
-            .with_context(|| format!("applying {change:?}"))?;
+        let evs = match apply(client, &change).await {
+            Ok(evs) => evs,
+            Err(e) if args.keep_going => {
+                failed += 1;
+                eprintln!("jobgen: change {change:?} failed ({e}); going on");
+                if client.is_closed() {
+                    *client = reconnect(&args.pg).await?;
+                }
+                continue;
+            }
+            Err(e) => return Err(anyhow::Error::from(e).context(format!("applying {change:?}"))),
+        };
         *counts.entry(change.kind()).or_default() += 1;
         events += evs.len() as u64;
         deletes += evs.iter().filter(|e| e.op == RowOp::Delete).count() as u64;
@@ -437,6 +536,7 @@ async fn run_changes(
         "delete_events": deletes,
         "jobs_ever": model.all_job_ids().end - 1,
         "jobs_live": model.jobs().len(),
+        "failed_changes": failed,
         "seconds": start.elapsed().as_secs_f64(),
     }))
 }

@@ -159,6 +159,20 @@ impl Watcher {
     /// (messages in the topics, group lag), summed over every partition of every topic. A topic that does not
     /// exist yet counts as empty.
     fn kafka_offsets(&self) -> Result<(i64, i64), WatchError> {
+        let mut captured = 0;
+        let mut lag = 0;
+        for p in self.partition_offsets()?.values() {
+            captured += p.high - p.low;
+            lag += (p.high - p.committed.unwrap_or(p.low)).max(0);
+        }
+        Ok((captured, lag))
+    }
+
+    /// Per partition of every topic: its low and high watermarks and the group's committed offset (`None` when
+    /// the group committed nothing there). A topic that does not exist yet has no partitions. Blocking.
+    pub fn partition_offsets(
+        &self,
+    ) -> Result<BTreeMap<(String, i32), PartitionOffsets>, WatchError> {
         let err = |what: &str| {
             let what = what.to_string();
             let bootstrap = self.bootstrap.clone();
@@ -201,21 +215,38 @@ impl Watcher {
                 .committed_offsets(tpl, timeout)
                 .map_err(err(&format!("committed offsets of group {}", self.group)))?
         };
-        let mut captured = 0;
-        let mut lag = 0;
-        for ((topic, partition), (low, high)) in ends {
-            captured += high - low;
-            let done = committed
-                .find_partition(&topic, partition)
-                .and_then(|e| match e.offset() {
-                    Offset::Offset(o) => Some(o),
-                    _ => None,
-                })
-                .unwrap_or(low);
-            lag += (high - done).max(0);
-        }
-        Ok((captured, lag))
+        Ok(ends
+            .into_iter()
+            .map(|((topic, partition), (low, high))| {
+                let committed =
+                    committed
+                        .find_partition(&topic, partition)
+                        .and_then(|e| match e.offset() {
+                            Offset::Offset(o) => Some(o),
+                            _ => None,
+                        });
+                (
+                    (topic, partition),
+                    PartitionOffsets {
+                        low,
+                        high,
+                        committed,
+                    },
+                )
+            })
+            .collect())
     }
+}
+
+/// One partition as [`Watcher::partition_offsets`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionOffsets {
+    /// Low watermark (first offset still in the log).
+    pub low: i64,
+    /// High watermark (offset of the next message).
+    pub high: i64,
+    /// The group's committed offset, if any.
+    pub committed: Option<i64>,
 }
 
 /// The `q` quantile (0–1) of a Prometheus histogram in `metrics` text, interpolated linearly inside the bucket

@@ -57,6 +57,11 @@ fn describe_table(table: &decode::TableName<'_>) -> String {
 /// How often the coordinator asks the source to commit what became committable and refreshes `/debug/state`.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
+/// How long a commit may stay unconfirmed before it is asked for again (a refused asynchronous commit is never
+/// reported, see `OffsetTracker::retry_unconfirmed`). Above the default `statistics.interval.ms` (5 s), which
+/// brings the confirmations.
+const RETRY_UNCONFIRMED_EVERY: Duration = Duration::from_secs(12);
+
 /// The coordinator: one task, the only owner of the offset tracker.
 /// Where the coordinator sends commits: the Kafka source (or a test's recorder).
 pub(super) trait CommitTarget {
@@ -132,6 +137,7 @@ impl Coordinator<'_> {
         // Commits and the shared state are brought up to date at most every FLUSH_EVERY, not after every message:
         // a backlog brings thousands of messages a second, and each flush walks every partition.
         let mut next_flush = tokio::time::Instant::now();
+        let mut next_retry = next_flush + RETRY_UNCONFIRMED_EVERY;
         let mut dirty = false;
         let result = loop {
             let deadline = self
@@ -163,6 +169,10 @@ impl Coordinator<'_> {
             dirty = true;
             let now = tokio::time::Instant::now();
             if now >= next_flush {
+                if now >= next_retry {
+                    self.tracker.retry_unconfirmed();
+                    next_retry = now + RETRY_UNCONFIRMED_EVERY;
+                }
                 self.commit();
                 self.publish_state();
                 dirty = false;

@@ -94,7 +94,7 @@ pub struct CommitResult {
 /// What the pipeline tells the source.
 #[derive(Debug)]
 pub enum SourceCommand {
-    /// Commit these offsets (asynchronously; the next commit supersedes a failed one).
+    /// Commit these offsets (asynchronously: confirmed through the statistics, every `statistics.interval.ms`).
     Commit(Vec<CommitOffset>),
 }
 
@@ -284,11 +284,15 @@ impl ClientContext for SourceContext {
 
     fn stats(&self, statistics: rdkafka::Statistics) {
         let mut lags = std::collections::BTreeMap::new();
+        let mut committed = Vec::new();
         for (name, topic) in &statistics.topics {
             for (id, p) in &topic.partitions {
                 // Partition -1 is librdkafka's internal "unassigned" queue.
                 if *id < 0 || !p.desired {
                     continue;
+                }
+                if p.committed_offset >= 0 {
+                    committed.push((TopicPartition::new(name.as_str(), *id), p.committed_offset));
                 }
                 // consumer_lag = high watermark − committed offset: what is read but not yet
                 // acknowledged by Doris counts as lag.
@@ -301,6 +305,14 @@ impl ClientContext for SourceContext {
         if let Ok(mut l) = self.stats.lag.lock() {
             *l = lags;
         }
+        // librdkafka reports the outcome of a manual asynchronous commit only to an `offset_commit_cb`, which
+        // rust-rdkafka's event API never sets: `commit_callback` hears of synchronous commits only. The
+        // statistics carry the offsets Kafka confirmed: they are the confirmations (and, sent even when empty, the
+        // coordinator's cue to ask again for a commit nobody answered, see `OffsetTracker::retry_unconfirmed`).
+        let _ = self.commit_results.send(CommitResult {
+            offsets: committed,
+            ok: true,
+        });
     }
 
     fn error(&self, error: KafkaError, reason: &str) {

@@ -122,15 +122,15 @@ impl KafkaConfig {
             ));
         }
         for (i, server) in kafka.bootstrap_servers.iter().enumerate() {
-        if server.contains('@') {
-            // Not echoed: `user:password@host:port` holds a password.
-            p.push(Problem::new(
+            if server.contains('@') {
+                // Not echoed: `user:password@host:port` holds a password.
+                p.push(Problem::new(
                 format!("kafka.bootstrap_servers[{i}]"),
                 "holds '@' (credentials?); list brokers as \"host:port\", and put SASL credentials in \
                  kafka.properties (sasl.username) and kafka.properties_from_env (sasl.password)",
             ));
-            continue;
-        }
+                continue;
+            }
             let ok = server.rsplit_once(':').is_some_and(|(host, port)| {
                 !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
             });

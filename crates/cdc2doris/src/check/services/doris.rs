@@ -41,7 +41,11 @@ pub(super) async fn check_doris(config: &Config, timeout: Duration) -> Vec<Check
     // Redirects are followed by hand, under the sink's own credential policy (see sink::doris::redirect): reqwest
     // would drop the Authorization header on a change of port, and must not send it to a host the service would not.
     // The sink's client: the same trusted CAs (doris.tls_ca_file), the same certificate checks.
-    let http = match http_client(doris, doris.connect_timeout.min(timeout), timeout) {
+    let http = match http_client(
+        doris.tls_ca_file.as_deref(),
+        doris.connect_timeout.min(timeout),
+        timeout,
+    ) {
         Ok(c) => c,
         Err(e) => {
             return vec![line(
@@ -224,7 +228,7 @@ async fn check_be(
             subject,
             format!("{be} answered (HTTP {} on /api/health)", r.status()),
         ),
-        Err(e) => match certificate_refusal(&e, &host_of(be), doris) {
+        Err(e) => match certificate_refusal(&e, &host_of(be), doris.tls_ca_file.as_deref()) {
             Some(reason) => line(Outcome::Fail, subject, format!("{be}: {reason}")),
             None => line(
                 Outcome::Fail,
@@ -286,9 +290,11 @@ async fn ask_fe(
         {
             Ok(r) => r,
             Err(e) => {
-                if let Some(reason) =
-                    certificate_refusal(&e, url.host_str().unwrap_or_default(), doris)
-                {
+                if let Some(reason) = certificate_refusal(
+                    &e,
+                    url.host_str().unwrap_or_default(),
+                    doris.tls_ca_file.as_deref(),
+                ) {
                     let at = url.origin().ascii_serialization();
                     return FeAnswer::Refused(line(
                         Outcome::Fail,

@@ -125,8 +125,11 @@ impl DorisSink {
         );
         // No automatic redirects: reqwest would drop Authorization on the FE → BE hop (port change, reqwest
         // #516; spec §1 "Redirect pitfall"). `follow` does it by hand.
-        let client =
-            super::tls::http_client(cfg, cfg.connect_timeout, cfg.effective_request_timeout())?;
+        let client = super::tls::http_client(
+            cfg.tls_ca_file.as_deref(),
+            cfg.connect_timeout,
+            cfg.effective_request_timeout(),
+        )?;
         Ok(DorisSink {
             columns_header: columns_header(&cfg.columns, &cfg.sequence_column),
             cfg: cfg.clone(),
@@ -457,7 +460,11 @@ impl DorisSink {
             let response = request.send().await.map_err(|source| {
                 let host = url.host_str().unwrap_or_default();
                 err(
-                    match super::tls::certificate_refusal(&source, host, &self.cfg) {
+                    match super::tls::certificate_refusal(
+                        &source,
+                        host,
+                        self.cfg.tls_ca_file.as_deref(),
+                    ) {
                         Some(reason) => SinkError::Certificate {
                             label: label.to_string(),
                             url: url.to_string(),

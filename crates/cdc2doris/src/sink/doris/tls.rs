@@ -10,8 +10,6 @@ use std::time::Duration;
 
 use rustls::CertificateError;
 
-use super::config::DorisConfig;
-
 /// Why the trusted certificates could not be read. Names the file, never its content.
 #[derive(Debug, thiserror::Error)]
 pub enum CaFileError {
@@ -59,7 +57,7 @@ pub fn ca_certificates(path: &Path) -> Result<Vec<reqwest::Certificate>, CaFileE
 /// The HTTP client of everything that talks to Doris over HTTP (the sink, `check`): no automatic redirects (they
 /// are followed by hand, see [`super::redirect`]), and only the CAs of `doris.tls_ca_file` trusted when it is set.
 pub fn http_client(
-    cfg: &DorisConfig,
+    tls_ca_file: Option<&Path>,
     connect_timeout: Duration,
     timeout: Duration,
 ) -> Result<reqwest::Client, ClientError> {
@@ -68,7 +66,7 @@ pub fn http_client(
         .connect_timeout(connect_timeout)
         .timeout(timeout)
         .pool_idle_timeout(Duration::from_secs(30));
-    if let Some(path) = &cfg.tls_ca_file {
+    if let Some(path) = tls_ca_file {
         builder = builder.tls_certs_only(ca_certificates(path)?);
     }
     builder.build().map_err(ClientError::Build)
@@ -90,9 +88,9 @@ pub enum ClientError {
 pub fn certificate_refusal(
     error: &(dyn std::error::Error + 'static),
     host: &str,
-    cfg: &DorisConfig,
+    tls_ca_file: Option<&Path>,
 ) -> Option<String> {
-    let trusted = match &cfg.tls_ca_file {
+    let trusted = match tls_ca_file {
         Some(path) => format!("doris.tls_ca_file {}", path.display()),
         None => "the system's root certificates".to_string(),
     };
@@ -162,14 +160,13 @@ mod tests {
 
     #[test]
     fn a_wrapped_rustls_error_is_found_and_explained() {
-        let cfg = DorisConfig::new("https://fe:8030", "d", "t", "v");
         let io = std::io::Error::other(rustls::Error::InvalidCertificate(
             CertificateError::UnknownIssuer,
         ));
-        let why = certificate_refusal(&io, "fe", &cfg).unwrap();
+        let why = certificate_refusal(&io, "fe", None).unwrap();
         assert!(why.contains("unknown CA"), "{why}");
         assert!(why.contains("doris.tls_ca_file"), "{why}");
         let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
-        assert!(certificate_refusal(&refused, "fe", &cfg).is_none());
+        assert!(certificate_refusal(&refused, "fe", None).is_none());
     }
 }

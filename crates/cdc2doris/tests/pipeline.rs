@@ -844,13 +844,8 @@ async fn a_dead_letter_that_cannot_be_written_does_not_block_shutdown() {
     let mut w = World::new("dlfull", 1).await;
     let config = w.write_config("");
     let dl = w.dir.path().join("dead.jsonl");
-    let text = std::fs::read_to_string(&config).expect("config");
     // Every write to /dev/full fails (ENOSPC).
-    std::fs::write(
-        &config,
-        text.replace(&dl.display().to_string(), "/dev/full"),
-    )
-    .expect("config");
+    replace_in_config(&config, &dl.display().to_string(), "/dev/full");
     w.apply(&[plain_job(1)]).await;
     w.produce(&w.topic("jobs"), "{\"id\":2}", "not json").await;
     let log = w.dir.path().join("run.log");
@@ -1003,12 +998,10 @@ async fn a_replayed_half_with_other_rows_is_loaded_not_taken_as_done() {
         format!("SELECT m.* FROM (\n{merge}\n) AS m ORDER BY m.job_id\n")
     });
     // A member killed with -9 holds its partitions until its session times out: keep that short.
-    let text = std::fs::read_to_string(&config).expect("config");
-    std::fs::write(
+    append_to_config(
         &config,
-        format!("{text}\n[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"500\"\n"),
-    )
-    .expect("config");
+        "[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"500\"\n",
+    );
     // Job 7's category is longer than Doris' VARCHAR(128): Doris filters its row.
     let jobs: Vec<jobgen::Change> = (1..=10)
         .map(|id| {
@@ -1088,15 +1081,13 @@ async fn a_replayed_half_with_other_rows_is_loaded_not_taken_as_done() {
 async fn a_partition_that_comes_back_under_load_loses_nothing(assignor: &str, name: &str) {
     let mut w = World::new(name, 2).await;
     let config = w.write_config("max_keys = 40\nmax_in_flight = 2");
-    let text = std::fs::read_to_string(&config).expect("config");
-    std::fs::write(
+    append_to_config(
         &config,
-        format!(
-            "{text}\n[kafka.properties]\n\"partition.assignment.strategy\" = \"{assignor}\"\n\
+        &format!(
+            "[kafka.properties]\n\"partition.assignment.strategy\" = \"{assignor}\"\n\
              \"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"500\"\n"
         ),
-    )
-    .expect("config");
+    );
     let mut m = model();
     let seed: Vec<jobgen::Change> = (0..40).map(|_| m.new_job()).collect();
     w.apply(&seed).await;
@@ -1214,13 +1205,11 @@ async fn a_standby_reached_through_a_multi_host_url_is_never_merged_from() {
         hosts.host_str().unwrap_or("127.0.0.1"),
         hosts.port().unwrap_or(5432)
     );
-    let text = std::fs::read_to_string(&config).expect("config");
-    let multi = text.replace(
+    replace_in_config(
+        &config,
         &format!("@{primary_at}/"),
         &format!("@127.0.0.1:{standby_port},{primary_at}/"),
     );
-    assert_ne!(multi, text, "postgres.url not found in the config");
-    std::fs::write(&config, multi).expect("config");
     let jobs: Vec<jobgen::Change> = (1..=5).map(plain_job).collect();
     w.apply(&jobs).await;
     let log = w.dir.path().join("run.log");
@@ -1288,13 +1277,11 @@ async fn a_standby_reached_through_a_multi_host_url_is_never_merged_from() {
 async fn a_value_the_resolve_query_fails_on_is_dead_lettered_and_the_rest_loads() {
     let mut w = World::new("poisonresolve", 1).await;
     let config = w.write_config("");
-    let text = std::fs::read_to_string(&config).expect("config");
-    let poisoned = text.replace(
+    replace_in_config(
+        &config,
         "SELECT id FROM jobs WHERE client_id = ANY($1)",
         "SELECT id FROM jobs WHERE client_id = ANY($1) AND 1 / (client_id - 7) IS NOT NULL",
     );
-    assert_ne!(poisoned, text, "resolve query not found");
-    std::fs::write(&config, poisoned).expect("config");
     let mut jobs: Vec<jobgen::Change> = Vec::new();
     for (id, client_id) in [(1, 1), (2, 2), (3, 7), (4, 3)] {
         jobs.push(jobgen::Change::NewJob {
@@ -1378,14 +1365,12 @@ async fn poison_goes_to_the_dead_letter_topic_raw_with_its_context_in_headers() 
     {
         r.expect("topic");
     }
-    let text = std::fs::read_to_string(&config).expect("config");
     let dl_path = w.dir.path().join("dead.jsonl");
-    let with_topic = text.replace(
+    replace_in_config(
+        &config,
         &format!("path = \"{}\"", dl_path.display()),
         &format!("topic = \"{dlq}\""),
     );
-    assert_ne!(with_topic, text, "dead_letter.path not found");
-    std::fs::write(&config, with_topic).expect("config");
     w.apply(&[plain_job(1)]).await;
     w.produce(&w.topic("jobs"), "{\"id\":2}", "{not json").await;
     w.apply(&[plain_job(3)]).await;

@@ -693,12 +693,35 @@ pub fn use_merge_query(config: &Path, path: &Path, wrap: impl FnOnce(&str) -> St
     let example = repo().join("examples/job-analytics/merge.sql");
     let merge = std::fs::read_to_string(&example).expect("merge.sql");
     std::fs::write(path, wrap(merge.trim_end().trim_end_matches(';'))).expect("write merge");
-    let text = std::fs::read_to_string(config).expect("config");
+    replace_in_config(
+        config,
+        &example.display().to_string(),
+        &path.display().to_string(),
+    );
+}
+
+/// Replaces every `from` in the config file with `to`; panics when `from` is not there (the edit would be lost).
+pub fn replace_in_config(config: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(config).expect("read config");
+    assert!(
+        text.contains(from),
+        "{from:?} not found in {}",
+        config.display()
+    );
+    std::fs::write(config, text.replace(from, to)).expect("write config");
+}
+
+/// Appends TOML (e.g. a `[kafka.properties]` table) to the config file.
+pub fn append_to_config(config: &Path, toml: &str) {
+    let text = std::fs::read_to_string(config).expect("read config");
     std::fs::write(
         config,
-        text.replace(&example.display().to_string(), &path.display().to_string()),
+        format!(
+            "{text}
+{toml}"
+        ),
     )
-    .expect("config");
+    .expect("write config");
 }
 
 impl World {

@@ -7,63 +7,8 @@
 
 use serde_json::value::RawValue;
 
-/// A Doris column type, as far as comparison needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DorisType {
-    Boolean,
-    /// TINYINT … LARGEINT.
-    Integer,
-    Float,
-    Double,
-    Decimal {
-        scale: u32,
-    },
-    Date,
-    DateTime {
-        precision: u32,
-    },
-    Json,
-    /// CHAR, VARCHAR, STRING and anything not listed: compared as text.
-    Text,
-}
-
-impl DorisType {
-    /// Reads a `DESC` type: `BIGINT`, `decimal(12, 2)`, `DECIMALV3(12,2)`, `DATETIMEV2(6)`, `varchar(128)`, ….
-    pub fn parse(desc: &str) -> DorisType {
-        let t = desc.trim().to_ascii_uppercase();
-        let (name, args) = match t.split_once('(') {
-            Some((n, rest)) => (n.trim().to_owned(), rest.trim_end_matches(')').to_owned()),
-            None => (t.clone(), String::new()),
-        };
-        let name = name
-            .strip_suffix("V3")
-            .or_else(|| name.strip_suffix("V2"))
-            .unwrap_or(&name);
-        let nums: Vec<u32> = args
-            .split(',')
-            .filter_map(|a| a.trim().parse().ok())
-            .collect();
-        match name {
-            "BOOLEAN" | "BOOL" => DorisType::Boolean,
-            "TINYINT" | "SMALLINT" | "INT" | "INTEGER" | "BIGINT" | "LARGEINT" => {
-                DorisType::Integer
-            }
-            "FLOAT" => DorisType::Float,
-            "DOUBLE" => DorisType::Double,
-            "DECIMAL" | "DECIMAL32" | "DECIMAL64" | "DECIMAL128" | "DECIMAL128I" | "DECIMAL256" => {
-                DorisType::Decimal {
-                    scale: nums.get(1).copied().unwrap_or(0),
-                }
-            }
-            "DATE" => DorisType::Date,
-            "DATETIME" => DorisType::DateTime {
-                precision: nums.first().copied().unwrap_or(0).min(6),
-            },
-            "JSON" | "JSONB" => DorisType::Json,
-            _ => DorisType::Text,
-        }
-    }
-}
+/// The Doris column types are read once, by the schema stage (`DESC` text to [`DorisType`]); comparison uses them.
+pub use crate::schema::DorisType;
 
 /// A merge-query value as text: strings unquoted, numbers and booleans as written, nested JSON raw; `None` is NULL.
 pub fn json_text(raw: &RawValue) -> Option<String> {
@@ -87,10 +32,10 @@ pub fn same(ty: &DorisType, pg: &RawValue, doris: Option<&str>) -> bool {
         DorisType::Boolean => {
             bool_value(&expected).is_some() && bool_value(&expected) == bool_value(actual)
         }
-        DorisType::Integer => {
+        DorisType::Int(_) => {
             matches!((decimal(&expected, 0), decimal(actual, 0)), (Some(a), Some(b)) if a == b)
         }
-        DorisType::Decimal { scale } => {
+        DorisType::Decimal { scale, .. } => {
             matches!((decimal(&expected, *scale), decimal(actual, *scale)), (Some(a), Some(b)) if a == b)
         }
         DorisType::Float => match (expected.parse::<f32>(), actual.parse::<f32>()) {
@@ -123,7 +68,8 @@ pub fn same(ty: &DorisType, pg: &RawValue, doris: Option<&str>) -> bool {
                 _ => expected == actual,
             }
         }
-        DorisType::Text => expected == actual,
+        // CHAR, VARCHAR, STRING and anything else: compared as text.
+        DorisType::Varchar(_) | DorisType::String | DorisType::Other(_) => expected == actual,
     }
 }
 
@@ -202,14 +148,20 @@ mod tests {
 
     #[test]
     fn types_from_desc() {
-        assert_eq!(DorisType::parse("BIGINT"), DorisType::Integer);
+        assert_eq!(DorisType::parse("BIGINT"), DorisType::Int(64));
         assert_eq!(
             DorisType::parse("decimal(12, 2)"),
-            DorisType::Decimal { scale: 2 }
+            DorisType::Decimal {
+                precision: 12,
+                scale: 2
+            }
         );
         assert_eq!(
             DorisType::parse("DECIMALV3(18,4)"),
-            DorisType::Decimal { scale: 4 }
+            DorisType::Decimal {
+                precision: 18,
+                scale: 4
+            }
         );
         assert_eq!(
             DorisType::parse("DATETIMEV2(3)"),
@@ -219,13 +171,16 @@ mod tests {
             DorisType::parse("datetime"),
             DorisType::DateTime { precision: 0 }
         );
-        assert_eq!(DorisType::parse("VARCHAR(128)"), DorisType::Text);
+        assert_eq!(DorisType::parse("VARCHAR(128)"), DorisType::Varchar(128));
         assert_eq!(DorisType::parse("JSONB"), DorisType::Json);
     }
 
     #[test]
     fn decimals_by_value_at_the_column_scale() {
-        let d = DorisType::Decimal { scale: 2 };
+        let d = DorisType::Decimal {
+            precision: 12,
+            scale: 2,
+        };
         assert!(same(&d, &raw("1.5"), Some("1.50")));
         assert!(same(&d, &raw("100"), Some("100.00")));
         assert!(same(&d, &raw("7.125"), Some("7.13")));
@@ -233,8 +188,8 @@ mod tests {
         assert!(!same(&d, &raw("1.5"), Some("1.51")));
         assert!(!same(&d, &raw("1.5"), None));
         assert!(same(&d, &raw("null"), None));
-        assert!(same(&DorisType::Integer, &raw("42"), Some("42")));
-        assert!(!same(&DorisType::Integer, &raw("42"), Some("43")));
+        assert!(same(&DorisType::Int(64), &raw("42"), Some("42")));
+        assert!(!same(&DorisType::Int(64), &raw("42"), Some("43")));
     }
 
     #[test]
@@ -288,10 +243,10 @@ mod tests {
             &raw(r#"{"a": 1}"#),
             Some(r#"{"a":2}"#)
         ));
-        assert!(same(&DorisType::Text, &raw("\"héllo\""), Some("héllo")));
-        assert!(!same(&DorisType::Text, &raw("\"a\""), Some("a ")));
+        assert!(same(&DorisType::String, &raw("\"héllo\""), Some("héllo")));
+        assert!(!same(&DorisType::String, &raw("\"a\""), Some("a ")));
         assert!(
-            !same(&DorisType::Text, &raw("\"\""), None),
+            !same(&DorisType::String, &raw("\"\""), None),
             "empty string is not NULL"
         );
         assert!(same(&DorisType::Double, &raw("0.1"), Some("0.1")));

@@ -119,6 +119,15 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     load_with_env(path, &crate::secret::process_env)
 }
 
+/// [`load`] for a command (`run`, `backfill`, `verify`, `ddl`): on failure prints the file and every problem once to
+/// stderr and gives the exit status of a bad configuration, 2.
+pub fn load_for_command(path: &Path) -> Result<Config, i32> {
+    load(path).map_err(|e| {
+        eprintln!("cdc2doris: {e}");
+        2
+    })
+}
+
 /// [`load`] with an explicit environment (tests).
 pub fn load_with_env(path: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {

@@ -131,16 +131,7 @@ fn prepare(
     path: &std::path::Path,
     log_format: Option<&str>,
 ) -> Result<(config::Config, tokio::runtime::Runtime), i32> {
-    let cfg = match config::load(path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("cdc2doris: {}: {e}", path.display());
-            for p in e.problems() {
-                eprintln!("  {}: {}", p.path, p.message);
-            }
-            return Err(2);
-        }
-    };
+    let cfg = crate::config::load_for_command(path)?;
     let format = match log_format {
         Some("json") => LogFormat::Json,
         Some(_) => LogFormat::Text,

@@ -159,15 +159,9 @@ pub fn render(
 
 /// `cdc2doris ddl`: prints the statements; exit 0, 1 when the merge query cannot be described, 2 for a bad config.
 pub fn run(args: &DdlArgs) -> i32 {
-    let config = match crate::config::load(&args.config) {
+    let config = match crate::config::load_for_command(&args.config) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("cdc2doris: {}: {e}", args.config.display());
-            for p in e.problems() {
-                eprintln!("  {}: {}", p.path, p.message);
-            }
-            return 2;
-        }
+        Err(status) => return status,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -879,15 +879,9 @@ fn keys_body(keys_query: &str) -> Result<&str, VerifyError> {
 /// `cdc2doris verify`: prints the report; exit 0 when Doris matches (after the repair, with `--repair`), 1 on
 /// drift or a failure, 2 for a bad config, 130 when interrupted.
 pub fn run(args: &VerifyArgs) -> i32 {
-    let config = match crate::config::load(&args.config) {
+    let config = match crate::config::load_for_command(&args.config) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("cdc2doris: {}: {e}", args.config.display());
-            for p in e.problems() {
-                eprintln!("  {}: {}", p.path, p.message);
-            }
-            return 2;
-        }
+        Err(status) => return status,
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.file.log.filter))

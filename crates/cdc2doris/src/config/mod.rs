@@ -148,3 +148,6 @@ pub fn load_with_env(path: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigEr
             problems,
         })
 }
+
+#[cfg(test)]
+mod tests;

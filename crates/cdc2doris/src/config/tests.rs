@@ -4,7 +4,12 @@ use std::env::VarError;
 use secrecy::ExposeSecret;
 
 use super::*;
-use crate::merge::config::{default_connect_timeout, default_pool_size, default_statement_timeout};
+use crate::decode::Format;
+use crate::keys::KeyType;
+use crate::merge::config::{
+    default_chunk_size, default_connect_timeout, default_pool_size, default_statement_timeout,
+};
+use crate::source::config::default_revoke_timeout;
 
 /// The environment every test sees: one password.
 fn env(name: &str) -> Result<String, VarError> {

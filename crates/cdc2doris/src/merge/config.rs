@@ -84,7 +84,7 @@ pub struct MergeConfig {
     pub chunk_size: usize,
 }
 
-fn default_chunk_size() -> usize {
+pub(crate) fn default_chunk_size() -> usize {
     1000
 }
 

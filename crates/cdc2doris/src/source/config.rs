@@ -228,6 +228,6 @@ pub fn is_secret_property(name: &str) -> bool {
     name.contains("password") || name.contains("secret")
 }
 
-fn default_revoke_timeout() -> Duration {
+pub(crate) fn default_revoke_timeout() -> Duration {
     Duration::from_secs(30)
 }

@@ -1263,6 +1263,11 @@ async fn a_standby_reached_through_a_multi_host_url_is_never_merged_from() {
         text.contains("PostgreSQL is in recovery"),
         "the service never met the standby:\n{text}"
     );
+    // A log written to a file (not a terminal) carries no terminal colour codes.
+    assert!(
+        !text.contains('\u{1b}'),
+        "the log file holds ANSI escape codes:\n{text}"
+    );
     signal(&child, "-TERM");
     let status = wait_exit(&mut child, Duration::from_secs(40));
     assert!(status.success(), "{status:?}");

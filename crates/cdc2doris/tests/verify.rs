@@ -31,15 +31,7 @@ async fn seed(world: &World) {
 }
 
 fn config(world: &World) -> cdc2doris::config::Config {
-    let path = world.write_config("");
-    let text = std::fs::read_to_string(&path).unwrap().replace(
-        "label_prefix = \"t\"\n",
-        &format!(
-            "label_prefix = \"t\"\nquery_host = \"127.0.0.1\"\nquery_port = {}\n",
-            world.sim.query_addr().port()
-        ),
-    );
-    std::fs::write(&path, text).unwrap();
+    let path = world.write_config_with_query_port();
     unsafe_env_set("CDC2DORIS_TEST_PG_PASSWORD", &pg_password());
     cdc2doris::config::load(&path).unwrap_or_else(|e| panic!("config: {e}: {:?}", e.problems()))
 }

@@ -439,6 +439,18 @@ mod tests {
         assert_eq!(DorisType::parse("varchar(32)"), DorisType::Varchar(32));
         assert_eq!(DorisType::parse("text"), DorisType::String);
         assert_eq!(
+            DorisType::parse("DECIMALV3(18,4)"),
+            DorisType::Decimal {
+                precision: 18,
+                scale: 4
+            }
+        );
+        assert_eq!(
+            DorisType::parse("datetime"),
+            DorisType::DateTime { precision: 0 }
+        );
+        assert_eq!(DorisType::parse("JSONB"), DorisType::Json);
+        assert_eq!(
             DorisType::parse("ARRAY<INT>"),
             DorisType::Other("ARRAY<INT>".into())
         );

@@ -147,35 +147,6 @@ mod tests {
     }
 
     #[test]
-    fn types_from_desc() {
-        assert_eq!(DorisType::parse("BIGINT"), DorisType::Int(64));
-        assert_eq!(
-            DorisType::parse("decimal(12, 2)"),
-            DorisType::Decimal {
-                precision: 12,
-                scale: 2
-            }
-        );
-        assert_eq!(
-            DorisType::parse("DECIMALV3(18,4)"),
-            DorisType::Decimal {
-                precision: 18,
-                scale: 4
-            }
-        );
-        assert_eq!(
-            DorisType::parse("DATETIMEV2(3)"),
-            DorisType::DateTime { precision: 3 }
-        );
-        assert_eq!(
-            DorisType::parse("datetime"),
-            DorisType::DateTime { precision: 0 }
-        );
-        assert_eq!(DorisType::parse("VARCHAR(128)"), DorisType::Varchar(128));
-        assert_eq!(DorisType::parse("JSONB"), DorisType::Json);
-    }
-
-    #[test]
     fn decimals_by_value_at_the_column_scale() {
         let d = DorisType::Decimal {
             precision: 12,

@@ -167,6 +167,21 @@ impl World {
         self.write_config_at(extra_batch, self.admin_port, "pipeline.toml")
     }
 
+    /// [`World::write_config`] with `doris.query_host`/`query_port` pointing at this world's doris-sim, for
+    /// `verify` and the schema check.
+    pub fn write_config_with_query_port(&self) -> PathBuf {
+        let path = self.write_config("");
+        replace_in_config(
+            &path,
+            "label_prefix = \"t\"\n",
+            &format!(
+                "label_prefix = \"t\"\nquery_host = \"127.0.0.1\"\nquery_port = {}\n",
+                self.sim.query_addr().port()
+            ),
+        );
+        path
+    }
+
     /// A config for one more instance in the same consumer group, with its own admin port.
     pub fn write_config_at(&self, extra_batch: &str, admin_port: u16, file: &str) -> PathBuf {
         let merge = repo().join("examples/job-analytics/merge.sql");

@@ -23,6 +23,7 @@ pub mod inspect;
 pub mod keys;
 pub mod merge;
 pub mod offsets;
+pub mod panic_report;
 pub mod pipeline;
 pub mod retry;
 pub mod schema;

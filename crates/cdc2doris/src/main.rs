@@ -35,6 +35,7 @@ enum Command {
 }
 
 fn main() {
+    cdc2doris::panic_report::install();
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Run(args) => cdc2doris::pipeline::cli::run(&args),

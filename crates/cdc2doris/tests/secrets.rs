@@ -1,8 +1,8 @@
 //! No secret anywhere: the service, `check` and `inspect` run with distinctive passwords for PostgreSQL, Doris and
 //! Kafka, through every error path a test can drive (wrong passwords, unreachable hosts, Doris failures, rejected
 //! rows, poison messages, refused configuration), and none of the passwords may appear in what they print (text and
-//! JSON logs, at debug level), in `/metrics`, `/debug/state`, the dead-letter records, or a `Debug` rendering of
-//! the loaded configuration (what a panic message would show).
+//! JSON logs, at debug level), in `/metrics`, `/debug/state`, the dead-letter records, a `Debug` rendering of the
+//! loaded configuration, or a panic report.
 //!
 //! The passwords are made per run (`<kind>S3cret<hex>`), so any occurrence is a leak, not a coincidence. The same
 //! goes for the wrong passwords of the error runs: a wrong password is often a real one with a typo.
@@ -566,4 +566,125 @@ path = "dead.jsonl"
             s.assert_absent(&format!("`{command}` refusing case {i} ({path})"), &out);
         }
     }
+}
+
+/// Set in the child process of the panic test: `text` (no log subscriber) or `json` (the service's JSON logs).
+const PANIC_CHILD: &str = "CDC2DORIS_TEST_PANIC_CHILD";
+/// The configuration the child loads.
+const PANIC_CONFIG: &str = "CDC2DORIS_TEST_PANIC_CONFIG";
+
+/// A panic is a bug, and its message is whatever the code that panicked (ours or a dependency's) put in it — here
+/// every password of the loaded configuration. The service's panic report masks them, both when written before the
+/// logs start and when it goes through the JSON logs. The test runs its own binary again as the child that loads
+/// the configuration, installs the service's panic report and panics.
+#[test]
+fn a_panic_report_masks_every_password_of_the_configuration() {
+    if let Ok(mode) = std::env::var(PANIC_CHILD) {
+        panic_child(&mode);
+        return;
+    }
+    let s = Secrets::new(None);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("merge.sql"),
+        "SELECT id FROM t WHERE id = ANY($1)",
+    )
+    .unwrap();
+    let config = dir.path().join("cdc2doris.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[kafka]
+bootstrap_servers = ["127.0.0.1:9092"]
+group_id = "g"
+topics = ["t"]
+[kafka.properties]
+"security.protocol" = "SASL_SSL"
+"sasl.mechanisms" = "SCRAM-SHA-512"
+"sasl.username" = "u"
+[kafka.properties_from_env]
+"sasl.password" = "{KAFKA_VAR}"
+
+[postgres]
+url = "postgres://app@127.0.0.1:5432/app"
+password_env = "{PG_VAR}"
+
+[keys]
+[[keys.rules]]
+topic = "t"
+fields = ["id"]
+
+[merge]
+query_file = "merge.sql"
+key_column = "id"
+
+[doris]
+fe_urls = ["http://127.0.0.1:8030"]
+database = "d"
+table = "t"
+sequence_column = "v"
+user = "{DORIS_USER}"
+password_env = "{DORIS_VAR}"
+
+[dead_letter]
+path = "dead.jsonl"
+"#
+        ),
+    )
+    .unwrap();
+    let name = "a_panic_report_masks_every_password_of_the_configuration";
+    for mode in ["text", "json"] {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args([name, "--exact", "--nocapture", "--test-threads=1"])
+            .env(PANIC_CHILD, mode)
+            .env(PANIC_CONFIG, &config)
+            .env(PG_VAR, &s.pg)
+            .env(DORIS_VAR, &s.doris)
+            .env(KAFKA_VAR, &s.kafka)
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.status.success(), "the child did not panic:\n{text}");
+        let report = text
+            .lines()
+            .find(|l| l.contains("connection state"))
+            .unwrap_or_else(|| panic!("no panic report in the child's output ({mode}):\n{text}"));
+        assert!(
+            report.contains("tests/secrets.rs"),
+            "the report names where it panicked: {report}"
+        );
+        assert_eq!(
+            report.matches(cdc2doris::panic_report::MASK).count(),
+            3,
+            "each password is masked: {report}"
+        );
+        if mode == "json" {
+            let event: serde_json::Value = serde_json::from_str(report)
+                .unwrap_or_else(|e| panic!("the report is not a JSON log line ({e}): {report}"));
+            assert_eq!(event["level"], "ERROR", "{report}");
+        }
+        s.assert_absent(&format!("the panic report ({mode})"), &text);
+    }
+}
+
+/// The child of [`a_panic_report_masks_every_password_of_the_configuration`].
+fn panic_child(mode: &str) {
+    cdc2doris::panic_report::install();
+    let path = PathBuf::from(std::env::var(PANIC_CONFIG).unwrap());
+    let config = cdc2doris::config::load_for_command(&path).unwrap();
+    if mode == "json" {
+        cdc2doris::pipeline::cli::init_logs(cdc2doris::config::LogFormat::Json, "info");
+    }
+    use secrecy::ExposeSecret;
+    let pg = config.postgres_password.as_ref().unwrap().expose_secret();
+    let doris = config.doris_password.as_ref().unwrap().expose_secret();
+    let kafka = config.kafka_secret_properties[0].1.expose_secret();
+    panic!(
+        "connection state: postgres password {pg}, doris password {doris}, sasl.password {kafka}"
+    );
 }

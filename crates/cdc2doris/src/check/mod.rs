@@ -44,6 +44,7 @@ pub fn check_config(path: &Path, env: EnvLookup<'_>) -> (CheckReport, Option<Con
     let mut report = CheckReport::default();
     match crate::config::load_with_env(path, env) {
         Ok(config) => {
+            crate::panic_report::mask_in_panics(config.secrets());
             report.push(
                 Outcome::Pass,
                 "config",

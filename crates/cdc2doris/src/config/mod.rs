@@ -61,6 +61,16 @@ pub struct Config {
     pub dead_letter: DeadLetterTarget,
 }
 
+impl Config {
+    /// Every secret the configuration holds: the PostgreSQL and Doris passwords, the secret Kafka properties.
+    pub fn secrets(&self) -> impl Iterator<Item = &SecretString> {
+        self.postgres_password
+            .iter()
+            .chain(self.doris_password.iter())
+            .chain(self.kafka_secret_properties.iter().map(|(_, v)| v))
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Errors.
 // ---------------------------------------------------------------------------------------------------------------
@@ -122,10 +132,12 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// [`load`] for a command (`run`, `backfill`, `verify`, `ddl`): on failure prints the file and every problem once to
 /// stderr and gives the exit status of a bad configuration, 2.
 pub fn load_for_command(path: &Path) -> Result<Config, i32> {
-    load(path).map_err(|e| {
+    let config = load(path).map_err(|e| {
         eprintln!("cdc2doris: {e}");
         2
-    })
+    })?;
+    crate::panic_report::mask_in_panics(config.secrets());
+    Ok(config)
 }
 
 /// [`load`] with an explicit environment (tests).

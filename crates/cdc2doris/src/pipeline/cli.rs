@@ -150,7 +150,8 @@ fn prepare(
     }
 }
 
-fn init_logs(format: LogFormat, filter: &str) {
+/// Starts the logs: `format` on stderr, `filter` unless `RUST_LOG` is set. Once per process.
+pub fn init_logs(format: LogFormat, filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

@@ -233,3 +233,58 @@ async fn string_keys_and_a_failing_query() {
     drop(obj);
     db.drop_db().await;
 }
+
+/// A merge query that fails on every key, with a message quoting a row's value (a PL/pgSQL `RAISE`, a failed cast):
+/// the error's whole text (for the log) quotes it, its summary (what `/debug/state` and `/readyz` show of a fatal
+/// error) gives the SQLSTATE and not the value; a failure naming only the schema keeps its message.
+#[tokio::test]
+async fn a_merge_failure_quoting_row_data_is_summarised_without_it() {
+    let db = TestDb::create("merge_summary").await;
+    let c = connect(&db.name).await;
+    c.batch_execute(
+        "CREATE TABLE people (id bigint PRIMARY KEY, email text);
+         INSERT INTO people VALUES (1, 'ann.private@example.com');
+         CREATE FUNCTION refuse(v text) RETURNS text LANGUAGE plpgsql AS
+           $$ BEGIN RAISE EXCEPTION 'refusing %', v; END $$;",
+    )
+    .await
+    .expect("schema");
+    let pool = db.pool();
+    let mut obj = pool.get().await.expect("pool get");
+    let keys = MergeKeys::Int(vec![1]);
+    for (query, sqlstate) in [
+        (
+            "SELECT id, refuse(email) AS e FROM people WHERE id = ANY($1)",
+            "P0001",
+        ),
+        (
+            "SELECT id, email::int AS e FROM people WHERE id = ANY($1)",
+            "22P02",
+        ),
+    ] {
+        let q = MergeQuery::new(query, "id", KeyType::Integer, "seq").expect("query");
+        let err = q.read_chunk(&mut obj, &keys).await.expect_err("must fail");
+        assert!(
+            err.to_string().contains("ann.private"),
+            "the log's text: {err}"
+        );
+        let summary = err.summary();
+        assert!(!summary.contains("ann.private"), "{summary}");
+        assert!(summary.contains(sqlstate), "{summary}");
+    }
+    let q = MergeQuery::new(
+        "SELECT id, no_such_column FROM people WHERE id = ANY($1)",
+        "id",
+        KeyType::Integer,
+        "seq",
+    )
+    .expect("query");
+    let err = q.read_chunk(&mut obj, &keys).await.expect_err("must fail");
+    assert!(
+        err.summary().contains("no_such_column"),
+        "{}",
+        err.summary()
+    );
+    drop(obj);
+    db.drop_db().await;
+}

@@ -171,6 +171,21 @@ pub enum MergeError {
 }
 
 impl MergeError {
+    /// The error without anything that may quote row data (see [`describe_pg_error_without_data`]).
+    pub fn summary(&self) -> String {
+        match self {
+            MergeError::Postgres { stage, source } => format!(
+                "PostgreSQL failed while {stage}: {}",
+                describe_pg_error_without_data(source)
+            ),
+            MergeError::BadKey { column, .. } => format!(
+                "the merge query returned a key in column {column:?} that is not a 64-bit integer; declare \
+                 merge.key_type = \"string\" or cast the column"
+            ),
+            MergeError::EmptyQuery | MergeError::NullKey { .. } => self.to_string(),
+        }
+    }
+
     /// Whether the error comes from the data of the keys asked for rather than from the query or the server: a data
     /// exception (SQLSTATE class 22: a failed cast, a division by zero, a value out of range) or a key the query
     /// returned NULL or not of the key type. Such an error follows some key's rows, so the chunk can be split to
@@ -225,6 +240,24 @@ pub(crate) fn describe_pg_error(e: &tokio_postgres::Error) -> String {
                 let _ = write!(s, "; hint: {h}");
             }
             s
+        }
+        None => e.to_string(),
+    }
+}
+
+/// What a PostgreSQL error says without anything that may quote row data, for places that must not hold any
+/// (`/debug/state`, `/readyz`): the SQLSTATE always; the message only for classes whose messages name schema objects
+/// or the server's state, not for a data exception (22), a constraint violation (23), PL/pgSQL's `RAISE` (P0) or an
+/// internal error (XX), whose messages may quote values; never the detail. The log keeps the whole error.
+pub(crate) fn describe_pg_error_without_data(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let code = db.code().code();
+            if ["22", "23", "P0", "XX"].iter().any(|c| code.starts_with(c)) {
+                format!("SQLSTATE {code} (its message may quote row data: see the log)")
+            } else {
+                format!("{} (SQLSTATE {code})", db.message())
+            }
         }
         None => e.to_string(),
     }

@@ -38,6 +38,17 @@ pub enum ResolveError {
 }
 
 impl ResolveError {
+    /// The error without anything that may quote row data.
+    pub fn summary(&self) -> String {
+        match self {
+            ResolveError::Value(_) => "a value is not of the rule's key type".to_string(),
+            ResolveError::Postgres(e) => crate::merge::postgres::describe_pg_error_without_data(e),
+            ResolveError::NotAKey { .. } => {
+                "it returned a value that is not a 64-bit integer key".to_string()
+            }
+        }
+    }
+
     /// Whether the error follows the data of some value asked about (a data exception, SQLSTATE class 22, or a
     /// result that is not a key) rather than the query or the server: the values can be split to find it.
     pub fn is_data_error(&self) -> bool {

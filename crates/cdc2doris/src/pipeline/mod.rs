@@ -120,6 +120,19 @@ pub enum PipelineError {
     BatchTask(#[source] tokio::task::JoinError),
 }
 
+impl PipelineError {
+    /// The error without anything that may quote row data, for `/debug/state` and `/readyz` (the log has it whole):
+    /// a batch's failure by its class, SQLSTATE or Doris status. The start-up errors hold no row data.
+    pub fn summary(&self) -> String {
+        match self {
+            PipelineError::Fatal { batch, source } => {
+                format!("stopped: batch {batch}: {}", source.summary())
+            }
+            _ => self.to_string(),
+        }
+    }
+}
+
 /// What PostgreSQL's refusal says: the TLS check's words when it was that, else the error with its causes.
 fn pool_refusal(e: &deadpool_postgres::PoolError) -> String {
     if let deadpool_postgres::PoolError::Backend(b) = e {
@@ -409,7 +422,7 @@ pub async fn run(
             &abandon,
         )
         .await;
-    let fatal = result.as_ref().err().map(ToString::to_string);
+    let fatal = result.as_ref().err().map(PipelineError::summary);
     if let Ok(mut s) = shared.lock() {
         s.fatal = fatal;
     }
@@ -471,4 +484,51 @@ fn readiness(
         },
     });
     checks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::{FailReason, SinkError};
+
+    /// What `/debug/state` and `/readyz` show of a fatal batch failure: the batch, the load's label and Doris'
+    /// status, not Doris' message nor an unexpected body, which may quote the rows (the log has them).
+    #[test]
+    fn a_fatal_error_is_published_without_doris_message_or_body() {
+        let fatal = |e: SinkError| PipelineError::Fatal {
+            batch: "b7 (t-0:10..20)".into(),
+            source: Box::new(worker::BatchError::Load(e)),
+        };
+        let rejected = SinkError::Rejected {
+            label: "l7".into(),
+            reason: FailReason::BadRequest,
+            message: "column email: value ann.private@example.com too long".into(),
+        };
+        let answer = SinkError::UnexpectedAnswer {
+            label: "l8".into(),
+            url: "http://be:8040/api/d/t/_stream_load".into(),
+            status: 500,
+            body_excerpt: "{\"row\": \"ann.private@example.com\"}".into(),
+        };
+        let exhausted = SinkError::RetriesExhausted {
+            label: "l9".into(),
+            attempts: 3,
+            elapsed: Duration::from_secs(30),
+            last: Box::new(SinkError::Rejected {
+                label: "l9".into(),
+                reason: FailReason::Unclassified,
+                message: "ann.private@example.com".into(),
+            }),
+        };
+        for e in [rejected, answer, exhausted] {
+            let e = fatal(e);
+            assert!(e.to_string().contains("ann.private"), "the log's text: {e}");
+            let summary = e.summary();
+            assert!(
+                summary.starts_with("stopped: batch b7 (t-0:10..20): load l"),
+                "{summary}"
+            );
+            assert!(!summary.contains("ann.private"), "{summary}");
+        }
+    }
 }

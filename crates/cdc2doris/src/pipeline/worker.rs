@@ -129,6 +129,28 @@ pub enum BatchError {
     Load(#[from] SinkError),
 }
 
+impl BatchError {
+    /// The error without anything that may quote row data, for `/debug/state` and `/readyz`; the log has it whole.
+    pub fn summary(&self) -> String {
+        match self {
+            BatchError::Snapshot(e) => e.summary(),
+            BatchError::Resolve { topic, source } => format!(
+                "the resolve query of topic {topic} failed: {}; fix keys.rules[].resolve_query",
+                source.summary()
+            ),
+            BatchError::KeyType(_) => {
+                "a key is not a 64-bit integer, the key type of the query it is bound to"
+                    .to_string()
+            }
+            BatchError::Merge(e) => {
+                format!("{}; fix merge.query_file or merge.key_column", e.summary())
+            }
+            BatchError::Task(_) => self.to_string(),
+            BatchError::Load(e) => e.summary(),
+        }
+    }
+}
+
 /// A worker's report to the coordinator.
 #[derive(Debug)]
 pub struct BatchDone {

@@ -327,6 +327,34 @@ pub enum SinkError {
 }
 
 impl SinkError {
+    /// The error without what may quote row data (Doris' message, an unexpected body): label, URL, status and
+    /// counts only.
+    pub fn summary(&self) -> String {
+        match self {
+            SinkError::Rejected { label, reason, .. } => {
+                format!("load {label} failed in Doris ({reason}); Doris' message is in the log")
+            }
+            SinkError::UnexpectedAnswer {
+                label, url, status, ..
+            } => format!("load {label}: unexpected answer from {url}: HTTP {status}"),
+            SinkError::RetriesExhausted {
+                label,
+                attempts,
+                elapsed,
+                last,
+            } => format!(
+                "load {label} not committed after {attempts} attempts in {elapsed:?}: {}",
+                last.summary()
+            ),
+            SinkError::InvalidRequest { .. }
+            | SinkError::FilteredRows { .. }
+            | SinkError::Transport { .. }
+            | SinkError::Certificate { .. }
+            | SinkError::RedirectRefused { .. }
+            | SinkError::Unresolved { .. } => self.to_string(),
+        }
+    }
+
     /// Transient / Permanent / Ambiguous: drives retries here and in the pipeline.
     pub fn class(&self) -> ErrorClass {
         match self {

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 
 use crate::config::{self, ConfigFile, ParseError};
 use crate::decode::{self, DecodeError, Decoded, Format, MessageContext};
-use crate::keys::{self, KeyError, KeyRuleError, TableMatch};
+use crate::keys::{self, KeyError, KeyRuleError, KeyType, TableMatch};
 
 /// Arguments of `cdc2doris inspect`.
 #[derive(Debug, clap::Args)]
@@ -56,6 +56,9 @@ pub enum InspectError {
     /// The key fields could not be found or read.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// A key is not of the rule's key type (`run` dead-letters the message).
+    #[error(transparent)]
+    KeyType(#[from] crate::merge::postgres::KeyTypeError),
     /// `--key` is not a usable list of fields.
     #[error("--key: {0}")]
     KeyRule(#[from] KeyRuleError),
@@ -87,7 +90,14 @@ pub fn describe(
 ) -> Result<String, InspectError> {
     let ctx = MessageContext::detached(topic);
     let decoded = decode::decode(format, &ctx, message_key, Some(value))?;
-    render(&decoded, &ctx, key_fields, message_key, None)
+    render(
+        &decoded,
+        &ctx,
+        key_fields,
+        KeyType::String,
+        message_key,
+        None,
+    )
 }
 
 /// What `inspect --config` prints: the topic's format, and the keys of the rule that takes the message's table, as
@@ -116,25 +126,35 @@ pub fn describe_with_config(
     let ctx = MessageContext::detached(topic);
     let decoded = decode::decode(first.format, &ctx, message_key, Some(value))?;
     if let Decoded::Ignore(_) = decoded {
-        return render(&decoded, &ctx, Some(&[]), message_key, None);
+        return render(&decoded, &ctx, Some(&[]), first.key_type, message_key, None);
     }
     match keys::rule_for_table(&rules, decoded.table()) {
         Some((i, rule)) => render(
             &decoded,
             &ctx,
             Some(&rule.fields),
+            rule.key_type,
             message_key,
             Some(Some(&format!("keys.rules[{i}]"))),
         ),
-        None => render(&decoded, &ctx, None, message_key, Some(None)),
+        None => render(
+            &decoded,
+            &ctx,
+            None,
+            first.key_type,
+            message_key,
+            Some(None),
+        ),
     }
 }
 
-/// The line for a decoded message; `rule` is printed when given (`Some(None)`: no rule takes it).
+/// The line for a decoded message; `rule` is printed when given (`Some(None)`: no rule takes it). A key that is not
+/// of `key_type` is the error `run` dead-letters the message with.
 fn render(
     decoded: &Decoded<'_>,
     ctx: &MessageContext<'_>,
     key_fields: Option<&[String]>,
+    key_type: KeyType,
     message_key: Option<&[u8]>,
     rule: Option<Option<&str>>,
 ) -> Result<String, InspectError> {
@@ -157,7 +177,11 @@ fn render(
         push_optional(&mut line, rule);
     }
     if let Some(fields) = key_fields.filter(|f| !f.is_empty()) {
-        keys::KeyRule::new(fields.iter().map(String::as_str), keys::KeyType::String)?;
+        let rule = keys::KeyRule::new(fields.iter().map(String::as_str), key_type)?;
+        // The typed extraction checks each value as `run` does; the exact text is printed.
+        for tuple in rule.extract(decoded, message_key, ctx)? {
+            crate::merge::postgres::MergeKeys::from_keys(tuple, key_type)?;
+        }
         let tuples = keys::exact_tuples(fields, decoded, message_key, ctx)?;
         line.push_str(",\"keys\":[");
         for (i, tuple) in tuples.iter().enumerate() {
@@ -347,5 +371,59 @@ path = "dl.jsonl"
             err.contains("no keys.rules entry for topic \"other\""),
             "{err}"
         );
+    }
+    /// A key `run` would dead-letter for its type (a word, or a number beyond 64 bits, where the rule's key type is
+    /// integer) is an error in `inspect --config` too, with the same words.
+    #[test]
+    fn with_a_config_a_key_not_of_the_rule_type_is_an_error() {
+        let file = crate::config::parse(
+            r#"
+[kafka]
+bootstrap_servers = ["k:9092"]
+group_id = "g"
+topics = ["srv.public.jobs"]
+[postgres]
+url = "postgres://u@h/d"
+[keys]
+[[keys.rules]]
+topic = "srv.public.jobs"
+fields = ["id"]
+[merge]
+query_file = "merge.sql"
+key_column = "id"
+[doris]
+fe_urls = ["http://fe:8030"]
+database = "d"
+table = "t"
+sequence_column = "v"
+[dead_letter]
+path = "dl.jsonl"
+"#,
+        )
+        .unwrap();
+        let update = |id: &str| {
+            format!(
+                r#"{{"op":"u","source":{{"schema":"public","table":"jobs"}},"before":null,"after":{{"id":{id}}}}}"#
+            )
+        };
+        let line = |value: &str| {
+            describe_with_config(&file, "srv.public.jobs", value.as_bytes(), None)
+                .map_err(|e| e.to_string())
+        };
+        assert!(line(&update("42")).unwrap().ends_with(r#""keys":[[42]]}"#));
+        // A word: the rule's extraction refuses it.
+        let value = update(r#""forty-two""#);
+        let ctx = crate::decode::MessageContext::detached("srv.public.jobs");
+        let decoded =
+            crate::decode::decode(Format::Debezium, &ctx, None, Some(value.as_bytes())).unwrap();
+        let rule = keys::KeyRule::new(["id"], KeyType::Integer).unwrap();
+        let run_says = rule.extract(&decoded, None, &ctx).unwrap_err().to_string();
+        assert_eq!(line(&value).unwrap_err(), run_says);
+        // Beyond 64 bits: binding it as the merge query's $1 refuses it.
+        let big = keys::KeyValue::BigInt("18446744073709551616".into());
+        let run_says = crate::merge::postgres::MergeKeys::from_keys([big], KeyType::Integer)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(line(&update("18446744073709551616")).unwrap_err(), run_says);
     }
 }

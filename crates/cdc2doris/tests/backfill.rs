@@ -24,7 +24,7 @@ async fn verify(cfg: &cdc2doris::config::Config) -> VerifyReport {
     run_verify(
         cfg,
         &VerifyOptions {
-            keys_query: "SELECT id FROM jobs".into(),
+            keys_query: Some("SELECT id FROM jobs".into()),
             sample: None,
             range_keys: 50,
             examples: 5,

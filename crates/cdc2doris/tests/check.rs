@@ -1206,7 +1206,7 @@ async fn ddl_prints_a_table_that_fits_loads_and_verifies() {
     let verified = cdc2doris::verify::run_verify(
         &config,
         &cdc2doris::verify::VerifyOptions {
-            keys_query: "SELECT id FROM jobs".into(),
+            keys_query: Some("SELECT id FROM jobs".into()),
             sample: None,
             range_keys: 8,
             examples: 5,

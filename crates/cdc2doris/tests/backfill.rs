@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use cdc2doris::pipeline::backfill::{self, BackfillOptions, Keys};
+use cdc2doris::backfill::{self, BackfillOptions, Keys};
 use cdc2doris::verify::{run_verify, VerifyOptions, VerifyReport};
 use common::world::{model, pg_password, stop_gracefully, unsafe_env_set, World};
 use tokio_util::sync::CancellationToken;

@@ -6,7 +6,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use cdc2doris::pipeline;
 use common::world::*;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -678,11 +677,11 @@ async fn backfill_loads_every_key_of_a_query_and_deletes_the_missing_ones() {
     let backfill = |keys, batch_keys| {
         let config = cdc2doris::config::load(&config)
             .unwrap_or_else(|e| panic!("config: {e}: {:?}", e.problems()));
-        pipeline::backfill::run(config, keys, batch_keys, CancellationToken::new())
+        cdc2doris::backfill::run(config, keys, batch_keys, CancellationToken::new())
     };
     // Every job id so far, as a keys query.
     let all_ids = |ids: &std::ops::Range<i64>| {
-        pipeline::backfill::Keys::Query(format!(
+        cdc2doris::backfill::Keys::Query(format!(
             "SELECT g FROM generate_series({}, {}) AS g",
             ids.start,
             ids.end - 1
@@ -732,9 +731,9 @@ async fn backfill_loads_every_key_of_a_query_and_deletes_the_missing_ones() {
     }
     let keys_file = w.dir.path().join("dead-letters.jsonl");
     std::fs::write(&keys_file, text).expect("keys file");
-    let (keys, skipped) = pipeline::backfill::keys_from_file(&keys_file).expect("keys from file");
+    let (keys, skipped) = cdc2doris::backfill::keys_from_file(&keys_file).expect("keys from file");
     assert_eq!((keys.len(), skipped), (all.len(), 1));
-    let third = backfill(pipeline::backfill::Keys::List(keys), 1000)
+    let third = backfill(cdc2doris::backfill::Keys::List(keys), 1000)
         .await
         .expect("backfill from a file");
     assert_eq!(third.keys, all.len() as u64, "{third:?}");

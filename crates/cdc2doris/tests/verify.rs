@@ -4,7 +4,7 @@
 
 mod common;
 
-use cdc2doris::pipeline::backfill;
+use cdc2doris::backfill;
 use cdc2doris::verify::{run_verify, Verdict, VerifyOptions, VerifyReport};
 use common::world::{pg_password, unsafe_env_set, World};
 use mysql_async::prelude::Queryable;

@@ -139,7 +139,7 @@ pub enum VerifyError {
     MergeTask(#[source] tokio::task::JoinError),
     /// `--repair`'s reload failed.
     #[error("repair")]
-    Repair(#[source] crate::pipeline::PipelineError),
+    Repair(#[source] crate::backfill::BackfillError),
 }
 
 /// A key of the merged table.
@@ -582,9 +582,9 @@ pub async fn run_verify(
             })
             .collect();
         let batch_keys = file.batch.max_keys.max(1);
-        let repaired = crate::pipeline::backfill::run(
+        let repaired = crate::backfill::run(
             config.clone(),
-            crate::pipeline::backfill::Keys::List(texts),
+            crate::backfill::Keys::List(texts),
             batch_keys,
             shutdown.clone(),
         )

@@ -16,8 +16,9 @@
 //! something else than the query returned). Under live traffic a Doris row whose sequence version is newer than the
 //! snapshot of its chunk was loaded from a later read than ours: it is not drift. Every key that does not match is
 //! checked once more at the end of the run (after `--recheck-after`, in a fresh snapshot), so a change the running
-//! service had not loaded yet is not reported either; only what is still wrong then counts, and a row still newer
-//! than our read counts as `newer`.
+//! service had not loaded yet is not reported either; a key still wrong whose Doris row changed between the two looks
+//! (the service is loading it as we watch: a hot key) is looked at again, up to three looks after the first. Only
+//! what is still wrong then counts, and a row still newer than our read counts as `newer`.
 //!
 //! `--sample N` checks N keys drawn at random from the union of `--keys-query`'s keys and the keys the Doris table
 //! holds (up to N from each side, then N of those at random), so a sample can find a missing row (a key only the
@@ -443,7 +444,8 @@ pub async fn run_verify(
         .map(|(i, (c, _))| (c.clone(), i))
         .collect();
     let mut report = VerifyReport::default();
-    let mut recheck: Vec<Key> = Vec::new();
+    // Keys to look at again, with the sequence version of their Doris row when first seen.
+    let mut recheck: Vec<(Key, Option<i64>)> = Vec::new();
     let mut drifted: Vec<Key> = Vec::new();
     let mut examples: BTreeMap<String, usize> = BTreeMap::new();
     let mut record = |report: &mut VerifyReport,
@@ -475,7 +477,7 @@ pub async fn run_verify(
             report.ranges += 1;
             for (key, verdict, ex) in v.check(page, DorisRange::Points(page)).await? {
                 if verdict != Verdict::Match {
-                    recheck.push(key);
+                    recheck.push((key, doris_version_of(ex.as_ref())));
                     continue;
                 }
                 record(&mut report, &key, verdict, ex, &mut drifted);
@@ -492,7 +494,7 @@ pub async fn run_verify(
                 if let Some(f) = pending.take() {
                     for (key, verdict, ex) in v.judge.judge_fetched(&f) {
                         if verdict != Verdict::Match {
-                            recheck.push(key);
+                            recheck.push((key, doris_version_of(ex.as_ref())));
                             continue;
                         }
                         record(&mut report, &key, verdict, ex, &mut drifted);
@@ -521,7 +523,7 @@ pub async fn run_verify(
             let (fetched, judged) = tokio::join!(reads, judged);
             for (key, verdict, ex) in judged.into_iter().flatten() {
                 if verdict != Verdict::Match {
-                    recheck.push(key);
+                    recheck.push((key, doris_version_of(ex.as_ref())));
                     continue;
                 }
                 record(&mut report, &key, verdict, ex, &mut drifted);
@@ -535,7 +537,7 @@ pub async fn run_verify(
                     .flatten()
                 {
                     if verdict != Verdict::Match {
-                        recheck.push(key);
+                        recheck.push((key, doris_version_of(ex.as_ref())));
                         continue;
                     }
                     record(&mut report, &key, verdict, ex, &mut drifted);
@@ -558,18 +560,37 @@ pub async fn run_verify(
     if opts.progress {
         eprintln!();
     }
-    // Every key that did not match is looked at once more, in a fresh snapshot, after `recheck_after`: a Doris row
+    // Every key that did not match is looked at again, in a fresh snapshot, after `recheck_after`: a Doris row
     // from a newer read than ours may match now, and so may a change the running service had not loaded yet.
-    // Only what is still wrong then is drift.
-    if !recheck.is_empty() && !report.interrupted {
-        tokio::select! {
-            _ = tokio::time::sleep(opts.recheck_after) => {}
-            _ = shutdown.cancelled() => {}
+    // A key still wrong whose Doris row changed since the previous look is being loaded as we watch (a hot key
+    // under live traffic): it gets another look, up to RECHECK_ROUNDS in all. What is still wrong then is drift.
+    let mut round = 0;
+    while !recheck.is_empty() {
+        round += 1;
+        if !report.interrupted {
+            tokio::select! {
+                _ = tokio::time::sleep(opts.recheck_after) => {}
+                _ = shutdown.cancelled() => {}
+            }
         }
-    }
-    for page in recheck.chunks(range_keys) {
-        for (key, verdict, ex) in v.check(page, DorisRange::Points(page)).await? {
-            record(&mut report, &key, verdict, ex, &mut drifted);
+        let last_round = round >= RECHECK_ROUNDS || shutdown.is_cancelled();
+        let seen: std::collections::HashMap<Key, Option<i64>> = recheck.drain(..).collect();
+        let keys: Vec<Key> = seen
+            .keys()
+            .cloned()
+            .collect::<BTreeSet<Key>>()
+            .into_iter()
+            .collect();
+        for page in keys.chunks(range_keys) {
+            for (key, verdict, ex) in v.check(page, DorisRange::Points(page)).await? {
+                let now = doris_version_of(ex.as_ref());
+                let moved = seen.get(&key).is_some_and(|before| *before != now);
+                if !last_round && moved && !matches!(verdict, Verdict::Match | Verdict::Newer) {
+                    recheck.push((key, now));
+                    continue;
+                }
+                record(&mut report, &key, verdict, ex, &mut drifted);
+            }
         }
     }
     report.unchecked_columns = v.judge.unchecked.iter().cloned().collect();
@@ -958,6 +979,14 @@ impl SplitMix {
         // Multiply-shift: unbiased enough for sampling (bias below 2^-64 · n).
         ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
     }
+}
+
+/// How many times a key that did not match is looked at again (while its Doris row keeps changing).
+const RECHECK_ROUNDS: u32 = 3;
+
+/// The sequence version of the Doris row in a drift example (none for a match, or no Doris row).
+fn doris_version_of(example: Option<&Example>) -> Option<i64> {
+    example.and_then(|e| e.doris_version)
 }
 
 fn keys_body(keys_query: &str) -> Result<&str, VerifyError> {

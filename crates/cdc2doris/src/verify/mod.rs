@@ -1108,6 +1108,19 @@ mod tests {
     }
 
     #[test]
+    fn sample_draws_cover_their_range_and_stay_in_it() {
+        let mut rng = SplitMix::new();
+        assert_eq!(rng.below(0), 0);
+        let mut seen = [false; 7];
+        for _ in 0..1000 {
+            let x = rng.below(7);
+            assert!(x < 7, "{x}");
+            seen[x as usize] = true;
+        }
+        assert!(seen.iter().all(|s| *s), "{seen:?}");
+    }
+
+    #[test]
     fn keys_parse_by_type() {
         assert_eq!(parse_key(" 42", KeyType::Integer), Some(Key::Int(42)));
         assert!(parse_key("x", KeyType::Integer).is_none());

@@ -69,12 +69,12 @@ fail_with_log() {
 # json_num KEY JSON: the first number under "KEY" in a JSON text.
 json_num() { grep -o "\"$1\": *[0-9.]*" <<<"$2" | head -n1 | sed 's/.*: *//'; }
 
-# verify_doris JOBGEN PG_URL MERGE_FILE DORIS_FE MAX_ID: `jobgen verify` of doris-sim's job_analytics.merged_job_data
-# against the merge query over job ids 1..MAX_ID. Prints its output (differences, then the verdict line
-# `verified: N rows match, M missing, S stale, E extra`); returns its status (1 on any difference).
+# verify_doris CDC2DORIS CONFIG LOG: `cdc2doris verify` of the config's Doris table (over its MySQL query port,
+# `doris.query_port`) against the merge query, every key of `SELECT id FROM jobs` and every Doris row (a row of a job
+# no longer in PostgreSQL is extra). Prints its report (first line: `verify: N keys in R ranges: N match, M missing, S
+# stale, E extra, D different`, then examples), its log in LOG; returns its status (1 on any difference).
 verify_doris() {
-    "$1" verify --pg-url "$2" --merge-file "$3" --key-column job_id --doris-fe "$4" --db job_analytics \
-        --table merged_job_data --max-id "$5" 2>&1
+    "$1" verify --config "$2" --keys-query "SELECT id FROM jobs" --recheck-after 0s 2>"$3"
 }
 
 # debug_build BIN: true when BIN is an unoptimised (debug-profile) Rust build. Such a build instantiates the

@@ -9,10 +9,13 @@
 //! - [`offsets`] decides, per partition, which Kafka offsets may be committed.
 //! - [`config`] is the one TOML file that drives the service; [`secret`] reads passwords.
 //! - [`inspect`] is the `cdc2doris inspect` command: what the service makes of one message.
+//! - [`backfill`] is the `cdc2doris backfill` command: every key of a query or a file through the merge and load
+//!   path of [`pipeline`], without Kafka (keyset pages, `--rate`, `--resume`).
 //! - [`verify`] is the `cdc2doris verify` command: the Doris table compared with the merge query, and repaired.
 //! - [`schema`] maps the merge query's columns to Doris types: `cdc2doris ddl`, and the schema checks of `check`.
 
 pub mod admin;
+pub mod backfill;
 pub mod batch;
 pub mod check;
 pub mod config;

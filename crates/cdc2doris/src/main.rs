@@ -19,7 +19,7 @@ enum Command {
     Run(cdc2doris::pipeline::cli::RunArgs),
     /// Refresh every key a query (or a file, e.g. of dead letters) names, without Kafka: a first load, a re-sync;
     /// safe beside `run`.
-    Backfill(cdc2doris::pipeline::cli::BackfillArgs),
+    Backfill(cdc2doris::backfill::cli::BackfillArgs),
     /// Decode one CDC message and print the keys it refreshes.
     Inspect(cdc2doris::inspect::InspectArgs),
     /// Print a complete, commented configuration file with every default.
@@ -39,7 +39,7 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Run(args) => cdc2doris::pipeline::cli::run(&args),
-        Command::Backfill(args) => cdc2doris::pipeline::cli::backfill(&args),
+        Command::Backfill(args) => cdc2doris::backfill::cli::run(&args),
         Command::Inspect(args) => cdc2doris::inspect::run(&args),
         Command::PrintDefaultConfig => {
             print!("{}", cdc2doris::config::DEFAULT_CONFIG);

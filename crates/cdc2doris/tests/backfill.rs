@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use cdc2doris::pipeline::backfill::{self, BackfillOptions, Keys};
+use cdc2doris::backfill::{self, BackfillOptions, Keys};
 use cdc2doris::verify::{run_verify, VerifyOptions, VerifyReport};
 use common::world::{model, pg_password, stop_gracefully, unsafe_env_set, World};
 use tokio_util::sync::CancellationToken;
@@ -24,7 +24,7 @@ async fn verify(cfg: &cdc2doris::config::Config) -> VerifyReport {
     run_verify(
         cfg,
         &VerifyOptions {
-            keys_query: "SELECT id FROM jobs".into(),
+            keys_query: Some("SELECT id FROM jobs".into()),
             sample: None,
             range_keys: 50,
             examples: 5,

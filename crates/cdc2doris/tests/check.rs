@@ -1194,9 +1194,9 @@ async fn ddl_prints_a_table_that_fits_loads_and_verifies() {
         _ => Err(std::env::VarError::NotPresent),
     };
     let config = check_config(&path, &env).1.expect("config");
-    let done = cdc2doris::pipeline::backfill::run(
+    let done = cdc2doris::backfill::run(
         config.clone(),
-        cdc2doris::pipeline::backfill::Keys::Query("SELECT id FROM jobs".into()),
+        cdc2doris::backfill::Keys::Query("SELECT id FROM jobs".into()),
         100,
         tokio_util::sync::CancellationToken::new(),
     )
@@ -1206,7 +1206,7 @@ async fn ddl_prints_a_table_that_fits_loads_and_verifies() {
     let verified = cdc2doris::verify::run_verify(
         &config,
         &cdc2doris::verify::VerifyOptions {
-            keys_query: "SELECT id FROM jobs".into(),
+            keys_query: Some("SELECT id FROM jobs".into()),
             sample: None,
             range_keys: 8,
             examples: 5,

@@ -4,7 +4,7 @@
 
 mod common;
 
-use cdc2doris::pipeline::backfill;
+use cdc2doris::backfill;
 use cdc2doris::verify::{run_verify, Verdict, VerifyOptions, VerifyReport};
 use common::world::{pg_password, unsafe_env_set, World};
 use mysql_async::prelude::Queryable;
@@ -38,7 +38,7 @@ fn config(world: &World) -> cdc2doris::config::Config {
 
 fn options(repair: bool) -> VerifyOptions {
     VerifyOptions {
-        keys_query: "SELECT id FROM jobs".into(),
+        keys_query: Some("SELECT id FROM jobs".into()),
         sample: None,
         // Small ranges so the test crosses several of them.
         range_keys: 7,
@@ -264,6 +264,116 @@ async fn a_sample_checks_that_many_keys() {
     assert_eq!(json["keys"], 5);
     assert_eq!(json["missing"], 5);
     assert_eq!(json["examples"][0]["verdict"], "missing");
+    world.cleanup().await;
+}
+
+/// A sample is drawn from both key sets: `--keys-query`'s (so a row Doris lacks can be drawn) and the Doris table's
+/// (so a row only Doris has can be drawn). Without `--keys-query` it is drawn from Doris's keys alone, and the report
+/// says that missing rows were not looked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sample_finds_missing_and_extra_rows() {
+    let world = World::new("verify_sample_both", 1).await;
+    seed(&world).await;
+    let cfg = config(&world);
+    backfill::run(
+        cfg.clone(),
+        backfill::Keys::Query("SELECT id FROM jobs".into()),
+        100,
+        CancellationToken::new(),
+    )
+    .await
+    .expect("backfill");
+    // Jobs 1..=20 gone from Doris (missing), 20 rows PostgreSQL never had (extra), jobs 21..=40 edited (stale).
+    let mut conn = doris(&world).await;
+    conn.query_drop("DELETE FROM merged_job_data WHERE job_id <= 20")
+        .await
+        .unwrap();
+    let ghosts: Vec<String> = (1001..=1020)
+        .map(|k| format!("({k}, 'ghost', 1)"))
+        .collect();
+    conn.query_drop(format!(
+        "INSERT INTO merged_job_data (job_id, title, source_version) VALUES {}",
+        ghosts.join(", ")
+    ))
+    .await
+    .unwrap();
+    conn.query_drop(
+        "UPDATE merged_job_data SET title = 'tampered' WHERE job_id > 20 AND job_id <= 40",
+    )
+    .await
+    .unwrap();
+    conn.disconnect().await.unwrap();
+
+    // A sample as large as both key sets together is all of them: 40 + 20 keys.
+    let mut opts = options(false);
+    opts.sample = Some(1000);
+    let all = run_verify(&cfg, &opts, CancellationToken::new())
+        .await
+        .unwrap();
+    let text = all.render_text();
+    assert_eq!(all.counts.keys, 60, "{text}");
+    assert_eq!(all.counts.missing, 20, "{text}");
+    assert_eq!(all.counts.extra, 20, "{text}");
+    assert_eq!(all.counts.stale + all.counts.different, 20, "{text}");
+    assert!(!all.missing_not_checked);
+
+    // 30 of the 60: at least 10 of the 30 keys drawn from each side are drifted only on that side, so both kinds
+    // show up (the chance that a draw of 30 from the candidates misses one kind entirely is below 1e-8).
+    opts.sample = Some(30);
+    let some = run_verify(&cfg, &opts, CancellationToken::new())
+        .await
+        .unwrap();
+    let text = some.render_text();
+    assert_eq!(some.counts.keys, 30, "{text}");
+    assert_eq!(some.counts.drift(), 30, "{text}");
+    assert!(some.counts.missing > 0, "{text}");
+    assert!(some.counts.extra > 0, "{text}");
+
+    // Without --keys-query: Doris's 40 keys only; missing rows are not looked for, and the report says so.
+    opts.keys_query = None;
+    opts.sample = Some(1000);
+    let doris_only = run_verify(&cfg, &opts, CancellationToken::new())
+        .await
+        .unwrap();
+    let text = doris_only.render_text();
+    assert_eq!(doris_only.counts.keys, 40, "{text}");
+    assert_eq!(doris_only.counts.missing, 0, "{text}");
+    assert_eq!(doris_only.counts.extra, 20, "{text}");
+    assert!(doris_only.missing_not_checked);
+    assert!(text.contains("missing rows not looked for"), "{text}");
+
+    // The command: `--sample` alone works; neither `--sample` nor `--keys-query` is refused, naming both.
+    let config_path = world.dir.path().join("pipeline.toml");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cdc2doris"))
+        .args(["verify", "--config"])
+        .arg(&config_path)
+        .args([
+            "--sample",
+            "10",
+            "--format",
+            "json",
+            "--recheck-after",
+            "0s",
+        ])
+        .env("CDC2DORIS_TEST_PG_PASSWORD", pg_password())
+        .output()
+        .await
+        .expect("cdc2doris runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(json["keys"], 10, "{json}");
+    assert_eq!(json["missing_not_checked"], true, "{json}");
+    assert_eq!(json["missing"], 0, "{json}");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cdc2doris"))
+        .args(["verify", "--config"])
+        .arg(&config_path)
+        .output()
+        .await
+        .expect("cdc2doris runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--keys-query"), "{stderr}");
     world.cleanup().await;
 }
 

@@ -12,7 +12,7 @@
 //!   events, which batching collapses into one key);
 //! - `jobs` updates that walk a seeded permutation of every job before repeating one, so every job is refreshed at
 //!   least once when there are at least as many of them as jobs (then Doris must end up holding every job, which is
-//!   what `jobgen verify` checks);
+//!   what `cdc2doris verify` checks at the end of `bench/pipeline`);
 //! - `standard_revenue` inserts on uniformly drawn jobs;
 //! - a few `clients_to_exclude` inserts naming excluded clients, each refreshing every job of its client through
 //!   the resolve query (fan-out).

@@ -10,7 +10,7 @@
 //! - [`debezium`] renders row events as Debezium JSON-converter messages (schemas off), so a test or
 //!   a benchmark can write them straight to Kafka without running Kafka Connect.
 //! - [`backlog`] generates N synthetic row events about a database seeded in bulk, for the end-to-end benchmark.
-//! - [`verify`] compares Doris rows with the merge query's; [`watch`] follows a running pipeline from outside
+//! - [`watch`] follows a running pipeline from outside
 //!   (captured events, group lag, cdc2doris's admin endpoints); [`kafka_reset`] gives the demo a clean Kafka;
 //!   [`chaos`] writes `dev/chaos`'s poison messages and times its recoveries.
 
@@ -20,7 +20,6 @@ pub mod debezium;
 pub mod kafka_reset;
 pub mod model;
 pub mod pg;
-pub mod verify;
 pub mod watch;
 
 pub use model::{Change, Model, ModelConfig};

@@ -6,7 +6,8 @@
 //! - `backlog`: write N synthetic Debezium events about a bulk-seeded database to Kafka, as fast as the producer
 //!   allows (the end-to-end benchmark, `bench/pipeline`).
 //! - `wait`: wait until a running cdc2doris has loaded and committed everything captured, then summarize.
-//! - `verify`: compare doris-sim's rows with the merge query over every job id.
+//!
+//! Whether Doris holds what the merge query returns is `cdc2doris verify`'s job (the product's own check).
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -57,8 +58,6 @@ enum Command {
     Backlog(BacklogArgs),
     /// Wait until cdc2doris has loaded and committed every captured event, then print a summary.
     Wait(WaitArgs),
-    /// Compare Doris (doris-sim) rows with the merge query over every job id; exit 1 on any difference.
-    Verify(VerifyArgs),
     /// Write poison messages (unusable input) into the topics; print where each landed, one JSON line each.
     Poison(PoisonArgs),
     /// Wait until the group committed every message the topics hold now; print the seconds it took (dev/chaos).
@@ -262,34 +261,6 @@ struct WaitArgs {
     timeout: Duration,
 }
 
-#[derive(Debug, clap::Args)]
-struct VerifyArgs {
-    #[command(flatten)]
-    pg: PgArgs,
-    /// The merge query (examples/job-analytics/merge.sql).
-    #[arg(long)]
-    merge_file: PathBuf,
-    /// The merge query's key column.
-    #[arg(long, default_value = "job_id")]
-    key_column: String,
-    /// doris-sim FE URL (its sim-only rows endpoint is read).
-    #[arg(long, default_value = "http://127.0.0.1:8030")]
-    doris_fe: String,
-    /// Doris database.
-    #[arg(long, default_value = "job_analytics")]
-    db: String,
-    /// Doris table.
-    #[arg(long, default_value = "merged_job_data")]
-    table: String,
-    /// Highest job id ever created (the generator's `jobs_ever`); ids 1..=N are checked, or up to the highest id
-    /// in PostgreSQL if that is larger. Rows Doris has beyond them count as extra.
-    #[arg(long, default_value_t = 0)]
-    max_id: i64,
-    /// Differences listed before the verdict line.
-    #[arg(long, default_value_t = 10)]
-    show: usize,
-}
-
 fn topics(prefix: &str) -> Vec<String> {
     TABLES.iter().map(|t| debezium::topic(prefix, t)).collect()
 }
@@ -301,7 +272,6 @@ async fn main() -> anyhow::Result<()> {
         Command::ResetKafka(a) => reset_kafka(a).await,
         Command::Backlog(a) => backlog(a).await,
         Command::Wait(a) => wait(a).await,
-        Command::Verify(a) => verify(a).await,
         Command::Poison(a) => {
             let placed =
                 jobgen::chaos::write_poison(&a.bootstrap, &a.topic_prefix, a.kind, a.count, a.seed)
@@ -805,52 +775,6 @@ fn print_summary(s: &Sample, metrics: &str) {
         q(0.5),
         q(0.99)
     );
-}
-
-async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
-    let (client, _) = connect(&args.pg).await?;
-    let merge = std::fs::read_to_string(&args.merge_file)
-        .with_context(|| format!("cannot read {}", args.merge_file.display()))?;
-    let pg_max: i64 = client
-        .query_one("SELECT coalesce(max(id), 0) FROM jobs", &[])
-        .await
-        .context("reading max(jobs.id)")?
-        .get(0);
-    let ids: Vec<i64> = (1..=args.max_id.max(pg_max)).collect();
-    let expected = jobgen::verify::expected_rows(&client, &merge, &args.key_column, &ids)
-        .await
-        .context("running the merge query")?;
-    let url = format!(
-        "{}/api/_sim/{}/{}/rows",
-        args.doris_fe.trim_end_matches('/'),
-        args.db,
-        args.table
-    );
-    let rows: Vec<serde_json::Value> = reqwest::get(&url)
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .with_context(|| format!("GET {url}"))?
-        .json()
-        .await
-        .with_context(|| format!("GET {url}: not a JSON array of rows"))?;
-    let report = jobgen::verify::compare(&expected, &rows, &args.key_column);
-    for (what, keys) in [
-        ("missing", &report.missing),
-        ("stale", &report.stale),
-        ("extra", &report.extra),
-    ] {
-        for k in keys.iter().take(args.show) {
-            println!("  {what}: {k}");
-        }
-        if keys.len() > args.show {
-            println!("  … {} more {what}", keys.len() - args.show);
-        }
-    }
-    println!("{}", report.line());
-    if !report.is_ok() {
-        std::process::exit(1);
-    }
-    Ok(())
 }
 
 /// Prints the JSON summary on stdout, and writes it to `file` too when given.

@@ -19,7 +19,6 @@
 //! abandon them unacknowledged) → commit what is acknowledged → drop the event channel → stop the
 //! source (final synchronous commit, leave the group).
 
-pub mod backfill;
 pub mod cli;
 mod coordinator;
 pub mod worker;
@@ -100,9 +99,6 @@ pub enum PipelineError {
         #[source]
         source: std::io::Error,
     },
-    /// The keys of a backfill cannot be read.
-    #[error("backfill: {0}")]
-    BackfillKeys(#[from] backfill::KeysError),
     /// A batch failed in a way retrying cannot fix; its offsets were not committed.
     #[error("stopped: batch {batch}: {source}")]
     Fatal {
@@ -115,9 +111,6 @@ pub enum PipelineError {
     /// The Kafka source stopped unexpectedly.
     #[error("the Kafka source stopped unexpectedly")]
     SourceGone,
-    /// A backfill batch's task stopped without an outcome (a panic, or the runtime shutting down).
-    #[error("a backfill batch stopped unexpectedly")]
-    BatchTask(#[source] tokio::task::JoinError),
 }
 
 impl PipelineError {

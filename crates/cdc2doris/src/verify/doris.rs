@@ -187,6 +187,27 @@ impl DorisReader {
             .collect())
     }
 
+    /// Every key of the table, streamed (memory holds one row at a time), to `f` as Doris prints it.
+    pub async fn for_each_key(&mut self, mut f: impl FnMut(String)) -> Result<(), VerifyError> {
+        let sql = format!("SELECT {} FROM {}", self.key, self.table);
+        let table = self.table.clone();
+        let error = |source| VerifyError::DorisQuery {
+            statement: "SELECT",
+            table: table.clone(),
+            source,
+        };
+        let mut result = self.conn.query_iter(sql.as_str()).await.map_err(error)?;
+        result
+            .for_each(|mut row| {
+                if let Some(Some(text)) = row.take::<Option<String>, _>(0) {
+                    f(text);
+                }
+            })
+            .await
+            .map_err(error)?;
+        Ok(())
+    }
+
     pub async fn close(self) {
         let _ = self.conn.disconnect().await;
     }

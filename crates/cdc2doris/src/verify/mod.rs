@@ -16,11 +16,16 @@
 //! something else than the query returned). Under live traffic a Doris row whose sequence version is newer than the
 //! snapshot of its chunk was loaded from a later read than ours: it is not drift. Every key that does not match is
 //! checked once more at the end of the run (after `--recheck-after`, in a fresh snapshot), so a change the running
-//! service had not loaded yet is not reported either; only what is still wrong then counts, and a row still newer
-//! than our read counts as `newer`.
+//! service had not loaded yet is not reported either; a key still wrong whose Doris row changed between the two looks
+//! (the service is loading it as we watch: a hot key) is looked at again, up to three looks after the first. Only
+//! what is still wrong then counts, and a row still newer than our read counts as `newer`.
 //!
-//! `--sample N` checks N keys drawn at random from `--keys-query` (by key, so Doris rows outside the sample are
-//! not looked for). `--repair` sends every drifted key through the same merge and load as `backfill` (deletes
+//! `--sample N` checks N keys drawn at random from the union of `--keys-query`'s keys and the keys the Doris table
+//! holds (up to N from each side, then N of those at random), so a sample can find a missing row (a key only the
+//! query returns) as well as an extra one (a key only Doris holds). The merge query itself cannot list its keys (it
+//! is a function of the keys it is given), so without `--keys-query` a sample is drawn from Doris's keys alone:
+//! stale, different and extra rows are found, missing ones are not looked for (the report says so); a full check
+//! needs `--keys-query`. `--repair` sends every drifted key through the same merge and load as `backfill` (deletes
 //! included) and verifies those keys again.
 
 pub mod compare;
@@ -47,10 +52,12 @@ pub struct VerifyArgs {
     #[arg(long, short, env = "CDC2DORIS_CONFIG")]
     pub config: PathBuf,
     /// SQL returning the keys of the merged table, one column of `merge.key_type`, e.g. `SELECT id FROM jobs`.
-    #[arg(long)]
-    pub keys_query: String,
-    /// Check only this many keys, drawn at random from `--keys-query`.
-    #[arg(long)]
+    /// Needed for a full check; optional with `--sample`.
+    #[arg(long, required_unless_present = "sample")]
+    pub keys_query: Option<String>,
+    /// Check only this many keys, drawn at random from `--keys-query`'s keys and the Doris table's (without
+    /// `--keys-query`: from the Doris table's alone, so missing rows are not looked for).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub sample: Option<u64>,
     /// Keys per range (one Doris read, merge queries of `merge.chunk_size` keys). Default 10000.
     #[arg(long, default_value_t = 10_000)]
@@ -82,6 +89,9 @@ pub enum VerifyError {
     /// `--keys-query` is empty.
     #[error("--keys-query is empty; give a query returning the keys, e.g. SELECT id FROM jobs")]
     EmptyKeysQuery,
+    /// Neither `--keys-query` nor `--sample`.
+    #[error("give --keys-query (the keys of the merged table, e.g. SELECT id FROM jobs) to check every key, or --sample N")]
+    NoKeys,
     /// Neither `doris.query_host` nor an FE/BE URL names a host.
     #[error("no host for the Doris query port: set doris.query_host")]
     NoQueryHost,
@@ -130,7 +140,7 @@ pub enum VerifyError {
     MergeTask(#[source] tokio::task::JoinError),
     /// `--repair`'s reload failed.
     #[error("repair")]
-    Repair(#[source] crate::pipeline::PipelineError),
+    Repair(#[source] crate::backfill::BackfillError),
 }
 
 /// A key of the merged table.
@@ -233,6 +243,10 @@ pub struct VerifyReport {
     pub unchecked_columns: Vec<String>,
     /// The first examples of each kind of drift.
     pub examples: Vec<Example>,
+    /// A sample drawn without `--keys-query` (from Doris's keys only): a key the merge query returns and Doris lacks
+    /// cannot be drawn, so `missing` is not looked for.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub missing_not_checked: bool,
     /// After `--repair`: the drifted keys verified again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub after_repair: Option<Counts>,
@@ -287,6 +301,11 @@ impl VerifyReport {
             }
             s.push('\n');
         }
+        if self.missing_not_checked {
+            s.push_str(
+                "  missing rows not looked for: the sample was drawn from the Doris table's keys alone (give --keys-query)\n",
+            );
+        }
         if !self.unchecked_columns.is_empty() {
             s.push_str(&format!(
                 "  not compared (no such Doris column): {}\n",
@@ -306,7 +325,8 @@ impl VerifyReport {
 /// Options of one run (the command line without the config).
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {
-    pub keys_query: String,
+    /// The keys of the merged table; required without `sample`.
+    pub keys_query: Option<String>,
     pub sample: Option<u64>,
     pub range_keys: usize,
     pub examples: usize,
@@ -424,7 +444,8 @@ pub async fn run_verify(
         .map(|(i, (c, _))| (c.clone(), i))
         .collect();
     let mut report = VerifyReport::default();
-    let mut recheck: Vec<Key> = Vec::new();
+    // Keys to look at again, with the sequence version of their Doris row when first seen.
+    let mut recheck: Vec<(Key, Option<i64>)> = Vec::new();
     let mut drifted: Vec<Key> = Vec::new();
     let mut examples: BTreeMap<String, usize> = BTreeMap::new();
     let mut record = |report: &mut VerifyReport,
@@ -446,7 +467,8 @@ pub async fn run_verify(
     };
     let range_keys = opts.range_keys.max(1);
     if let Some(n) = opts.sample {
-        let keys = v.sample_keys(&opts.keys_query, n).await?;
+        let keys = v.sample_keys(opts.keys_query.as_deref(), n).await?;
+        report.missing_not_checked = opts.keys_query.is_none();
         for page in keys.chunks(range_keys) {
             if shutdown.is_cancelled() {
                 report.interrupted = true;
@@ -455,13 +477,14 @@ pub async fn run_verify(
             report.ranges += 1;
             for (key, verdict, ex) in v.check(page, DorisRange::Points(page)).await? {
                 if verdict != Verdict::Match {
-                    recheck.push(key);
+                    recheck.push((key, doris_version_of(ex.as_ref())));
                     continue;
                 }
                 record(&mut report, &key, verdict, ex, &mut drifted);
             }
         }
     } else {
+        let keys_query = opts.keys_query.as_deref().ok_or(VerifyError::NoKeys)?;
         let mut after: Option<Key> = None;
         // Range N+1's reads run while range N is judged (the merge reads on other tasks meanwhile).
         let mut pending: Option<Fetched> = None;
@@ -471,7 +494,7 @@ pub async fn run_verify(
                 if let Some(f) = pending.take() {
                     for (key, verdict, ex) in v.judge.judge_fetched(&f) {
                         if verdict != Verdict::Match {
-                            recheck.push(key);
+                            recheck.push((key, doris_version_of(ex.as_ref())));
                             continue;
                         }
                         record(&mut report, &key, verdict, ex, &mut drifted);
@@ -479,9 +502,7 @@ pub async fn run_verify(
                 }
                 break;
             }
-            let page = v
-                .key_page(&opts.keys_query, after.as_ref(), range_keys)
-                .await?;
+            let page = v.key_page(keys_query, after.as_ref(), range_keys).await?;
             let last_page = page.len() < range_keys;
             let up_to = if last_page {
                 None
@@ -502,7 +523,7 @@ pub async fn run_verify(
             let (fetched, judged) = tokio::join!(reads, judged);
             for (key, verdict, ex) in judged.into_iter().flatten() {
                 if verdict != Verdict::Match {
-                    recheck.push(key);
+                    recheck.push((key, doris_version_of(ex.as_ref())));
                     continue;
                 }
                 record(&mut report, &key, verdict, ex, &mut drifted);
@@ -516,7 +537,7 @@ pub async fn run_verify(
                     .flatten()
                 {
                     if verdict != Verdict::Match {
-                        recheck.push(key);
+                        recheck.push((key, doris_version_of(ex.as_ref())));
                         continue;
                     }
                     record(&mut report, &key, verdict, ex, &mut drifted);
@@ -539,18 +560,37 @@ pub async fn run_verify(
     if opts.progress {
         eprintln!();
     }
-    // Every key that did not match is looked at once more, in a fresh snapshot, after `recheck_after`: a Doris row
+    // Every key that did not match is looked at again, in a fresh snapshot, after `recheck_after`: a Doris row
     // from a newer read than ours may match now, and so may a change the running service had not loaded yet.
-    // Only what is still wrong then is drift.
-    if !recheck.is_empty() && !report.interrupted {
-        tokio::select! {
-            _ = tokio::time::sleep(opts.recheck_after) => {}
-            _ = shutdown.cancelled() => {}
+    // A key still wrong whose Doris row changed since the previous look is being loaded as we watch (a hot key
+    // under live traffic): it gets another look, up to RECHECK_ROUNDS in all. What is still wrong then is drift.
+    let mut round = 0;
+    while !recheck.is_empty() {
+        round += 1;
+        if !report.interrupted {
+            tokio::select! {
+                _ = tokio::time::sleep(opts.recheck_after) => {}
+                _ = shutdown.cancelled() => {}
+            }
         }
-    }
-    for page in recheck.chunks(range_keys) {
-        for (key, verdict, ex) in v.check(page, DorisRange::Points(page)).await? {
-            record(&mut report, &key, verdict, ex, &mut drifted);
+        let last_round = round >= RECHECK_ROUNDS || shutdown.is_cancelled();
+        let seen: std::collections::HashMap<Key, Option<i64>> = recheck.drain(..).collect();
+        let keys: Vec<Key> = seen
+            .keys()
+            .cloned()
+            .collect::<BTreeSet<Key>>()
+            .into_iter()
+            .collect();
+        for page in keys.chunks(range_keys) {
+            for (key, verdict, ex) in v.check(page, DorisRange::Points(page)).await? {
+                let now = doris_version_of(ex.as_ref());
+                let moved = seen.get(&key).is_some_and(|before| *before != now);
+                if !last_round && moved && !matches!(verdict, Verdict::Match | Verdict::Newer) {
+                    recheck.push((key, now));
+                    continue;
+                }
+                record(&mut report, &key, verdict, ex, &mut drifted);
+            }
         }
     }
     report.unchecked_columns = v.judge.unchecked.iter().cloned().collect();
@@ -563,9 +603,9 @@ pub async fn run_verify(
             })
             .collect();
         let batch_keys = file.batch.max_keys.max(1);
-        let repaired = crate::pipeline::backfill::run(
+        let repaired = crate::backfill::run(
             config.clone(),
-            crate::pipeline::backfill::Keys::List(texts),
+            crate::backfill::Keys::List(texts),
             batch_keys,
             shutdown.clone(),
         )
@@ -626,20 +666,59 @@ impl Verifier {
         self.keys_of(&rows)
     }
 
-    /// `n` keys drawn at random from `--keys-query`, sorted.
-    async fn sample_keys(&self, keys_query: &str, n: u64) -> Result<Vec<Key>, VerifyError> {
-        let body = keys_body(keys_query)?;
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                &format!("SELECT (r.k)::text FROM (\n{body}\n) AS r(k) WHERE r.k IS NOT NULL ORDER BY random() LIMIT {n}"),
-                &[],
-            )
-            .await
-            .map_err(VerifyError::KeysQuery)?;
-        let mut keys = self.keys_of(&rows)?;
+    /// `n` keys drawn at random from the union of `--keys-query`'s keys and the Doris table's, sorted: up to `n` from
+    /// each side (PostgreSQL's `random()`, a reservoir over Doris's key column), then `n` of those at random. So a
+    /// sample finds missing rows (keys only the query has) as well as extra ones (keys only Doris has). Without
+    /// `--keys-query`, from Doris's keys alone.
+    async fn sample_keys(
+        &mut self,
+        keys_query: Option<&str>,
+        n: u64,
+    ) -> Result<Vec<Key>, VerifyError> {
+        let mut rng = SplitMix::new();
+        let mut candidates: BTreeSet<Key> = BTreeSet::new();
+        if let Some(keys_query) = keys_query {
+            let body = keys_body(keys_query)?;
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    &format!("SELECT (r.k)::text FROM (\n{body}\n) AS r(k) WHERE r.k IS NOT NULL ORDER BY random() LIMIT {n}"),
+                    &[],
+                )
+                .await
+                .map_err(VerifyError::KeysQuery)?;
+            candidates.extend(self.keys_of(&rows)?);
+        }
+        let limit = usize::try_from(n).unwrap_or(usize::MAX);
+        let mut reservoir: Vec<String> = Vec::new();
+        let mut seen: u64 = 0;
+        self.doris
+            .for_each_key(|text| {
+                seen += 1;
+                if reservoir.len() < limit {
+                    reservoir.push(text);
+                } else {
+                    let j = rng.below(seen);
+                    if let Some(slot) = usize::try_from(j).ok().and_then(|j| reservoir.get_mut(j)) {
+                        *slot = text;
+                    }
+                }
+            })
+            .await?;
+        for text in reservoir {
+            let key = parse_key(&text, self.key_type).ok_or(VerifyError::DorisKey { text })?;
+            candidates.insert(key);
+        }
+        let mut keys: Vec<Key> = candidates.into_iter().collect();
+        // A partial Fisher-Yates shuffle: the first `n` are a uniform draw of the candidates.
+        let take = keys.len().min(limit);
+        for i in 0..take {
+            let remaining = (keys.len() - i) as u64;
+            let j = i + usize::try_from(rng.below(remaining)).unwrap_or(0);
+            keys.swap(i, j);
+        }
+        keys.truncate(take);
         keys.sort();
-        keys.dedup();
         Ok(keys)
     }
 
@@ -868,6 +947,48 @@ impl Judge {
     }
 }
 
+/// A small random generator for sampling (splitmix64), seeded from the standard library's per-process random keys:
+/// a sample need not be reproducible nor cryptographic, and this spares a dependency.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn new() -> SplitMix {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        SplitMix(h.finish())
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n` > 0; 0 for `n` = 0).
+    fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            return 0;
+        }
+        // Multiply-shift: unbiased enough for sampling (bias below 2^-64 · n).
+        ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
+    }
+}
+
+/// How many times a key that did not match is looked at again (while its Doris row keeps changing).
+const RECHECK_ROUNDS: u32 = 3;
+
+/// The sequence version of the Doris row in a drift example (none for a match, or no Doris row).
+fn doris_version_of(example: Option<&Example>) -> Option<i64> {
+    example.and_then(|e| e.doris_version)
+}
+
 fn keys_body(keys_query: &str) -> Result<&str, VerifyError> {
     let body = trim_query(keys_query);
     if body.trim().is_empty() {
@@ -984,6 +1105,19 @@ mod tests {
             ..Default::default()
         });
         assert!(r.clean());
+    }
+
+    #[test]
+    fn sample_draws_cover_their_range_and_stay_in_it() {
+        let mut rng = SplitMix::new();
+        assert_eq!(rng.below(0), 0);
+        let mut seen = [false; 7];
+        for _ in 0..1000 {
+            let x = rng.below(7);
+            assert!(x < 7, "{x}");
+            seen[x as usize] = true;
+        }
+        assert!(seen.iter().all(|s| *s), "{seen:?}");
     }
 
     #[test]

@@ -19,7 +19,7 @@
 //! makes harmless.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -28,7 +28,20 @@ use tokio_postgres::types::ToSql;
 
 use tokio_util::sync::CancellationToken;
 
-use super::worker::{run_batch, BatchOutcome, SealedBatch, WorkerContext};
+use crate::config::Config;
+use crate::keys::{KeyType, KeyValue};
+use crate::merge::pool::describe_pool_error;
+use crate::merge::postgres::{describe_pg_error, trim_query};
+use crate::offsets::{OffsetTracker, TopicPartition};
+use crate::pipeline::worker::{run_batch, BatchDone, BatchOutcome, SealedBatch, WorkerContext};
+use crate::pipeline::{Parts, PipelineError};
+use crate::sink::OffsetRange;
+use checkpoint::Checkpoint;
+use progress::progress_line;
+
+mod checkpoint;
+pub mod cli;
+mod progress;
 
 /// Why the keys of a backfill cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +126,20 @@ pub enum KeysError {
     },
 }
 
+/// Why a backfill stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum BackfillError {
+    /// The keys cannot be read (the query, the file, the bounds or the checkpoint).
+    #[error("backfill: {0}")]
+    Keys(#[from] KeysError),
+    /// The merge and load path (the same as `run`'s) failed to start or failed a batch for good.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    /// A batch's task stopped without an outcome (a panic, or the runtime shutting down).
+    #[error("a backfill batch stopped unexpectedly")]
+    BatchTask(#[source] tokio::task::JoinError),
+}
+
 /// How a backfill runs, beside its keys.
 #[derive(Debug, Clone, Default)]
 pub struct BackfillOptions {
@@ -129,63 +156,6 @@ pub struct BackfillOptions {
     /// Redraw a progress line on stderr after each batch (a terminal): keys, keys/s, ETA.
     pub progress: bool,
 }
-
-/// What `--resume` keeps: which run it is of, and the last key of the last loaded batch.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-struct Checkpoint {
-    keys_query: String,
-    from: Option<String>,
-    to: Option<String>,
-    /// Every key up to this one (in key order) was loaded.
-    after: Option<String>,
-    /// Keys loaded so far, over every run.
-    keys: u64,
-    /// The last batch was loaded.
-    done: bool,
-}
-
-impl Checkpoint {
-    fn read(path: &Path) -> Result<Option<Checkpoint>, KeysError> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => serde_json::from_str(&text).map(Some).map_err(|source| {
-                KeysError::CheckpointSyntax {
-                    path: path.to_path_buf(),
-                    source,
-                }
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(KeysError::Checkpoint {
-                path: path.to_path_buf(),
-                source,
-            }),
-        }
-    }
-
-    /// Writes the checkpoint to a temporary file beside it, synced, then renames it over the old one: a crash leaves
-    /// the old checkpoint or the new one, never half of one.
-    fn write(&self, path: &Path) -> Result<(), KeysError> {
-        use std::io::Write;
-        let err = |source| KeysError::Checkpoint {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        let text = serde_json::to_string(self).unwrap_or_default();
-        let mut f = std::fs::File::create(&tmp).map_err(err)?;
-        f.write_all(text.as_bytes()).map_err(err)?;
-        f.sync_all().map_err(err)?;
-        std::fs::rename(&tmp, path).map_err(err)
-    }
-}
-use super::{Parts, PipelineError};
-use crate::config::Config;
-use crate::keys::{KeyType, KeyValue};
-use crate::merge::pool::describe_pool_error;
-use crate::merge::postgres::{describe_pg_error, trim_query};
-use crate::offsets::{OffsetTracker, TopicPartition};
-use crate::sink::OffsetRange;
 
 /// What a backfill did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -268,7 +238,7 @@ pub async fn run(
     keys: Keys,
     batch_keys: usize,
     shutdown: CancellationToken,
-) -> Result<BackfillReport, PipelineError> {
+) -> Result<BackfillReport, BackfillError> {
     let options = BackfillOptions {
         batch_keys,
         ..BackfillOptions::default()
@@ -282,7 +252,7 @@ pub async fn run_with(
     keys: Keys,
     options: BackfillOptions,
     shutdown: CancellationToken,
-) -> Result<BackfillReport, PipelineError> {
+) -> Result<BackfillReport, BackfillError> {
     let file = &config.file;
     let mut batch_keys = options.batch_keys.max(1);
     if let Some(rate) = options.rate.filter(|r| *r > 0.0) {
@@ -471,7 +441,7 @@ pub async fn run_with(
             report.interrupted = !exhausted;
             break;
         };
-        let done = batch.task.await.map_err(PipelineError::BatchTask)?;
+        let done = batch.task.await.map_err(BackfillError::BatchTask)?;
         match done.outcome {
             BatchOutcome::Loaded {
                 rows,
@@ -514,7 +484,8 @@ pub async fn run_with(
                 return Err(PipelineError::Fatal {
                     batch: done.name,
                     source: Box::new(source),
-                })
+                }
+                .into())
             }
         }
     }
@@ -531,27 +502,11 @@ pub async fn run_with(
 
 /// A batch merging or loading, and what the checkpoint says once it loaded.
 struct InFlight {
-    task: tokio::task::JoinHandle<super::worker::BatchDone>,
+    task: tokio::task::JoinHandle<BatchDone>,
     /// The last key of its page (keyset pages only).
     after: Option<String>,
     keys: u64,
     last_page: bool,
-}
-
-/// `backfill: 120000/1000000 keys (12%), 20345 keys/s, ETA 43s`.
-fn progress_line(keys: u64, total: Option<u64>, per_second: f64) -> String {
-    match total.filter(|t| *t > 0) {
-        Some(total) => {
-            let left = total.saturating_sub(keys) as f64 / per_second.max(1e-3);
-            format!(
-                "backfill: {keys}/{total} keys ({}%), {} keys/s, ETA {}   ",
-                keys.saturating_mul(100) / total,
-                per_second.round(),
-                humantime::format_duration(Duration::from_secs(left.round() as u64))
-            )
-        }
-        None => format!("backfill: {keys} keys, {} keys/s   ", per_second.round()),
-    }
 }
 
 /// Hands out the keys batch by batch.

@@ -130,7 +130,7 @@ pub enum KeysError {
 #[derive(Debug, thiserror::Error)]
 pub enum BackfillError {
     /// The keys cannot be read (the query, the file, the bounds or the checkpoint).
-    #[error("backfill: {0}")]
+    #[error(transparent)]
     Keys(#[from] KeysError),
     /// The merge and load path (the same as `run`'s) failed to start or failed a batch for good.
     #[error(transparent)]

@@ -1456,7 +1456,16 @@ async fn a_quiet_stream_is_loaded_when_caught_up_not_after_max_wait() {
         let job = m.new_job();
         w.apply(&[job]).await;
         w.converge(m.all_job_ids(), Duration::from_secs(20)).await;
-        let state = w.debug_state().await;
+        // /debug/state is refreshed every 100 ms: it may lag the load that was just seen.
+        let start = Instant::now();
+        let state = loop {
+            let state = w.debug_state().await;
+            let idle = state["totals"]["sealed"]["idle"].as_u64().unwrap_or(0);
+            if idle >= round || start.elapsed() > Duration::from_secs(5) {
+                break state;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
         let sealed = &state["totals"]["sealed"];
         assert!(
             sealed["idle"].as_u64().unwrap_or(0) >= round,

@@ -57,10 +57,11 @@ fn describe_table(table: &decode::TableName<'_>) -> String {
 /// How often the coordinator asks the source to commit what became committable and refreshes `/debug/state`.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
-/// Messages waiting in the source's channel from which the pipeline counts as behind, until the source has been idle
-/// for [`BEHIND_QUIET`]: the batch then widens to the backlog window (`batch.backlog_max_keys`,
-/// `batch.backlog_max_wait`). A pipeline that keeps up takes each message as it comes and holds a handful at most; a
-/// backlog keeps the channel (4096) full.
+/// Messages waiting in the source's channel from which the pipeline counts as behind — when the messages it reads are
+/// also older than `max_wait` — until the source has been idle for [`BEHIND_QUIET`]: the batch then widens to the
+/// backlog window (`batch.backlog_max_keys`, `batch.backlog_max_wait`). A backlog keeps the channel (4096) full of old
+/// messages. A steady stream queues a few hundred while a sealed batch waits for a worker, but young ones: waiting
+/// longer for them would only add latency.
 pub(super) const BEHIND_QUEUED: usize = 256;
 
 /// After a backlog, how long the source must stay idle before the pipeline counts as caught up. librdkafka's queue
@@ -114,7 +115,10 @@ pub(super) struct Coordinator<'a> {
     /// When the source said it handed over everything librdkafka had ([`SourceEvent::Idle`]), if no message came
     /// since.
     pub(super) idle_since: Option<Instant>,
-    /// [`BEHIND_QUEUED`] messages were queued before the coordinator, and the source was not idle for
+    /// How old (by its Kafka timestamp) the last message read was, when it had a timestamp.
+    pub(super) read_age: Option<Duration>,
+    /// [`BEHIND_QUEUED`] messages were queued before the coordinator, the last one read was older than `max_wait`,
+    /// and the source was not idle for
     /// [`BEHIND_QUIET`] since: a backlog.
     pub(super) behind: bool,
     /// Starts a batch's work.
@@ -167,7 +171,8 @@ impl Coordinator<'_> {
             if self.behind && self.idle_since.is_some_and(|t| t.elapsed() >= BEHIND_QUIET) {
                 self.behind = false;
             }
-            if events.len() >= BEHIND_QUEUED {
+            if events.len() >= BEHIND_QUEUED && self.read_age.is_none_or(|age| age >= self.max_wait)
+            {
                 self.behind = true;
             }
             let deadline = self.deadline();
@@ -183,6 +188,9 @@ impl Coordinator<'_> {
                 ev = events.recv(), if can_read => match ev {
                     Some(SourceEvent::Message(m)) => {
                         self.idle_since = None;
+                        self.read_age = m
+                            .timestamp_ms
+                            .map(|ts| Duration::from_millis((now_ms() - ts).max(0) as u64));
                         self.on_message(m).await;
                     }
                     Some(SourceEvent::Idle) => self.idle_since = Some(Instant::now()),
@@ -882,6 +890,7 @@ mod tests {
             backlog_max_keys: max_keys,
             backlog_max_wait: max_wait,
             idle_since: None,
+            read_age: None,
             behind: false,
             launch,
             key_type: KeyType::Integer,

@@ -389,6 +389,7 @@ pub async fn run(
         backlog_max_keys: file.batch.backlog_max_keys.max(file.batch.max_keys).max(1),
         backlog_max_wait: file.batch.backlog_max_wait.max(file.batch.max_wait),
         idle_since: None,
+        read_age: None,
         behind: false,
         key_type: ctx.key_type,
         resolver_types: ctx.resolvers.iter().map(|r| r.value_type).collect(),

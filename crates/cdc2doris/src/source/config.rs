@@ -116,8 +116,10 @@ const MAX_PREFETCH_BYTES: usize = 64 * 1024 * 1024;
 /// (librdkafka: 50 MiB). Both are derived from `batch.max_bytes`, the most message bytes one batch covers in normal
 /// flow: the queue holds one batch's worth (16 MiB by default) and a fetch half of it (8 MiB). With 1M events of
 /// backlog, librdkafka's defaults made up ~100 MiB of cdc2doris' peak RSS; a batch needs no more ahead of it,
-/// because the coordinator takes messages as fast as it decodes them. Each value is clamped to 1–64 MiB.
-pub fn prefetch_properties(batch: &crate::batch::BatchConfig) -> [(&'static str, String); 2] {
+/// because the coordinator takes messages as fast as it decodes them. Each value is clamped to 1–64 MiB. With a
+/// queue that small, librdkafka's `fetch.queue.backoff.ms` (1 s: how long the next fetch waits once the queue is
+/// full) would let the queue run empty in the middle of a backlog, so it becomes 10 ms.
+pub fn prefetch_properties(batch: &crate::batch::BatchConfig) -> [(&'static str, String); 3] {
     let queued = batch
         .max_bytes
         .clamp(MIN_PREFETCH_BYTES, MAX_PREFETCH_BYTES);
@@ -125,6 +127,7 @@ pub fn prefetch_properties(batch: &crate::batch::BatchConfig) -> [(&'static str,
     [
         ("queued.max.messages.kbytes", (queued / 1024).to_string()),
         ("fetch.max.bytes", fetch.to_string()),
+        ("fetch.queue.backoff.ms", "10".to_string()),
     ]
 }
 
@@ -293,6 +296,7 @@ mod tests {
         let default = kafka(&[]).run_consumer_properties(&BatchConfig::default());
         assert_eq!(default["queued.max.messages.kbytes"], "16384");
         assert_eq!(default["fetch.max.bytes"], "8388608");
+        assert_eq!(default["fetch.queue.backoff.ms"], "10");
         assert_eq!(default["group.id"], "g", "the other properties stay");
 
         let small = BatchConfig {

@@ -43,8 +43,8 @@ pub struct AdminState {
 
 /// Histogram buckets (seconds) for latencies: from 1 ms to 10 min.
 const LATENCY_BUCKETS: &[f64] = &[
-    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
-    600.0,
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.35, 0.5, 0.75, 1.0,
+    1.5, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
 ];
 /// Buckets for sizes (keys, rows, bytes): powers of 4 from 1 to 1 Gi.
 const SIZE_BUCKETS: &[f64] = &[
@@ -318,4 +318,23 @@ pub struct Totals {
     pub visibility_waits: u64,
     /// Milliseconds those batches waited, in all.
     pub visibility_wait_ms: u64,
+    /// Batches sealed, by why ([`crate::batch::SealReason`]).
+    pub sealed: SealedTotals,
+}
+
+/// Batches sealed since start, by reason.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct SealedTotals {
+    /// Caught up with Kafka and a worker free.
+    pub idle: u64,
+    /// Distinct keys reached the limit.
+    pub keys: u64,
+    /// Message bytes reached `max_bytes`.
+    pub bytes: u64,
+    /// The batch reached `max_wait` (or `backlog_max_wait`).
+    pub max_wait: u64,
+    /// A revoke or shutdown.
+    pub other: u64,
+    /// Of those, batches that were open while the pipeline was behind (backlog windows).
+    pub behind: u64,
 }

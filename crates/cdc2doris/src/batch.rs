@@ -34,8 +34,12 @@ pub struct Batch {
     pub bytes: usize,
     /// When the first message arrived.
     pub opened: Instant,
-    /// Kafka timestamps (ms) of the messages, for the event-to-acknowledgement latency.
-    pub event_times_ms: Vec<i64>,
+    /// Kafka timestamps (ms) of the messages, with how many messages carry each, for the event-to-acknowledgement
+    /// latency. A backlog's messages share few milliseconds, so this stays small where a list would grow by one
+    /// entry per message.
+    pub event_times_ms: BTreeMap<i64, u64>,
+    /// Whether the pipeline was behind while the batch was open: it was a backlog window.
+    pub behind: bool,
     /// Transaction ids of the events (PostgreSQL's, as the events carry them), distinct.
     pub txids: HashSet<u64>,
 }
@@ -51,8 +55,9 @@ impl Batch {
             messages: 0,
             bytes: 0,
             opened: Instant::now(),
-            event_times_ms: Vec::new(),
+            event_times_ms: BTreeMap::new(),
             txids: HashSet::new(),
+            behind: false,
         }
     }
 
@@ -77,7 +82,7 @@ impl Batch {
         self.messages += 1;
         self.bytes += bytes;
         if let Some(ts) = timestamp_ms {
-            self.event_times_ms.push(ts);
+            *self.event_times_ms.entry(ts).or_insert(0) += 1;
         }
     }
 
@@ -113,6 +118,34 @@ impl Batch {
     }
 }
 
+/// Why a batch was sealed (`cdc2doris_batches_sealed_total{reason}`, `/debug/state` `totals.sealed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealReason {
+    /// The source handed over everything Kafka had and a worker was free: nothing to wait for.
+    Idle,
+    /// `max_keys` distinct keys (or `backlog_max_keys` while behind).
+    Keys,
+    /// `max_bytes` of messages (not while behind).
+    Bytes,
+    /// `max_wait` after its first message (`backlog_max_wait` while behind).
+    MaxWait,
+    /// A revoke of its partitions, or shutdown.
+    Other,
+}
+
+impl SealReason {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SealReason::Idle => "idle",
+            SealReason::Keys => "keys",
+            SealReason::Bytes => "bytes",
+            SealReason::MaxWait => "max_wait",
+            SealReason::Other => "other",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchConfig {
@@ -125,6 +158,21 @@ pub struct BatchConfig {
     /// A batch closes at the latest this long after its first message. Default 1 s.
     #[serde(default = "default_max_wait", with = "humantime_serde")]
     pub max_wait: Duration,
+    /// When the source has handed over everything Kafka had (the pipeline is caught up) and a worker is free, a
+    /// batch at least this old is sealed at once instead of waiting for `max_wait` (a `linger` of `max_wait` or more
+    /// turns this off). Default 20 ms.
+    #[serde(default = "default_linger", with = "humantime_serde")]
+    pub linger: Duration,
+    /// While the pipeline is behind (messages queue up before the coordinator), a batch ignores `max_keys`,
+    /// `max_bytes` and `max_wait` and closes at this many distinct keys, so that a backlog refreshes each key about
+    /// once. The batch holds keys, not messages; its merged rows are one Stream Load. At least `max_keys` (a smaller
+    /// value counts as `max_keys`). Default 50000.
+    #[serde(default = "default_backlog_max_keys")]
+    pub backlog_max_keys: usize,
+    /// While the pipeline is behind, a batch closes at the latest this long after its first message. At least
+    /// `max_wait` (a shorter value counts as `max_wait`). Default 10 s.
+    #[serde(default = "default_backlog_max_wait", with = "humantime_serde")]
+    pub backlog_max_wait: Duration,
     /// Batches being merged or loaded at once; more overlap PostgreSQL and Doris work. Default 2.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
@@ -139,6 +187,9 @@ impl Default for BatchConfig {
             max_keys: default_max_keys(),
             max_bytes: default_max_bytes(),
             max_wait: default_max_wait(),
+            linger: default_linger(),
+            backlog_max_keys: default_backlog_max_keys(),
+            backlog_max_wait: default_backlog_max_wait(),
             max_in_flight: default_max_in_flight(),
             shutdown_timeout: default_shutdown_timeout(),
         }
@@ -153,6 +204,15 @@ fn default_max_bytes() -> usize {
 }
 fn default_max_wait() -> Duration {
     Duration::from_secs(1)
+}
+fn default_linger() -> Duration {
+    Duration::from_millis(20)
+}
+fn default_backlog_max_keys() -> usize {
+    50_000
+}
+fn default_backlog_max_wait() -> Duration {
+    Duration::from_secs(10)
 }
 fn default_max_in_flight() -> usize {
     2

@@ -1440,3 +1440,91 @@ async fn poison_goes_to_the_dead_letter_topic_raw_with_its_context_in_headers() 
     );
     w.cleanup().await;
 }
+
+/// A quiet stream is loaded as soon as the pipeline has caught up with Kafka, not after `max_wait`: with `max_wait`
+/// at a minute, each of three single changes reaches Doris within the convergence bound (far below the minute), and
+/// every batch was sealed because the source was idle, none because it reached `max_wait`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_quiet_stream_is_loaded_when_caught_up_not_after_max_wait() {
+    let mut w = World::new("quiet", 1).await;
+    let config = w.write_config("");
+    replace_in_config(&config, "max_wait = \"300ms\"", "max_wait = \"60s\"");
+    let (stop, run) = w.start(&config);
+    let mut m = model();
+    for round in 1..=3u64 {
+        let job = m.new_job();
+        w.apply(&[job]).await;
+        w.converge(m.all_job_ids(), Duration::from_secs(20)).await;
+        // /debug/state is refreshed every 100 ms: it may lag the load that was just seen.
+        let start = Instant::now();
+        let state = loop {
+            let state = w.debug_state().await;
+            let idle = state["totals"]["sealed"]["idle"].as_u64().unwrap_or(0);
+            if idle >= round || start.elapsed() > Duration::from_secs(5) {
+                break state;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let sealed = &state["totals"]["sealed"];
+        assert!(
+            sealed["idle"].as_u64().unwrap_or(0) >= round,
+            "round {round}: the batch must be sealed as idle: {state}"
+        );
+        assert_eq!(sealed["max_wait"], 0, "round {round}: {state}");
+    }
+    w.wait_all_committed(1).await;
+    stop_gracefully(stop, run).await;
+    w.assert_all_committed(1, "every quiet batch was acknowledged");
+    w.cleanup().await;
+}
+
+/// A backlog is read as one de-duplication window: written before the pipeline starts, thousands of events over a
+/// few hundred jobs are refreshed about once per job, in a few large batches, although `max_bytes` alone would close
+/// a batch every ~30 messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backlog_refreshes_each_key_about_once_in_few_large_batches() {
+    const JOBS: i64 = 400;
+    const ROUNDS: i64 = 4;
+    let mut w = World::new("window", 1).await;
+    let config = w.write_config("max_keys = 1000\nmax_bytes = 16384\nbacklog_max_keys = 5000");
+    let mut m = model();
+    let jobs: Vec<jobgen::Change> = (0..JOBS).map(|_| m.new_job()).collect();
+    let mut events = w.apply(&jobs).await;
+    let activity: Vec<jobgen::Change> = (0..ROUNDS)
+        .flat_map(|round| {
+            (1..=JOBS).map(move |job_id| jobgen::Change::Activity {
+                first_id: 2_000_000 + (round * JOBS + job_id) * 4,
+                job_id,
+                types: vec!["view".into(); 4],
+            })
+        })
+        .collect();
+    events += w.apply(&activity).await;
+    assert!(events as i64 >= JOBS + ROUNDS * JOBS * 4, "{events}");
+    let (stop, run) = w.start(&config);
+    w.converge(m.all_job_ids(), Duration::from_secs(90)).await;
+    w.wait_all_committed(1).await;
+    let state = w.debug_state().await;
+    let totals = &state["totals"];
+    let refreshed = totals["keys_refreshed"].as_u64().unwrap_or(u64::MAX);
+    assert!(
+        refreshed as i64 <= JOBS * 3 / 2,
+        "{events} events over {JOBS} jobs must refresh at most 1.5 × {JOBS} keys, refreshed {refreshed}: {state}"
+    );
+    let sealed = &totals["sealed"];
+    let batches: u64 = ["idle", "keys", "bytes", "max_wait", "other"]
+        .iter()
+        .map(|r| sealed[r].as_u64().unwrap_or(0))
+        .sum();
+    assert!(
+        batches > 0 && (batches as i64) < events as i64 / JOBS,
+        "fewer batches than events per key ({}), got {batches}: {state}",
+        events as i64 / JOBS
+    );
+    assert!(
+        sealed["behind"].as_u64().unwrap_or(0) >= 1,
+        "the backlog is seen as such: {state}"
+    );
+    stop_gracefully(stop, run).await;
+    w.cleanup().await;
+}

@@ -96,11 +96,18 @@ fn committed(group: &str, topic: &str, partitions: i32) -> Vec<Offset> {
     got.elements().iter().map(|e| e.offset()).collect()
 }
 
+/// The next event other than `Idle` (which says when the source caught up, at moments the tests do not depend on).
 async fn next_event(rx: &mut mpsc::Receiver<SourceEvent>) -> SourceEvent {
-    tokio::time::timeout(Duration::from_secs(30), rx.recv())
-        .await
-        .expect("no event from the source within 30 s")
-        .expect("source channel closed")
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("no event from the source within 30 s")
+            .expect("source channel closed")
+        {
+            SourceEvent::Idle => {}
+            e => return e,
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -207,7 +214,7 @@ async fn a_revoke_waits_for_the_pipeline_and_commits_its_answer() {
                 reply.send(vec![(revoked.clone(), 2)]).expect("reply");
                 break revoked.partition;
             }
-            SourceEvent::Message(_) | SourceEvent::Assigned(_) => {}
+            SourceEvent::Message(_) | SourceEvent::Assigned(_) | SourceEvent::Idle => {}
         }
     };
     let moved = loop {
@@ -321,6 +328,7 @@ async fn stale_prefetch_is_dropped_when_a_partition_comes_back(assignor: &str, p
                     kept.push(p.clone());
                 }
             }
+            SourceEvent::Idle => {}
             SourceEvent::Message(m) => {
                 let p = tp(&m.topic, m.partition);
                 assert!(
@@ -378,6 +386,7 @@ async fn stale_prefetch_is_dropped_when_a_partition_comes_back(assignor: &str, p
                 let _ = reply.send(Vec::new());
                 let _ = partitions;
             }
+            SourceEvent::Idle => {}
             SourceEvent::Message(m) => {
                 let p = tp(&m.topic, m.partition);
                 if lost.contains(&p) {
@@ -453,6 +462,7 @@ async fn a_revoke_the_pipeline_cannot_hear_is_bounded_by_the_revoke_timeout() {
                 Some(SourceEvent::Revoked { reply, .. }) => {
                     let _ = reply.send(Vec::new());
                 }
+                Some(SourceEvent::Idle) => {}
                 Some(SourceEvent::Message(_)) => {}
                 None => panic!("b's source stopped"),
             }
@@ -490,6 +500,7 @@ async fn a_revoke_the_pipeline_cannot_hear_is_bounded_by_the_revoke_timeout() {
                 }
                 let _ = reply.send(Vec::new());
             }
+            SourceEvent::Idle => {}
             SourceEvent::Message(m) => assert!(
                 !(gone && tp(&m.topic, m.partition) == moved),
                 "a message of {moved} after its revoke (offset {})",
@@ -589,6 +600,7 @@ async fn what_waits_for_the_pipeline_stays_bounded_across_a_rebalance(assignor: 
                     let _ = b_parts_tx.send(held.len());
                     let _ = reply.send(Vec::new());
                 }
+                SourceEvent::Idle => {}
                 SourceEvent::Message(_) => {}
             }
         }

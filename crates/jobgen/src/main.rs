@@ -244,6 +244,11 @@ struct BacklogArgs {
     /// Also write the JSON summary to this file.
     #[arg(long)]
     summary_file: Option<PathBuf>,
+    /// Write at this many events per second instead of as fast as possible (a steady stream, `bench/steady`); the
+    /// producer then fills its batches for 5 ms instead of 20 ms. Each message's Kafka timestamp is when it was
+    /// sent.
+    #[arg(long)]
+    rate: Option<f64>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -595,11 +600,17 @@ async fn backlog(args: BacklogArgs) -> anyhow::Result<()> {
     let counts = mix.counts(&seeded);
     let jobs = seeded.jobs.len();
     let events = Backlog::new(&mix, seeded)?;
+    let rate = match args.rate {
+        Some(r) if r.is_finite() && r > 0.0 => Some(r),
+        Some(r) => anyhow::bail!("--rate must be a number of events per second above 0, not {r}"),
+        None => None,
+    };
     let producer: ThreadedProducer<DeliveryCounter> = ClientConfig::new()
         .set("bootstrap.servers", &args.bootstrap)
         .set("compression.type", &args.compression)
-        // Large batches, filled for up to 20 ms: throughput over latency.
-        .set("linger.ms", "20")
+        // Large batches, filled for up to 20 ms: throughput over latency (5 ms for a steady stream, whose latency
+        // is measured from the send).
+        .set("linger.ms", if rate.is_some() { "5" } else { "20" })
         .set("batch.size", "1000000")
         .set("batch.num.messages", "100000")
         .set("queue.buffering.max.messages", "1000000")
@@ -608,10 +619,11 @@ async fn backlog(args: BacklogArgs) -> anyhow::Result<()> {
     // Rendering and sending never wait for the network; a blocking thread keeps them off the runtime.
     let prefix = args.topic_prefix.clone();
     let every = args.progress_every;
-    let (producer, written, bytes, seconds) =
-        tokio::task::spawn_blocking(move || produce(producer, events, &prefix, &database, every))
-            .await
-            .context("the producing thread failed")??;
+    let (producer, written, bytes, seconds) = tokio::task::spawn_blocking(move || {
+        produce(producer, events, &prefix, &database, every, rate)
+    })
+    .await
+    .context("the producing thread failed")??;
     let per_second = written as f64 / seconds.max(1e-9);
     let summary = serde_json::json!({
         "events": written,
@@ -635,6 +647,7 @@ fn produce(
     prefix: &str,
     database: &str,
     progress_every: Duration,
+    rate: Option<f64>,
 ) -> anyhow::Result<(ThreadedProducer<DeliveryCounter>, u64, u64, f64)> {
     let topics: Vec<(&str, String)> = TABLES
         .iter()
@@ -648,6 +661,14 @@ fn produce(
             anyhow::bail!("no topic for table {}", ev.table);
         };
         let (key, value) = debezium::message(prefix, database, &ev, lsn);
+        if let Some(rate) = rate {
+            // Paced: event n leaves at n / rate seconds (in bursts of at most a millisecond's worth).
+            let due = start + Duration::from_secs_f64(written as f64 / rate);
+            let now = Instant::now();
+            if due > now + Duration::from_millis(1) {
+                std::thread::sleep(due - now);
+            }
+        }
         let mut record = BaseRecord::to(topic).key(&key).payload(&value);
         loop {
             match producer.send(record) {

@@ -19,7 +19,7 @@ use tokio_util::task::TaskTracker;
 use super::worker::{self, BatchDone, BatchOutcome, SealedBatch, WorkerContext};
 use super::{now_ms, now_unix, PipelineError};
 use crate::admin::{InFlightView, OpenBatchView, SharedState, Totals};
-use crate::batch::Batch;
+use crate::batch::{Batch, SealReason};
 use crate::dead_letter::{DeadLetter, MessageRejection};
 use crate::decode::{self, Decoded, Format, MessageContext};
 use crate::keys::{KeyRule, KeyType, TableMatch};
@@ -56,6 +56,18 @@ fn describe_table(table: &decode::TableName<'_>) -> String {
 
 /// How often the coordinator asks the source to commit what became committable and refreshes `/debug/state`.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+/// Messages waiting in the source's channel from which the pipeline counts as behind — when the messages it reads are
+/// also older than `max_wait` — until the source has been idle for [`BEHIND_QUIET`]: the batch then widens to the
+/// backlog window (`batch.backlog_max_keys`, `batch.backlog_max_wait`). A backlog keeps the channel (4096) full of old
+/// messages. A steady stream queues a few hundred while a sealed batch waits for a worker, but young ones: waiting
+/// longer for them would only add latency.
+pub(super) const BEHIND_QUEUED: usize = 256;
+
+/// After a backlog, how long the source must stay idle before the pipeline counts as caught up. librdkafka's queue
+/// runs empty between two fetch responses of a backlog too, so an `Idle` then often comes a few milliseconds before
+/// the next message: sealing on it would cut the backlog window short.
+pub(super) const BEHIND_QUIET: Duration = Duration::from_millis(100);
 
 /// How long a commit may stay unconfirmed before it is asked for again (a refused asynchronous commit is never
 /// reported, see `OffsetTracker::retry_unconfirmed`). Above the default `statistics.interval.ms` (5 s), which
@@ -95,6 +107,20 @@ pub(super) struct Coordinator<'a> {
     pub(super) max_keys: usize,
     pub(super) max_bytes: usize,
     pub(super) max_wait: Duration,
+    /// A batch this old is sealed once the source is idle and a worker is free.
+    pub(super) linger: Duration,
+    /// While behind: the distinct keys and age at which a batch closes.
+    pub(super) backlog_max_keys: usize,
+    pub(super) backlog_max_wait: Duration,
+    /// When the source said it handed over everything librdkafka had ([`SourceEvent::Idle`]), if no message came
+    /// since.
+    pub(super) idle_since: Option<Instant>,
+    /// How old (by its Kafka timestamp) the last message read was, when it had a timestamp.
+    pub(super) read_age: Option<Duration>,
+    /// [`BEHIND_QUEUED`] messages were queued before the coordinator, the last one read was older than `max_wait`,
+    /// and the source was not idle for
+    /// [`BEHIND_QUIET`] since: a backlog.
+    pub(super) behind: bool,
     /// Starts a batch's work.
     pub(super) launch: Launch,
     /// The merge query's key type, and each resolve rule's value type (by index): what a key must fit.
@@ -119,7 +145,7 @@ pub(super) struct InFlight {
     partitions: HashSet<TopicPartition>,
     keys: usize,
     sealed_at: Instant,
-    event_times_ms: Vec<i64>,
+    event_times_ms: std::collections::BTreeMap<i64, u64>,
     messages: u64,
 }
 
@@ -140,10 +166,16 @@ impl Coordinator<'_> {
         let mut next_retry = next_flush + RETRY_UNCONFIRMED_EVERY;
         let mut dirty = false;
         let result = loop {
-            let deadline = self
-                .open
-                .as_ref()
-                .map(|b| tokio::time::Instant::from_std(b.opened + self.max_wait));
+            // A backlog keeps the channel full; a pipeline that keeps up empties it as messages come. Behind lasts
+            // until the source has been idle for BEHIND_QUIET.
+            if self.behind && self.idle_since.is_some_and(|t| t.elapsed() >= BEHIND_QUIET) {
+                self.behind = false;
+            }
+            if events.len() >= BEHIND_QUEUED && self.read_age.is_none_or(|age| age >= self.max_wait)
+            {
+                self.behind = true;
+            }
+            let deadline = self.deadline();
             let can_read = self.sealed.is_none();
             tokio::select! {
                 biased;
@@ -154,7 +186,14 @@ impl Coordinator<'_> {
                 }
                 Some(result) = commit_results.recv() => self.on_commit_result(result),
                 ev = events.recv(), if can_read => match ev {
-                    Some(SourceEvent::Message(m)) => self.on_message(m).await,
+                    Some(SourceEvent::Message(m)) => {
+                        self.idle_since = None;
+                        self.read_age = m
+                            .timestamp_ms
+                            .map(|ts| Duration::from_millis((now_ms() - ts).max(0) as u64));
+                        self.on_message(m).await;
+                    }
+                    Some(SourceEvent::Idle) => self.idle_since = Some(Instant::now()),
                     Some(SourceEvent::Assigned(parts)) => {
                         for (tp, at) in parts { self.tracker.assign(&tp.topic, tp.partition, at); }
                     }
@@ -163,7 +202,9 @@ impl Coordinator<'_> {
                     }
                     None => break Err(PipelineError::SourceGone),
                 },
-                _ = sleep_until(deadline), if deadline.is_some() && can_read => self.seal(),
+                _ = sleep_until(deadline.map(|(at, _)| at)), if deadline.is_some() && can_read => {
+                    if let Some((_, reason)) = deadline { self.seal(reason); }
+                }
             }
             self.dispatch();
             dirty = true;
@@ -185,7 +226,7 @@ impl Coordinator<'_> {
                 "shutting down: flushing the open batch and waiting for loads in flight"
             );
         }
-        self.seal();
+        self.seal(SealReason::Other);
         let drain_until = tokio::time::Instant::now() + shutdown_timeout;
         let mut fatal = result.err();
         while !self.in_flight.is_empty() || self.sealed.is_some() {
@@ -399,17 +440,62 @@ impl Coordinator<'_> {
                 }
             }
         }
-        if batch.distinct_keys() >= self.max_keys || batch.bytes >= self.max_bytes {
-            self.seal();
+        batch.behind |= self.behind;
+        let keys = batch.distinct_keys();
+        // Behind, the batch is a window over the backlog: it holds keys, not messages, so only the number of keys
+        // bounds it (and `backlog_max_wait`, see `deadline`).
+        if keys >= self.backlog_max_keys || (!self.behind && keys >= self.max_keys) {
+            self.seal(SealReason::Keys);
+        } else if !self.behind && batch.bytes >= self.max_bytes {
+            self.seal(SealReason::Bytes);
         }
     }
 
+    /// When the open batch is sealed without another message, and why: once the source is idle and a worker free,
+    /// `linger` after its first message; otherwise `max_wait` after it (`backlog_max_wait` while behind). `None`
+    /// without an open batch.
+    fn deadline(&self) -> Option<(tokio::time::Instant, SealReason)> {
+        let b = self.open.as_ref()?;
+        let wait = if self.behind {
+            self.backlog_max_wait
+        } else {
+            self.max_wait
+        };
+        let mut at = (b.opened + wait, SealReason::MaxWait);
+        if let Some(idle) = self.idle_since {
+            // Behind, the source's idle may only mean that the next fetch is on its way: it must last.
+            let idle_at = if self.behind {
+                (b.opened + self.linger).max(idle + BEHIND_QUIET)
+            } else {
+                b.opened + self.linger
+            };
+            if self.sealed.is_none() && self.in_flight.len() < self.max_in_flight && idle_at < at.0
+            {
+                at = (idle_at, SealReason::Idle);
+            }
+        }
+        Some((tokio::time::Instant::from_std(at.0), at.1))
+    }
+
     /// Closes the open batch; it waits in `sealed` until a worker slot is free.
-    fn seal(&mut self) {
+    fn seal(&mut self, reason: SealReason) {
         if self.sealed.is_some() {
             return;
         }
         let Some(b) = self.open.take() else { return };
+        metrics::counter!("cdc2doris_batches_sealed_total", "reason" => reason.as_str())
+            .increment(1);
+        let sealed = &mut self.totals.sealed;
+        match reason {
+            SealReason::Idle => sealed.idle += 1,
+            SealReason::Keys => sealed.keys += 1,
+            SealReason::Bytes => sealed.bytes += 1,
+            SealReason::MaxWait => sealed.max_wait += 1,
+            SealReason::Other => sealed.other += 1,
+        }
+        if b.behind {
+            sealed.behind += 1;
+        }
         let ranges = b.offset_ranges();
         let name = crate::sink::describe_ranges(b.id, &ranges);
         metrics::histogram!("cdc2doris_batch_keys").record(b.distinct_keys() as f64);
@@ -419,7 +505,7 @@ impl Coordinator<'_> {
             metrics::gauge!("cdc2doris_batch_dedup_ratio")
                 .set(b.messages as f64 / b.distinct_keys() as f64);
         }
-        tracing::debug!(batch = %name, keys = b.distinct_keys(), messages = b.messages, "batch sealed");
+        tracing::debug!(batch = %name, keys = b.distinct_keys(), messages = b.messages, reason = reason.as_str(), behind = b.behind, "batch sealed");
         let partitions = b.ranges.keys().cloned().collect();
         let txids = b.sorted_txids();
         let info = InFlight {
@@ -498,9 +584,10 @@ impl Coordinator<'_> {
                 metrics::counter!("cdc2doris_keys_refreshed_total").increment(keys as u64);
                 if let Some(info) = info {
                     let now = now_ms();
-                    for ts in &info.event_times_ms {
+                    let latency = metrics::histogram!("cdc2doris_pipeline_event_to_ack_seconds");
+                    for (ts, n) in &info.event_times_ms {
                         let lag = (now - ts).max(0) as f64 / 1000.0;
-                        metrics::histogram!("cdc2doris_pipeline_event_to_ack_seconds").record(lag);
+                        latency.record_many(lag, *n as usize);
                     }
                     metrics::counter!("cdc2doris_batch_messages_acked_total")
                         .increment(info.messages);
@@ -539,7 +626,7 @@ impl Coordinator<'_> {
                     .iter()
                     .any(|tp| b.covers(&tp.topic, tp.partition))
             }) {
-                self.seal();
+                self.seal(SealReason::Other);
             }
             // Leave a margin before the source's own revoke timeout.
             let until = tokio::time::Instant::now()
@@ -799,6 +886,12 @@ mod tests {
             max_keys,
             max_bytes: usize::MAX,
             max_wait,
+            linger: Duration::from_millis(20),
+            backlog_max_keys: max_keys,
+            backlog_max_wait: max_wait,
+            idle_since: None,
+            read_age: None,
+            behind: false,
             launch,
             key_type: KeyType::Integer,
             resolver_types: Vec::new(),
@@ -978,6 +1071,60 @@ mod tests {
             "{:?}",
             commits.last(0)
         );
+    }
+
+    #[tokio::test]
+    async fn a_caught_up_source_seals_at_once_and_a_busy_pipeline_keeps_batching() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let commits = Commits::default();
+        let abandon = CancellationToken::new();
+        let (launch, mut started) = scripted(abandon.clone());
+        // max_wait a minute: only the source's Idle can seal these batches.
+        let mut c = coordinator(&commits, launch, 100, Duration::from_secs(60), &dir).await;
+        c.max_in_flight = 1;
+        let shared = c.shared.clone();
+        let shutdown = c.shutdown.clone();
+        let stop = shutdown.clone();
+        let (tx, rx) = mpsc::channel(16);
+        let (_results_tx, results_rx) = mpsc::unbounded_channel();
+        let sealed = || {
+            shared
+                .lock()
+                .map(|s| s.totals.sealed.clone())
+                .expect("state")
+        };
+        let script = async {
+            tx.send(SourceEvent::Assigned(vec![(tp(0), Some(0))]))
+                .await
+                .expect("send");
+            tx.send(message(0, 0, 1)).await.expect("send");
+            tx.send(SourceEvent::Idle).await.expect("send");
+            let a = next_started(&mut started).await;
+            assert_eq!(a.batch.keys.len(), 1);
+            // The only worker is busy: what comes meanwhile waits for it, idle source or not, in one batch.
+            for (offset, id) in [(1, 2), (2, 3), (3, 4)] {
+                tx.send(message(0, offset, id)).await.expect("send");
+            }
+            tx.send(SourceEvent::Idle).await.expect("send");
+            tokio::time::sleep(FLUSH_EVERY * 3).await;
+            assert!(
+                started.try_recv().is_err(),
+                "no second batch while the worker is busy"
+            );
+            let _ = a.finish.send(loaded(1));
+            let b = next_started(&mut started).await;
+            assert_eq!(b.batch.keys.len(), 3);
+            let _ = b.finish.send(loaded(3));
+            wait_for("offset 4 committed", || commits.last(0) == Some(4)).await;
+            let s = sealed();
+            assert_eq!((s.idle, s.max_wait, s.keys, s.bytes), (2, 0, 0, 0), "{s:?}");
+            shutdown.cancel();
+        };
+        let (result, ()) = tokio::join!(
+            c.run(rx, results_rx, &stop, Duration::from_secs(5), &abandon),
+            script
+        );
+        result.expect("clean stop");
     }
 
     #[tokio::test]

@@ -304,7 +304,7 @@ pub async fn run(
     let (events_tx, events_rx) = mpsc::channel(4096);
     let mut source = KafkaSource::start(
         &crate::source::kafka::consumer_config(
-            config.file.kafka.consumer_properties(),
+            config.file.kafka.run_consumer_properties(&file.batch),
             &config.kafka_secret_properties,
         ),
         SourceSettings {
@@ -391,6 +391,12 @@ pub async fn run(
         max_keys: file.batch.max_keys.max(1),
         max_bytes: file.batch.max_bytes.max(1),
         max_wait: file.batch.max_wait,
+        linger: file.batch.linger,
+        backlog_max_keys: file.batch.backlog_max_keys.max(file.batch.max_keys).max(1),
+        backlog_max_wait: file.batch.backlog_max_wait.max(file.batch.max_wait),
+        idle_since: None,
+        read_age: None,
+        behind: false,
         key_type: ctx.key_type,
         resolver_types: ctx.resolvers.iter().map(|r| r.value_type).collect(),
         launch: coordinator::workers(ctx),

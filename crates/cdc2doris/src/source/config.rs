@@ -106,6 +106,46 @@ impl KafkaConfig {
     }
 }
 
+/// The least librdkafka may prefetch, whatever the batch budget (1 MiB: one partition's fetch, `message.max.bytes`).
+const MIN_PREFETCH_BYTES: usize = 1024 * 1024;
+/// The most the derived prefetch bound grants (librdkafka's own default for `queued.max.messages.kbytes`).
+const MAX_PREFETCH_BYTES: usize = 64 * 1024 * 1024;
+
+/// librdkafka's prefetch bounded by the batch budget: messages fetched ahead wait in librdkafka's queue, up to
+/// `queued.max.messages.kbytes` (librdkafka: 64 MiB), plus a fetch response in flight of up to `fetch.max.bytes`
+/// (librdkafka: 50 MiB). Both are derived from `batch.max_bytes`, the most message bytes one batch covers in normal
+/// flow: the queue holds one batch's worth (16 MiB by default) and a fetch half of it (8 MiB). With 1M events of
+/// backlog, librdkafka's defaults made up ~100 MiB of cdc2doris' peak RSS; a batch needs no more ahead of it,
+/// because the coordinator takes messages as fast as it decodes them. Each value is clamped to 1–64 MiB. With a
+/// queue that small, librdkafka's `fetch.queue.backoff.ms` (1 s: how long the next fetch waits once the queue is
+/// full) would let the queue run empty in the middle of a backlog, so it becomes 10 ms.
+pub fn prefetch_properties(batch: &crate::batch::BatchConfig) -> [(&'static str, String); 3] {
+    let queued = batch
+        .max_bytes
+        .clamp(MIN_PREFETCH_BYTES, MAX_PREFETCH_BYTES);
+    let fetch = (queued / 2).max(MIN_PREFETCH_BYTES);
+    [
+        ("queued.max.messages.kbytes", (queued / 1024).to_string()),
+        ("fetch.max.bytes", fetch.to_string()),
+        ("fetch.queue.backoff.ms", "10".to_string()),
+    ]
+}
+
+impl KafkaConfig {
+    /// The consumer properties of `cdc2doris run`: [`KafkaConfig::consumer_properties`] plus the prefetch bounds of
+    /// [`prefetch_properties`], each unless `kafka.properties` sets it.
+    pub fn run_consumer_properties(
+        &self,
+        batch: &crate::batch::BatchConfig,
+    ) -> BTreeMap<String, String> {
+        let mut props = self.consumer_properties();
+        for (k, v) in prefetch_properties(batch) {
+            props.entry(k.to_string()).or_insert(v);
+        }
+        props
+    }
+}
+
 impl KafkaConfig {
     /// Checks the `[kafka]` section and reads the secret properties of `properties_from_env`.
     pub fn validate(
@@ -230,4 +270,62 @@ pub fn is_secret_property(name: &str) -> bool {
 
 pub(crate) fn default_revoke_timeout() -> Duration {
     Duration::from_secs(30)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::BatchConfig;
+
+    fn kafka(properties: &[(&str, PropertyValue)]) -> KafkaConfig {
+        KafkaConfig {
+            bootstrap_servers: vec!["k:9092".into()],
+            group_id: "g".into(),
+            topics: vec!["t".into()],
+            properties: properties
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            properties_from_env: BTreeMap::new(),
+            revoke_timeout: default_revoke_timeout(),
+        }
+    }
+
+    #[test]
+    fn the_prefetch_follows_the_batch_budget_unless_the_user_sets_it() {
+        let default = kafka(&[]).run_consumer_properties(&BatchConfig::default());
+        assert_eq!(default["queued.max.messages.kbytes"], "16384");
+        assert_eq!(default["fetch.max.bytes"], "8388608");
+        assert_eq!(default["fetch.queue.backoff.ms"], "10");
+        assert_eq!(default["group.id"], "g", "the other properties stay");
+
+        let small = BatchConfig {
+            max_bytes: 4096,
+            ..BatchConfig::default()
+        };
+        let p = kafka(&[]).run_consumer_properties(&small);
+        assert_eq!(p["queued.max.messages.kbytes"], "1024", "at least 1 MiB");
+        assert_eq!(p["fetch.max.bytes"], "1048576");
+        let huge = BatchConfig {
+            max_bytes: 1 << 30,
+            ..BatchConfig::default()
+        };
+        let p = kafka(&[]).run_consumer_properties(&huge);
+        assert_eq!(p["queued.max.messages.kbytes"], "65536", "at most 64 MiB");
+
+        let user = kafka(&[
+            ("queued.max.messages.kbytes", PropertyValue::Integer(200000)),
+            ("fetch.max.bytes", PropertyValue::String("1000000".into())),
+        ])
+        .run_consumer_properties(&BatchConfig::default());
+        assert_eq!(
+            user["queued.max.messages.kbytes"], "200000",
+            "the user's value wins"
+        );
+        assert_eq!(user["fetch.max.bytes"], "1000000");
+        // `check` and the plain properties carry no prefetch bound of their own.
+        assert!(!kafka(&[])
+            .consumer_properties()
+            .contains_key("queued.max.messages.kbytes"));
+    }
 }

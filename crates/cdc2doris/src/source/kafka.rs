@@ -80,6 +80,10 @@ pub enum SourceEvent {
         /// Where to send the offsets to commit.
         reply: std::sync::mpsc::SyncSender<Vec<CommitOffset>>,
     },
+    /// The source handed over everything librdkafka had fetched: the pipeline is caught up with Kafka for now.
+    /// Sent once after messages flowed, when a poll without waiting finds nothing; the next message may already be
+    /// on its way. The coordinator seals a waiting batch on it instead of waiting for `batch.max_wait`.
+    Idle,
 }
 
 /// The outcome of a commit, as Kafka confirmed or refused it.
@@ -733,6 +737,9 @@ fn poll_loop(
     let mut pending: VecDeque<SourceEvent> = VecDeque::new();
     let mut paused: Option<TopicPartitionList> = None;
     let mut topic_cache: Option<Arc<str>> = None;
+    // A message was polled since the last `Idle` was queued: the next poll does not wait, and finding nothing queues
+    // `Idle` (the pipeline has everything librdkafka fetched).
+    let mut flowing = false;
     // Set on every turn of the loop (once per message while they flow): the handle, not a registry lookup each time.
     let waiting_gauge = metrics::gauge!("cdc2doris_source_waiting_events");
     'poll: while !stop.load(Ordering::SeqCst) {
@@ -783,20 +790,28 @@ fn poll_loop(
         stats.waiting.store(pending.len() as u64, Ordering::Relaxed);
         waiting_gauge.set(pending.len() as f64);
         // While messages wait for room, poll briefly: only rebalances and errors are expected.
-        let timeout = if pending.is_empty() {
-            POLL
-        } else {
+        let timeout = if !pending.is_empty() {
             Duration::from_millis(10)
+        } else if flowing {
+            Duration::ZERO
+        } else {
+            POLL
         };
         let polled = consumer.poll(timeout);
         // Rebalance callbacks ran inside poll(): apply their notes before the message it returned, which was
         // fetched after them.
         apply_notes(&consumer, &mut pending, &mut paused);
         match polled {
-            None => {}
+            None => {
+                if flowing && pending.is_empty() {
+                    pending.push_back(SourceEvent::Idle);
+                    flowing = false;
+                }
+            }
             Some(Ok(m)) => {
                 // A message fetched before a pause took effect is kept, in order.
                 pending.push_back(SourceEvent::Message(owned(&m, &mut topic_cache)));
+                flowing = true;
             }
             Some(Err(e)) => {
                 stats.errors.fetch_add(1, Ordering::Relaxed);

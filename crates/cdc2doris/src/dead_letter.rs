@@ -17,7 +17,9 @@
 //! On a Kafka dead-letter topic a message record keeps the original key and value as they were and
 //! puts the context in headers (`cdc2doris.error`, `cdc2doris.stage`, `cdc2doris.topic`,
 //! `cdc2doris.partition`, `cdc2doris.offset`), the convention of Kafka Connect's
-//! `errors.deadletterqueue.context.headers.enable`; a load record is a JSON value keyed by the label.
+//! `errors.deadletterqueue.context.headers.enable`; a load record is a JSON value keyed by the label. A message
+//! record too large for the topic goes without its value (`cdc2doris.value_dropped` says so): retrying it would
+//! block the partition for ever.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -280,38 +282,31 @@ impl DeadLetter {
                 append_line(path, file, &rec).await
             }
             Writer::Kafka { topic, producer } => {
-                let partition = r.partition.to_string();
-                let offset = r.offset.to_string();
-                let headers = OwnedHeaders::new()
-                    .insert(Header {
-                        key: "cdc2doris.error",
-                        value: Some(r.reason.as_str()),
-                    })
-                    .insert(Header {
-                        key: "cdc2doris.stage",
-                        value: Some(r.stage),
-                    })
-                    .insert(Header {
-                        key: "cdc2doris.topic",
-                        value: Some(r.topic),
-                    })
-                    .insert(Header {
-                        key: "cdc2doris.partition",
-                        value: Some(partition.as_str()),
-                    })
-                    .insert(Header {
-                        key: "cdc2doris.offset",
-                        value: Some(offset.as_str()),
-                    });
-                let mut rec: FutureRecord<'_, [u8], [u8]> =
-                    FutureRecord::to(topic).headers(headers);
-                if let Some(k) = r.key {
-                    rec = rec.key(k);
+                let full = produce(producer, topic, message_record(topic, r, None)).await;
+                match full {
+                    Err(DeadLetterError::Produce { source, .. }) if too_large(&source) => {
+                        // The record is bigger than the producer's `message.max.bytes` or the topic's
+                        // `max.message.bytes`: retrying it would block the partition forever. The context goes
+                        // without the value (and, if that is not enough, without the key); the message itself
+                        // stays readable at its source topic, partition and offset.
+                        let size = r.value.map_or(0, <[u8]>::len);
+                        let note = format!(
+                            "value of {size} bytes left out: the record was too large for the dead-letter topic; \
+                             read the message at its source offset"
+                        );
+                        tracing::warn!(topic = %r.topic, partition = r.partition, offset = r.offset,
+                            "the dead-letter record is too large for {topic}: {source}; writing it without the value");
+                        let rec = message_record(topic, r, Some((note.as_str(), true)));
+                        match produce(producer, topic, rec).await {
+                            Err(DeadLetterError::Produce { source, .. }) if too_large(&source) => {
+                                let rec = message_record(topic, r, Some((note.as_str(), false)));
+                                produce(producer, topic, rec).await
+                            }
+                            other => other,
+                        }
+                    }
+                    other => other,
                 }
-                if let Some(v) = r.value {
-                    rec = rec.payload(v);
-                }
-                produce(producer, topic, rec).await
             }
         }
     }
@@ -370,6 +365,61 @@ async fn append_line<T: Serialize>(
     let mut f = file.lock().await;
     f.write_all(&line).await.map_err(err)?;
     f.sync_data().await.map_err(err)
+}
+
+/// Whether the producer or the broker refused a record for its size.
+fn too_large(e: &rdkafka::error::KafkaError) -> bool {
+    e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::MessageSizeTooLarge)
+}
+
+/// A message record for a dead-letter topic: the original key and value, the context in headers. With `cut`
+/// (`(note, keep_key)`) the value is left out, `cdc2doris.value_dropped` says why, and the key only if `keep_key`.
+fn message_record<'a>(
+    topic: &'a str,
+    r: &'a MessageRejection<'a>,
+    cut: Option<(&'a str, bool)>,
+) -> FutureRecord<'a, [u8], [u8]> {
+    let partition = r.partition.to_string();
+    let offset = r.offset.to_string();
+    let mut headers = OwnedHeaders::new()
+        .insert(Header {
+            key: "cdc2doris.error",
+            value: Some(r.reason.as_str()),
+        })
+        .insert(Header {
+            key: "cdc2doris.stage",
+            value: Some(r.stage),
+        })
+        .insert(Header {
+            key: "cdc2doris.topic",
+            value: Some(r.topic),
+        })
+        .insert(Header {
+            key: "cdc2doris.partition",
+            value: Some(partition.as_str()),
+        })
+        .insert(Header {
+            key: "cdc2doris.offset",
+            value: Some(offset.as_str()),
+        });
+    if let Some((note, _)) = cut {
+        headers = headers.insert(Header {
+            key: "cdc2doris.value_dropped",
+            value: Some(note),
+        });
+    }
+    let mut rec: FutureRecord<'a, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
+    let (keep_key, keep_value) = match cut {
+        Some((_, keep_key)) => (keep_key, false),
+        None => (true, true),
+    };
+    if let Some(k) = r.key.filter(|_| keep_key) {
+        rec = rec.key(k);
+    }
+    if let Some(v) = r.value.filter(|_| keep_value) {
+        rec = rec.payload(v);
+    }
+    rec
 }
 
 async fn produce<K, P>(

@@ -1346,6 +1346,93 @@ async fn a_value_the_resolve_query_fails_on_is_dead_lettered_and_the_rest_loads(
     w.cleanup().await;
 }
 
+/// A poison message too large for the dead-letter topic (the topic's `max.message.bytes`, or the producer's
+/// `message.max.bytes`) goes there without its value, `cdc2doris.value_dropped` saying so, and its offset is
+/// committed. It was retried for ever before: the pipeline stopped for good (seen while dev/chaos got its 5 MiB poison).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_poison_too_large_for_the_dead_letter_topic_goes_there_without_its_value() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    let mut w = World::new("dlqbig", 1).await;
+    let config = w.write_config("");
+    let dlq = format!("{}.dead-letters", w.prefix);
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .expect("admin");
+    for r in
+        admin
+            .create_topics(
+                &[NewTopic::new(&dlq, 1, TopicReplication::Fixed(1))
+                    .set("max.message.bytes", "20000")],
+                &AdminOptions::new(),
+            )
+            .await
+            .expect("create topic")
+    {
+        r.expect("topic");
+    }
+    let dl_path = w.dir.path().join("dead.jsonl");
+    replace_in_config(
+        &config,
+        &format!("path = \"{}\"", dl_path.display()),
+        &format!("topic = \"{dlq}\""),
+    );
+    w.apply(&[plain_job(1)]).await;
+    let big = format!("{{not json {}", "x".repeat(100_000));
+    w.produce(&w.topic("jobs"), "{\"id\":2}", &big).await;
+    w.apply(&[plain_job(3)]).await;
+    let (stop, run) = w.start(&config);
+    w.converge(1..4, Duration::from_secs(60)).await;
+    w.wait_all_committed(1).await;
+    stop_gracefully(stop, run).await;
+
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", format!("{}-reader", w.group))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    c.subscribe(&[dlq.as_str()]).expect("subscribe");
+    let start = Instant::now();
+    let m = loop {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            break m.detach();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "nothing on the dead-letter topic"
+        );
+    };
+    assert_eq!(m.payload(), None, "the value is left out");
+    assert_eq!(m.key(), Some(&b"{\"id\":2}"[..]));
+    let headers: BTreeMap<String, String> = m
+        .headers()
+        .map(|h| {
+            h.iter()
+                .map(|h| {
+                    (
+                        h.key.to_string(),
+                        String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(headers.get("cdc2doris.topic"), Some(&w.topic("jobs")));
+    assert_eq!(
+        headers.get("cdc2doris.offset").map(String::as_str),
+        Some("1")
+    );
+    assert!(
+        headers
+            .get("cdc2doris.value_dropped")
+            .is_some_and(|v| v.contains(&format!("{} bytes", big.len()))),
+        "{headers:?}"
+    );
+    w.cleanup().await;
+}
+
 /// A dead-letter Kafka topic (`dead_letter.topic`) on the source's cluster: the poison message arrives there as it
 /// was read (key and value untouched), with its context in the `cdc2doris.*` headers, and its offset is committed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

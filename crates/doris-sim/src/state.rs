@@ -167,11 +167,21 @@ pub enum FaultKind {
     /// The BE handler panics after its transaction began: shows that a panic becomes HTTP 500, the transaction is
     /// aborted and the sim keeps serving.
     Panic,
+    /// Doris filters the first row of the load (`NumberFilteredRows` 1, the row in the error log); with
+    /// `max_filter_ratio` 0 the load fails `[DATA_QUALITY_ERROR]too many filtered rows` with an `ErrorURL`. Used only
+    /// by loads of at least 2 rows (it waits in the queue for one), so a row is never filtered when loaded alone:
+    /// a client that loads the rows again apart (as Doris' filter is transient here) gets every row committed.
+    FilterRows,
 }
 
 impl FaultKind {
     fn on_fe(self) -> bool {
         self == FaultKind::RedirectUnreachable
+    }
+
+    /// Taken once the load's rows are parsed (`take_filter_fault`), not when the load begins.
+    fn after_parse(self) -> bool {
+        self == FaultKind::FilterRows
     }
 }
 
@@ -755,9 +765,28 @@ impl State {
         let mut g = self.lock();
         let pos = g.faults.iter().position(|f| {
             f.kind.on_fe() == on_fe
+                && !f.kind.after_parse()
                 && f.db.as_deref().is_none_or(|d| d == db)
                 && f.table.as_deref().is_none_or(|t| t == table)
         })?;
+        Self::take_at(&mut g, pos)
+    }
+
+    /// Takes one use of the first queued `filter_rows` fault for this table, if the load has at least 2 rows.
+    pub fn take_filter_fault(&self, db: &str, table: &str, rows: usize) -> Option<FaultSpec> {
+        if rows < 2 {
+            return None;
+        }
+        let mut g = self.lock();
+        let pos = g.faults.iter().position(|f| {
+            f.kind.after_parse()
+                && f.db.as_deref().is_none_or(|d| d == db)
+                && f.table.as_deref().is_none_or(|t| t == table)
+        })?;
+        Self::take_at(&mut g, pos)
+    }
+
+    fn take_at(g: &mut Inner, pos: usize) -> Option<FaultSpec> {
         let f = g.faults.get_mut(pos)?;
         f.count = f.count.saturating_sub(1);
         let taken = f.clone();

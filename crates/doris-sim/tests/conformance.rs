@@ -610,6 +610,57 @@ async fn c18_publish_timeout_is_committed_and_visible_later() {
     );
 }
 
+/// The `filter_rows` fault (dev/chaos' `sim_filter`): a load of 2 rows or more fails as a real Doris fails a load
+/// with a filtered row under `max_filter_ratio` 0 (Status Fail, `too many filtered rows`, an ErrorURL naming the
+/// row); a 1-row load does not take it, and the same rows loaded apart then commit.
+#[tokio::test]
+async fn c18b_filter_rows_fault_fails_a_load_of_two_rows_or_more() {
+    let sim = sim().await;
+    queue_fault(&sim, json!({"kind": "filter_rows", "count": 1})).await;
+    let one = json_load(&sim, "d1", "u", "f0", r#"{"k": 9, "v": "a"}"#).await;
+    assert_eq!(one["Status"], "Success", "{one}");
+    let j = json_load(
+        &sim,
+        "d1",
+        "u",
+        "f1",
+        "{\"k\": 1, \"v\": \"a\"}\n{\"k\": 2, \"v\": \"b\"}",
+    )
+    .await;
+    assert_eq!(j["Status"], "Fail", "{j}");
+    assert_eq!(j["Message"], "[DATA_QUALITY_ERROR]too many filtered rows");
+    assert_eq!(
+        (
+            j["NumberTotalRows"].as_u64(),
+            j["NumberFilteredRows"].as_u64()
+        ),
+        (Some(2), Some(1))
+    );
+    let url = j["ErrorURL"].as_str().unwrap();
+    let path = url
+        .split_once(&format!(":{}", sim.be_addr().port()))
+        .unwrap()
+        .1;
+    let log = send(sim.be_addr(), "GET", path, &[], b"").await;
+    assert!(log.body.contains("key=[1]"), "{}", log.body);
+    assert_eq!(
+        rows(&sim, "d1", "u").await.len(),
+        1,
+        "nothing of the failed load is committed"
+    );
+    // The fault is used up: the same rows load.
+    let j = json_load(
+        &sim,
+        "d1",
+        "u",
+        "f2",
+        "{\"k\": 1, \"v\": \"a\"}\n{\"k\": 2, \"v\": \"b\"}",
+    )
+    .await;
+    assert_eq!(j["Status"], "Success", "{j}");
+    assert_eq!(rows(&sim, "d1", "u").await.len(), 3);
+}
+
 #[tokio::test]
 async fn c19_ambiguous_outcome_retry_with_same_label_proves_success() {
     let sim = sim().await;

@@ -27,7 +27,17 @@ pub enum PoisonKind {
     KeyOverflow,
     /// About 900 KB of unterminated JSON (the broker's default message size cap is 1 MiB).
     Big,
+    /// 5 MiB of unterminated JSON: beyond the broker's default cap, so its topic needs a higher `max.message.bytes`
+    /// (`reset-kafka --max-message-bytes`; dev/chaos creates its topics with [`HUGE_TOPIC_MAX_BYTES`]), and beyond a
+    /// consumer's default `fetch.message.max.bytes` (1 MiB), which since KIP-74 still returns a first message bigger
+    /// than it.
+    Huge,
 }
+
+/// The size of a [`PoisonKind::Huge`] message.
+pub const HUGE_BYTES: usize = 5 * 1024 * 1024;
+/// The producer's `message.max.bytes` for poison, and the `max.message.bytes` a topic needs for a huge poison.
+pub const HUGE_TOPIC_MAX_BYTES: u32 = 6 * 1024 * 1024;
 
 /// Where a poison message landed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -64,10 +74,15 @@ pub fn poison_message(kind: PoisonKind, table: &str, rng: &mut StdRng) -> (Strin
         }
         PoisonKind::WrongType => event("\"not-a-number\"").into_bytes(),
         PoisonKind::KeyOverflow => event("123456789012345678901234567890").into_bytes(),
-        PoisonKind::Big => {
+        PoisonKind::Big | PoisonKind::Huge => {
             let mut v =
                 format!("{{\"before\":null,\"after\":{{\"{field}\":{id},\"note\":\"").into_bytes();
-            v.resize(900 * 1024, b'x');
+            let size = if kind == PoisonKind::Big {
+                900 * 1024
+            } else {
+                HUGE_BYTES
+            };
+            v.resize(size, b'x');
             v
         }
     };
@@ -101,7 +116,7 @@ pub async fn write_poison(
 ) -> anyhow::Result<Vec<Placed>> {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
-        .set("message.max.bytes", "1000000")
+        .set("message.max.bytes", HUGE_TOPIC_MAX_BYTES.to_string())
         .set("message.timeout.ms", "120000")
         .create()?;
     let mut rng = StdRng::seed_from_u64(seed);
@@ -198,6 +213,7 @@ mod tests {
             PoisonKind::Malformed,
             PoisonKind::Truncated,
             PoisonKind::Big,
+            PoisonKind::Huge,
         ] {
             for table in poison_tables(kind) {
                 let (_, v) = poison_message(kind, table, &mut rng);
@@ -209,6 +225,9 @@ mod tests {
         }
         let (_, v) = poison_message(PoisonKind::Big, "jobs", &mut rng);
         assert_eq!(v.len(), 900 * 1024);
+        let (_, v) = poison_message(PoisonKind::Huge, "jobs", &mut rng);
+        assert_eq!(v.len(), 5 * 1024 * 1024);
+        assert!((v.len() as u32) < HUGE_TOPIC_MAX_BYTES);
         let (_, v) = poison_message(PoisonKind::WrongType, "job_activity", &mut rng);
         let v: serde_json::Value = serde_json::from_slice(&v).unwrap();
         assert_eq!(v["after"]["job_id"], "not-a-number");

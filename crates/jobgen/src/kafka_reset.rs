@@ -49,12 +49,14 @@ pub struct ResetReport {
 }
 
 /// Deletes `topics` and `group` (missing ones are fine), then creates `topics` with `partitions` partitions (one
-/// replica) unless `partitions` is 0. Fails with `NonEmptyGroup` when a consumer of the group still runs.
+/// replica) unless `partitions` is 0, with the topic config `max.message.bytes` when `max_message_bytes` is set (the
+/// broker's default cap is 1 MiB). Fails with `NonEmptyGroup` when a consumer of the group still runs.
 pub async fn reset(
     bootstrap: &str,
     topics: &[String],
     group: &str,
     partitions: i32,
+    max_message_bytes: Option<u32>,
     timeout: Duration,
 ) -> Result<ResetReport, ResetError> {
     let kafka = |what: String| {
@@ -126,13 +128,22 @@ pub async fn reset(
     }
     // Deletion finishes in the background; creating a topic that is still being deleted fails with
     // TopicAlreadyExists, so retry until the deadline.
+    let cap = max_message_bytes.map(|n| n.to_string());
     let new: Vec<NewTopic> = names
         .iter()
-        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+        .map(|t| {
+            with_cap(
+                NewTopic::new(t, partitions, TopicReplication::Fixed(1)),
+                &cap,
+            )
+        })
         .collect();
     let mut pending: Vec<usize> = (0..new.len()).collect();
     loop {
-        let batch: Vec<NewTopic> = pending.iter().map(|&i| clone_new(&new[i])).collect();
+        let batch: Vec<NewTopic> = pending
+            .iter()
+            .map(|&i| with_cap(clone_new(&new[i]), &cap))
+            .collect();
         let results = admin
             .create_topics(&batch, &opts)
             .await
@@ -163,6 +174,13 @@ pub async fn reset(
         }
         pending = again;
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn with_cap<'a>(t: NewTopic<'a>, cap: &'a Option<String>) -> NewTopic<'a> {
+    match cap {
+        Some(n) => t.set("max.message.bytes", n),
+        None => t,
     }
 }
 

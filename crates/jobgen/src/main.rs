@@ -198,6 +198,10 @@ struct ResetKafkaArgs {
     /// Partitions of the topics created afterwards (0: do not create them).
     #[arg(long, default_value_t = 3)]
     partitions: i32,
+    /// The created topics' `max.message.bytes` (default: the broker's, 1 MiB); dev/chaos raises it for its 5 MB
+    /// poison message.
+    #[arg(long)]
+    max_message_bytes: Option<u32>,
     /// How long deleting and creating may take.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     timeout: Duration,
@@ -523,6 +527,7 @@ async fn reset_kafka(args: ResetKafkaArgs) -> anyhow::Result<()> {
         &topics,
         &args.group,
         args.partitions,
+        args.max_message_bytes,
         args.timeout,
     )
     .await?;

@@ -386,6 +386,25 @@ pub(super) async fn be_stream_load(
             }
         }
     }
+    // The `filter_rows` fault: the first row is filtered, as Doris filters a row whose value does not fit.
+    if ctx
+        .state
+        .take_filter_fault(&db, &table, prepared.ops.len())
+        .is_some()
+    {
+        let def = ctx.state.table_def(table_idx);
+        let op = prepared.ops.remove(0);
+        let key: Vec<String> = op.values[..def.key_len]
+            .iter()
+            .zip(&def.columns)
+            .map(|(v, c)| v.to_text(&c.ty).unwrap_or_else(|| "NULL".into()))
+            .collect();
+        prepared.filtered += 1;
+        prepared.error_log.push(format!(
+            "Reason: doris-sim fault filter_rows: the row with key=[{}] is filtered. src line []; ",
+            key.join(", ")
+        ));
+    }
     let write_ms = ms(write_start);
     let mut r = base.clone();
     r.total_rows = prepared.total;

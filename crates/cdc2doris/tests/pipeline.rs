@@ -1351,7 +1351,6 @@ async fn a_value_the_resolve_query_fails_on_is_dead_lettered_and_the_rest_loads(
 /// committed. It was retried for ever before: the pipeline stopped for good (seen while dev/chaos got its 5 MiB poison).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_poison_too_large_for_the_dead_letter_topic_goes_there_without_its_value() {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::{Headers, Message};
     let mut w = World::new("dlqbig", 1).await;
     let config = w.write_config("");
@@ -1387,23 +1386,7 @@ async fn a_poison_too_large_for_the_dead_letter_topic_goes_there_without_its_val
     w.wait_all_committed(1).await;
     stop_gracefully(stop, run).await;
 
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .set("group.id", format!("{}-reader", w.group))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .expect("consumer");
-    c.subscribe(&[dlq.as_str()]).expect("subscribe");
-    let start = Instant::now();
-    let m = loop {
-        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
-            break m.detach();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "nothing on the dead-letter topic"
-        );
-    };
+    let m = first_dead_letter(&w, &dlq);
     assert_eq!(m.payload(), None, "the value is left out");
     assert_eq!(m.key(), Some(&b"{\"id\":2}"[..]));
     let headers: BTreeMap<String, String> = m
@@ -1437,7 +1420,6 @@ async fn a_poison_too_large_for_the_dead_letter_topic_goes_there_without_its_val
 /// was read (key and value untouched), with its context in the `cdc2doris.*` headers, and its offset is committed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn poison_goes_to_the_dead_letter_topic_raw_with_its_context_in_headers() {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::{Headers, Message};
     let mut w = World::new("dlqtopic", 1).await;
     let config = w.write_config("");
@@ -1470,23 +1452,7 @@ async fn poison_goes_to_the_dead_letter_topic_raw_with_its_context_in_headers() 
     w.wait_all_committed(1).await;
     stop_gracefully(stop, run).await;
 
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .set("group.id", format!("{}-reader", w.group))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .expect("consumer");
-    c.subscribe(&[dlq.as_str()]).expect("subscribe");
-    let start = Instant::now();
-    let m = loop {
-        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
-            break m.detach();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "nothing on the dead-letter topic"
-        );
-    };
+    let m = first_dead_letter(&w, &dlq);
     assert_eq!(m.payload(), Some(&b"{not json"[..]));
     assert_eq!(m.key(), Some(&b"{\"id\":2}"[..]));
     let headers: BTreeMap<String, String> = m
@@ -1614,4 +1580,26 @@ async fn a_backlog_refreshes_each_key_about_once_in_few_large_batches() {
     );
     stop_gracefully(stop, run).await;
     w.cleanup().await;
+}
+
+/// The first record of the dead-letter topic `dlq`, read by a group of its own; fails the test after 30 s without one.
+fn first_dead_letter(w: &World, dlq: &str) -> rdkafka::message::OwnedMessage {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", format!("{}-reader", w.group))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    c.subscribe(&[dlq]).expect("subscribe");
+    let start = Instant::now();
+    loop {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            return m.detach();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "nothing on the dead-letter topic"
+        );
+    }
 }

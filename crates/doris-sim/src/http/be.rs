@@ -373,15 +373,10 @@ pub(super) async fn be_stream_load(
                     prepared.ops.push(op);
                     continue;
                 }
-                let key: Vec<String> = op.values[..def.key_len]
-                    .iter()
-                    .zip(&def.columns)
-                    .map(|(v, c)| v.to_text(&c.ty).unwrap_or_else(|| "NULL".into()))
-                    .collect();
                 prepared.filtered += 1;
                 prepared.error_log.push(format!(
                     "Reason: [E-7003]Can't append new rows in partial update when strict mode is on. Row with key=[{}] is not in table.. src line []; ",
-                    key.join(", ")
+                    key_text(&op, def)
                 ));
             }
         }
@@ -394,15 +389,10 @@ pub(super) async fn be_stream_load(
     {
         let def = ctx.state.table_def(table_idx);
         let op = prepared.ops.remove(0);
-        let key: Vec<String> = op.values[..def.key_len]
-            .iter()
-            .zip(&def.columns)
-            .map(|(v, c)| v.to_text(&c.ty).unwrap_or_else(|| "NULL".into()))
-            .collect();
         prepared.filtered += 1;
         prepared.error_log.push(format!(
             "Reason: doris-sim fault filter_rows: the row with key=[{}] is filtered. src line []; ",
-            key.join(", ")
+            key_text(&op, def)
         ));
     }
     let write_ms = ms(write_start);
@@ -507,4 +497,14 @@ pub(super) async fn be_stream_load(
     }
     r.load_time_ms = ms(start);
     reply(r)
+}
+
+/// A row's key as its error-log line shows it: the key columns' values as text, `NULL` for none.
+fn key_text(op: &crate::table::RowOp, def: &crate::ddl::TableDef) -> String {
+    op.values[..def.key_len]
+        .iter()
+        .zip(&def.columns)
+        .map(|(v, c)| v.to_text(&c.ty).unwrap_or_else(|| "NULL".into()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -165,14 +165,20 @@ pub struct BatchConfig {
     pub linger: Duration,
     /// While the pipeline is behind (messages queue up before the coordinator), a batch ignores `max_keys`,
     /// `max_bytes` and `max_wait` and closes at this many distinct keys, so that a backlog refreshes each key about
-    /// once. The batch holds keys, not messages; its merged rows are one Stream Load. At least `max_keys` (a smaller
-    /// value counts as `max_keys`). Default 50000.
+    /// once. The batch holds keys, not messages; its merged rows go to Doris in loads of `max_load_bytes`. At least
+    /// `max_keys` (a smaller value counts as `max_keys`). Default 100000.
     #[serde(default = "default_backlog_max_keys")]
     pub backlog_max_keys: usize,
     /// While the pipeline is behind, a batch closes at the latest this long after its first message. At least
     /// `max_wait` (a shorter value counts as `max_wait`). Default 10 s.
     #[serde(default = "default_backlog_max_wait", with = "humantime_serde")]
     pub backlog_max_wait: Duration,
+    /// A batch's merged rows go to Doris in Stream Loads of about this many bytes: a load ends with the merge chunk
+    /// (`merge.chunk_size` keys) that makes it reach this size and is sent while the next one is read, so a batch's rows
+    /// are never all in memory at once. A worker holds at most two such bodies (one loading, one filling). Smaller loads
+    /// bound memory tighter but make more Doris versions. Default 8388608 (8 MiB).
+    #[serde(default = "default_max_load_bytes")]
+    pub max_load_bytes: usize,
     /// Batches being merged or loaded at once; more overlap PostgreSQL and Doris work. Default 2.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
@@ -190,6 +196,7 @@ impl Default for BatchConfig {
             linger: default_linger(),
             backlog_max_keys: default_backlog_max_keys(),
             backlog_max_wait: default_backlog_max_wait(),
+            max_load_bytes: default_max_load_bytes(),
             max_in_flight: default_max_in_flight(),
             shutdown_timeout: default_shutdown_timeout(),
         }
@@ -209,10 +216,13 @@ fn default_linger() -> Duration {
     Duration::from_millis(20)
 }
 fn default_backlog_max_keys() -> usize {
-    50_000
+    100_000
 }
 fn default_backlog_max_wait() -> Duration {
     Duration::from_secs(10)
+}
+fn default_max_load_bytes() -> usize {
+    8 * 1024 * 1024
 }
 fn default_max_in_flight() -> usize {
     2
@@ -229,6 +239,7 @@ impl BatchConfig {
             (batch.max_keys, "batch.max_keys"),
             (batch.max_bytes, "batch.max_bytes"),
             (batch.max_in_flight, "batch.max_in_flight"),
+            (batch.max_load_bytes, "batch.max_load_bytes"),
         ] {
             if value == 0 {
                 p.push(Problem::new(path, "0; must be at least 1"));

@@ -2,6 +2,12 @@
 
 use clap::{Parser, Subcommand};
 
+/// jemalloc, for this binary and (unprefixed `malloc`) for librdkafka inside it: on the 1M-event drain glibc's
+/// allocator kept freed Stream Load bodies and decompressed Kafka fetches in its arenas, ~13 MiB more at the peak, and
+/// spent more CPU (`docs/operations.md`, Memory).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "cdc2doris",

@@ -1582,6 +1582,51 @@ async fn a_backlog_refreshes_each_key_about_once_in_few_large_batches() {
     w.cleanup().await;
 }
 
+/// A batch's rows go to Doris in loads of about `max_load_bytes`, read and loaded one after the other, never as one
+/// body: with `max_load_bytes` at 4 KiB and 5-key merge chunks, 300 jobs arrive in many loads, none larger than 4 KiB
+/// plus one chunk, and every row is right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_is_loaded_in_loads_of_max_load_bytes() {
+    const JOBS: usize = 300;
+    const MAX_LOAD: u64 = 4096;
+    let mut w = World::new("loadsize", 1).await;
+    let config = w.write_config(&format!("max_load_bytes = {MAX_LOAD}"));
+    replace_in_config(&config, "chunk_size = 500", "chunk_size = 5");
+    let mut m = model();
+    let jobs: Vec<jobgen::Change> = (0..JOBS).map(|_| m.new_job()).collect();
+    w.apply(&jobs).await;
+    let (stop, run) = w.start(&config);
+    w.converge(m.all_job_ids(), Duration::from_secs(90)).await;
+    w.wait_all_committed(1).await;
+    stop_gracefully(stop, run).await;
+    let stats = w.sim.client().stats().await.expect("doris-sim stats");
+    let table = stats["tables"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["table"] == "merged_job_data"))
+        .unwrap_or_else(|| panic!("no merged_job_data in {stats}"))
+        .clone();
+    let (loads, bytes, largest) = (
+        table["loads"].as_u64().unwrap_or(0),
+        table["load_bytes"].as_u64().unwrap_or(0),
+        table["largest_load_bytes"].as_u64().unwrap_or(u64::MAX),
+    );
+    // A row of the merged table is well under 2 KiB, so a chunk of 5 keys under 10 KiB.
+    let bound = MAX_LOAD + 5 * 2048;
+    assert!(
+        bytes > 4 * bound,
+        "{JOBS} jobs make more than a few loads' worth: {table}"
+    );
+    assert!(
+        largest <= bound,
+        "no load above max_load_bytes plus one chunk ({bound} bytes): {table}"
+    );
+    assert!(
+        loads >= bytes / bound,
+        "{bytes} bytes in loads of at most {bound} bytes: {table}"
+    );
+    w.cleanup().await;
+}
+
 /// The first record of the dead-letter topic `dlq`, read by a group of its own; fails the test after 30 s without one.
 fn first_dead_letter(w: &World, dlq: &str) -> rdkafka::message::OwnedMessage {
     use rdkafka::consumer::{BaseConsumer, Consumer};

@@ -66,6 +66,10 @@ pub struct Txn {
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct TableStats {
     pub loads: u64,
+    /// Body bytes of every Stream Load received for the table, whatever its outcome.
+    pub load_bytes: u64,
+    /// The largest Stream Load body received for the table.
+    pub largest_load_bytes: u64,
     pub failed_loads: u64,
     pub rows: u64,
     pub versions: u64,
@@ -76,6 +80,8 @@ pub struct TableStats {
 pub struct TableRt {
     pub data: TableData,
     pub loads: u64,
+    pub load_bytes: u64,
+    pub largest_load_bytes: u64,
     pub failed_loads: u64,
     /// Versions not yet compacted (spec §7, `--max-versions`).
     pub pending_versions: f64,
@@ -410,6 +416,17 @@ impl State {
             let table = t.table;
             g.tables[table].failed_loads += 1;
         }
+    }
+
+    /// Counts the body of a Stream Load of transaction `txn_id` in its table's stats (sim-only).
+    pub fn note_body(&self, txn_id: i64, bytes: u64) {
+        let mut g = self.lock();
+        let Some(table) = g.txns.get(&txn_id).map(|t| t.table) else {
+            return;
+        };
+        let rt = &mut g.tables[table];
+        rt.load_bytes += bytes;
+        rt.largest_load_bytes = rt.largest_load_bytes.max(bytes);
     }
 
     /// The `[E-235]` message if the table has too many uncompacted versions (spec §7).
@@ -829,6 +846,8 @@ impl State {
                     def.name.clone(),
                     TableStats {
                         loads: rt.loads,
+                        load_bytes: rt.load_bytes,
+                        largest_load_bytes: rt.largest_load_bytes,
                         failed_loads: rt.failed_loads,
                         rows: rt.data.visible_rows() as u64,
                         versions: rt.pending_versions.ceil() as u64,

@@ -21,7 +21,7 @@ pub struct BackfillArgs {
     /// is fixed) or one key per line.
     #[arg(long)]
     pub keys_from: Option<PathBuf>,
-    /// Keys per batch (one Stream Load each). Default: `batch.max_keys`.
+    /// Keys per batch (loaded in Stream Loads of `batch.max_load_bytes`). Default: `batch.max_keys`.
     #[arg(long)]
     pub batch_keys: Option<usize>,
     /// With `--keys-query`: only keys from this one on (inclusive, in key order).

@@ -143,7 +143,7 @@ pub enum BackfillError {
 /// How a backfill runs, beside its keys.
 #[derive(Debug, Clone, Default)]
 pub struct BackfillOptions {
-    /// Keys per batch (one Stream Load each); at most `rate` when a rate is set, so a batch takes about a second.
+    /// Keys per batch (loaded in Stream Loads of `batch.max_load_bytes`); at most `rate` when a rate is set, so a batch takes about a second.
     pub batch_keys: usize,
     /// With `--keys-query`: only keys ≥ this (as text, of `merge.key_type`).
     pub from: Option<String>,
@@ -275,6 +275,7 @@ pub async fn run_with(
         resolvers: Vec::new(),
         chunk_size: file.merge.chunk_size,
         parallel_chunks: file.postgres.pool_size.max(1),
+        max_load_bytes: file.batch.max_load_bytes.max(1),
         labels: sink.label_scope(),
         sink,
         dead_letter,

@@ -170,7 +170,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         let broken = crate::config::DEFAULT_CONFIG
-            .replace("max_keys = 10000", "max_keys = 0")
+            .replace("\nmax_keys = 10000\n", "\nmax_keys = 0\n")
             .replace("fields = [\"id\"]", "fields = []");
         std::fs::write(&path, broken).unwrap();
         let (report, config) = check_config(&path, &no_env);

@@ -290,6 +290,7 @@ pub async fn run(
         resolvers,
         chunk_size: file.merge.chunk_size,
         parallel_chunks: file.postgres.pool_size.max(1),
+        max_load_bytes: file.batch.max_load_bytes.max(1),
         labels: sink.label_scope(),
         sink,
         dead_letter: dead_letter.clone(),

@@ -3,7 +3,7 @@
 //! A worker never touches offsets: it reports how its batch ended ([`BatchOutcome`]) and the
 //! coordinator acknowledges it in `offsets.rs`.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,8 @@ pub struct WorkerContext<S> {
     pub chunk_size: usize,
     /// Merge queries run at once for one batch.
     pub parallel_chunks: usize,
+    /// A load ends at the first row that makes its body this long (`batch.max_load_bytes`).
+    pub max_load_bytes: usize,
     /// Where rows go.
     pub sink: S,
     /// How loads are labelled.
@@ -86,7 +88,7 @@ pub enum BatchOutcome {
         queries: usize,
         /// Rows Doris refused, each sent to the dead-letter destination.
         rejected: usize,
-        /// Stream Loads committed (more than one when rejected rows were isolated).
+        /// Stream Loads committed: one per `max_load_bytes` of rows, more when rejected rows were isolated.
         loads: usize,
         /// Body bytes of the batch.
         bytes: usize,
@@ -538,24 +540,57 @@ async fn process<S: Sink + 'static>(
     let mut all: Vec<KeyValue> = keys.into_iter().collect();
     all.sort_unstable();
 
-    // Merge: chunks in parallel, up to `parallel_chunks` at once; the body keeps key order. A chunk the merge query
-    // fails on because of some key's data is split in halves until the keys that raise the error stand alone; those
-    // go to the dead-letter destination and every other key is loaded.
+    // Merge, then load. Chunks are read in parallel, up to `parallel_chunks` at once, and their rows join the load
+    // body in key order. A body that reaches `max_load_bytes` is loaded while the next one fills; reading pauses
+    // while a full body waits for the load before it, so a batch holds at most two bodies whatever its size. A chunk
+    // the merge query fails on because of some key's data is split in halves until the keys that raise the error
+    // stand alone; those go to the dead-letter destination and every other key is loaded.
     let size = ctx.chunk_size.max(1);
-    let mut todo: std::collections::VecDeque<(usize, Vec<KeyValue>)> = all
+    let parallel = ctx.parallel_chunks.max(1);
+    let mut todo: VecDeque<(usize, Vec<KeyValue>)> = all
         .chunks(size)
         .enumerate()
         .map(|(i, c)| (i * size, c.to_vec()))
         .collect();
-    let mut bodies: std::collections::BTreeMap<usize, crate::merge::MergeChunk> =
-        std::collections::BTreeMap::new();
+    // Chunks read, by the position of their first key, with their key count, until the body reaches them (`None`:
+    // the key was poison).
+    let mut read: BTreeMap<usize, (usize, Option<crate::merge::MergeChunk>)> = BTreeMap::new();
+    // The position of the first key whose rows are not in a body yet.
+    let mut next = 0usize;
+    let mut body: Vec<u8> = Vec::new();
+    let mut loading: Option<PartFuture<'_>> = None;
+    let mut loaded = PartResult::default();
     let mut poison: Vec<PoisonKey> = Vec::new();
     let mut set = JoinSet::new();
     let mut queries = 0usize;
     let mut rows = 0usize;
     let mut deletes = 0usize;
-    while !todo.is_empty() || !set.is_empty() {
-        while set.len() < ctx.parallel_chunks.max(1) {
+    let mut bytes = 0usize;
+    loop {
+        // A body ends with the chunk that makes it reach `max_load_bytes`.
+        while body.len() < ctx.max_load_bytes {
+            let Some(entry) = read.first_entry().filter(|e| *e.key() == next) else {
+                break;
+            };
+            let (len, chunk) = entry.remove();
+            next += len;
+            if let Some(chunk) = chunk {
+                body.extend_from_slice(&chunk.body);
+            }
+        }
+        let all_read = todo.is_empty() && set.is_empty();
+        if loading.is_none() && !body.is_empty() && (all_read || body.len() >= ctx.max_load_bytes) {
+            bytes += body.len();
+            loading = Some(load_part(
+                ctx,
+                &ranges,
+                Bytes::from(std::mem::take(&mut body)),
+            ));
+        }
+        if all_read && loading.is_none() {
+            break;
+        }
+        while body.len() < ctx.max_load_bytes && set.len() + read.len() < parallel {
             let Some((start, chunk)) = todo.pop_front() else {
                 break;
             };
@@ -569,30 +604,47 @@ async fn process<S: Sink + 'static>(
                 (start, chunk, r)
             });
         }
-        match set.join_next().await {
-            Some(Ok((start, _, Ok(chunk)))) => {
-                rows += chunk.rows;
-                deletes += chunk.deletes;
-                if chunk.duplicate_keys > 0 {
-                    tracing::warn!(batch = %name, duplicates = chunk.duplicate_keys, "the merge query returned some keys twice; Doris keeps one row per key");
-                }
-                bodies.insert(start, chunk);
-            }
-            Some(Ok((start, mut chunk, Err(ChunkError::Data(reason))))) => {
-                if chunk.len() <= 1 {
-                    if let Some(key) = chunk.pop() {
-                        poison.push(PoisonKey { key, reason });
+        tokio::select! {
+            joined = set.join_next(), if !set.is_empty() => match joined {
+                Some(Ok((start, chunk_keys, Ok(chunk)))) => {
+                    rows += chunk.rows;
+                    deletes += chunk.deletes;
+                    if chunk.duplicate_keys > 0 {
+                        tracing::warn!(batch = %name, duplicates = chunk.duplicate_keys, "the merge query returned some keys twice; Doris keeps one row per key");
                     }
-                } else {
-                    tracing::warn!(batch = %name, keys = chunk.len(), "the merge query failed on the data of some key; splitting the chunk to isolate it: {reason}");
-                    let right = chunk.split_off(chunk.len() / 2);
-                    todo.push_back((start + chunk.len(), right));
-                    todo.push_back((start, chunk));
+                    read.insert(start, (chunk_keys.len(), Some(chunk)));
                 }
+                Some(Ok((start, mut chunk, Err(ChunkError::Data(reason))))) => {
+                    if chunk.len() <= 1 {
+                        read.insert(start, (chunk.len(), None));
+                        if let Some(key) = chunk.pop() {
+                            poison.push(PoisonKey { key, reason });
+                        }
+                    } else {
+                        tracing::warn!(batch = %name, keys = chunk.len(), "the merge query failed on the data of some key; splitting the chunk to isolate it: {reason}");
+                        let right = chunk.split_off(chunk.len() / 2);
+                        todo.push_front((start + chunk.len(), right));
+                        todo.push_front((start, chunk));
+                    }
+                }
+                Some(Ok((_, _, Err(ChunkError::Step(e))))) => return Err(e),
+                Some(Err(e)) => return Err(StepError::Fatal(e.into())),
+                None => {}
+            },
+            part = async {
+                match loading.as_mut() {
+                    Some(load) => load.await,
+                    None => std::future::pending().await,
+                }
+            }, if loading.is_some() => {
+                let part = part?;
+                loaded.loads += part.loads;
+                loaded.rejected.extend(part.rejected);
+                if part.last_receipt.is_some() {
+                    loaded.last_receipt = part.last_receipt;
+                }
+                loading = None;
             }
-            Some(Ok((_, _, Err(ChunkError::Step(e))))) => return Err(e),
-            Some(Err(e)) => return Err(StepError::Fatal(e.into())),
-            None => break,
         }
     }
     if !poison.is_empty() {
@@ -612,29 +664,8 @@ async fn process<S: Sink + 'static>(
     }
     metrics::counter!("cdc2doris_merge_rows_total").increment(rows as u64);
     metrics::counter!("cdc2doris_merge_deletes_total").increment(deletes as u64);
-    let size: usize = bodies.values().map(|c| c.body.len()).sum();
-    let mut body = Vec::with_capacity(size);
-    for c in bodies.into_values() {
-        body.extend_from_slice(&c.body);
-    }
-    let bytes = body.len();
-    if body.is_empty() {
-        // Every key was poison: nothing to load (Doris refuses an empty body).
-        return Ok(BatchOutcome::Loaded {
-            receipt: None,
-            keys: key_count,
-            rows,
-            deletes,
-            queries,
-            rejected: 0,
-            loads: 0,
-            bytes: 0,
-            visibility_wait,
-        });
-    }
-    let part = load_part(ctx, &ranges, Bytes::from(body)).await?;
-    let rejected = part.rejected.len();
-    for r in &part.rejected {
+    let rejected = loaded.rejected.len();
+    for r in &loaded.rejected {
         let rec = LoadRejection {
             stage: "load",
             label: r.label.as_str(),
@@ -652,13 +683,13 @@ async fn process<S: Sink + 'static>(
         );
     }
     Ok(BatchOutcome::Loaded {
-        receipt: part.last_receipt,
+        receipt: loaded.last_receipt,
         keys: key_count,
         rows,
         deletes,
         queries,
         rejected,
-        loads: part.loads,
+        loads: loaded.loads,
         bytes,
         visibility_wait,
     })
@@ -713,7 +744,7 @@ struct PartResult {
 type PartFuture<'a> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<PartResult, StepError>> + Send + 'a>>;
 
-/// Loads `lines` as one Stream Load. When Doris filters rows (strict mode, a value too long, …) the
+/// Loads `body` (JSON lines) as one Stream Load. When Doris filters rows (strict mode, a value too long, …) the
 /// part is split in halves, each loaded under a label of its own (labels are made from the body), until every
 /// rejected row stands alone; those rows are returned for the dead-letter destination and every other row
 /// is loaded. A retry of a part carries the same body, hence the same label, and is idempotent.

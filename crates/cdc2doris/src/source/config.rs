@@ -114,16 +114,21 @@ const MAX_PREFETCH_BYTES: usize = 64 * 1024 * 1024;
 /// librdkafka's prefetch bounded by the batch budget: messages fetched ahead wait in librdkafka's queue, up to
 /// `queued.max.messages.kbytes` (librdkafka: 64 MiB), plus a fetch response in flight of up to `fetch.max.bytes`
 /// (librdkafka: 50 MiB). Both are derived from `batch.max_bytes`, the most message bytes one batch covers in normal
-/// flow: the queue holds one batch's worth (16 MiB by default) and a fetch half of it (8 MiB). With 1M events of
-/// backlog, librdkafka's defaults made up ~100 MiB of cdc2doris' peak RSS; a batch needs no more ahead of it,
-/// because the coordinator takes messages as fast as it decodes them. Each value is clamped to 1–64 MiB. With a
-/// queue that small, librdkafka's `fetch.queue.backoff.ms` (1 s: how long the next fetch waits once the queue is
-/// full) would let the queue run empty in the middle of a backlog, so it becomes 10 ms.
-pub fn prefetch_properties(batch: &crate::batch::BatchConfig) -> [(&'static str, String); 3] {
-    let queued = batch
-        .max_bytes
-        .clamp(MIN_PREFETCH_BYTES, MAX_PREFETCH_BYTES);
-    let fetch = (queued / 2).max(MIN_PREFETCH_BYTES);
+/// flow: the queue holds half a batch's worth (8 MiB by default) and a fetch an eighth of the queue (1 MiB). The
+/// queue counts messages as they are handed over, decompressed; a fetch counts the bytes on the wire, compressed,
+/// and its messages all join the queue at once, whatever the queue holds: a 1 MiB fetch of LZ4-compressed Debezium
+/// JSON is ~5 MiB of messages (with the earlier 8 MiB fetch and 16 MiB queue, librdkafka held ~145 MiB of
+/// decompressed messages at the 1M-event drain's peak, two thirds of its RSS). A batch needs no more ahead of it,
+/// because the coordinator takes messages as fast as it decodes them (the drain ran as fast with it). Each value is
+/// clamped to 1–64 MiB, the fetch to at least `message.max.bytes` (librdkafka refuses less). With a queue that
+/// small, librdkafka's `fetch.queue.backoff.ms` (1 s: how long the next fetch waits once the queue is full) would
+/// let the queue run empty in the middle of a backlog, so it becomes 10 ms.
+pub fn prefetch_properties(
+    batch: &crate::batch::BatchConfig,
+    message_max_bytes: usize,
+) -> [(&'static str, String); 3] {
+    let queued = (batch.max_bytes / 2).clamp(MIN_PREFETCH_BYTES, MAX_PREFETCH_BYTES);
+    let fetch = (queued / 8).max(MIN_PREFETCH_BYTES).max(message_max_bytes);
     [
         ("queued.max.messages.kbytes", (queued / 1024).to_string()),
         ("fetch.max.bytes", fetch.to_string()),
@@ -139,7 +144,12 @@ impl KafkaConfig {
         batch: &crate::batch::BatchConfig,
     ) -> BTreeMap<String, String> {
         let mut props = self.consumer_properties();
-        for (k, v) in prefetch_properties(batch) {
+        // librdkafka's default `message.max.bytes`.
+        let message_max_bytes = props
+            .get("message.max.bytes")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(1_000_000);
+        for (k, v) in prefetch_properties(batch, message_max_bytes) {
             props.entry(k.to_string()).or_insert(v);
         }
         props
@@ -294,8 +304,8 @@ mod tests {
     #[test]
     fn the_prefetch_follows_the_batch_budget_unless_the_user_sets_it() {
         let default = kafka(&[]).run_consumer_properties(&BatchConfig::default());
-        assert_eq!(default["queued.max.messages.kbytes"], "16384");
-        assert_eq!(default["fetch.max.bytes"], "8388608");
+        assert_eq!(default["queued.max.messages.kbytes"], "8192");
+        assert_eq!(default["fetch.max.bytes"], "1048576");
         assert_eq!(default["fetch.queue.backoff.ms"], "10");
         assert_eq!(default["group.id"], "g", "the other properties stay");
 
@@ -306,6 +316,12 @@ mod tests {
         let p = kafka(&[]).run_consumer_properties(&small);
         assert_eq!(p["queued.max.messages.kbytes"], "1024", "at least 1 MiB");
         assert_eq!(p["fetch.max.bytes"], "1048576");
+        let big_messages = kafka(&[("message.max.bytes", PropertyValue::Integer(5_000_000))])
+            .run_consumer_properties(&BatchConfig::default());
+        assert_eq!(
+            big_messages["fetch.max.bytes"], "5000000",
+            "librdkafka refuses a fetch.max.bytes below message.max.bytes"
+        );
         let huge = BatchConfig {
             max_bytes: 1 << 30,
             ..BatchConfig::default()

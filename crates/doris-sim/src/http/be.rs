@@ -317,6 +317,7 @@ pub(super) async fn be_stream_load(
     };
     let read_ms = ms(read_start);
     let load_bytes = body.len() as u64;
+    ctx.state.note_body(txn_id, load_bytes);
     match fault.as_ref().map(|f| f.kind) {
         Some(FaultKind::ResetBeforeCommit) => {
             ctx.state.abort_running(txn_id);

@@ -23,8 +23,8 @@ pub(super) async fn sim_api(
                 s.push_str(",\"table\":");
                 write_json_string(&table, &mut s);
                 s.push_str(&format!(
-                    ",\"loads\":{},\"failed_loads\":{},\"rows\":{},\"versions\":{},\"labels\":{}}}",
-                    st.loads, st.failed_loads, st.rows, st.versions, st.labels
+                    ",\"loads\":{},\"load_bytes\":{},\"largest_load_bytes\":{},\"failed_loads\":{},\"rows\":{},\"versions\":{},\"labels\":{}}}",
+                    st.loads, st.load_bytes, st.largest_load_bytes, st.failed_loads, st.rows, st.versions, st.labels
                 ));
             }
             s.push_str("]}");

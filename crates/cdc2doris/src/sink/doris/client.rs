@@ -1,4 +1,4 @@
-//! [`DorisSink`]: one batch → one Stream Load, committed exactly once through its label.
+//! [`DorisSink`]: one body of rows → one Stream Load, committed exactly once through its label.
 //!
 //! One attempt: PUT to an FE (failing over along `fe_urls`) or straight to a BE (`be_urls`, round-robin), follow
 //! the 307 by hand ([`super::redirect`]), read the JSON answer and judge it by `Status` ([`super::response`]):

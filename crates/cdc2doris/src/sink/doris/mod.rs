@@ -2,7 +2,7 @@
 //!
 //! Read in this order:
 //! - [`label`]: the idempotency key of a load, derived from its table, offset ranges and body;
-//! - [`client`]: [`DorisSink`], one Stream Load per batch, retried under the same label until Doris says it is
+//! - [`client`]: [`DorisSink`], one Stream Load per body of rows, retried under the same label until Doris says it is
 //!   committed, permanently refused, or the deadline passes;
 //! - [`redirect`]: the hand-made FE → BE redirect and who may receive the credentials;
 //! - [`response`]: Doris' JSON answers and their classification;

@@ -782,7 +782,7 @@ async fn reset_empties_every_table_keeps_the_schema_and_survives_a_restart() {
 }
 
 #[tokio::test]
-async fn stats_count_loads_rows_versions_and_labels_per_table() {
+async fn stats_count_loads_bytes_rows_versions_and_labels_per_table() {
     let sim = sim().await;
     json_load(&sim, "d1", "u", "s1", "{\"k\": 1}\n{\"k\": 2}").await;
     json_load(&sim, "d1", "u", "s2", "{\"k\": 2}").await;
@@ -797,7 +797,9 @@ async fn stats_count_loads_rows_versions_and_labels_per_table() {
         .clone();
     assert_eq!(
         t,
-        json!({"db": "d1", "table": "u", "loads": 2, "failed_loads": 1, "rows": 2, "versions": 2, "labels": 2})
+        // Bytes count every body received, the failed load's too: 17 + 8 + 8.
+        json!({"db": "d1", "table": "u", "loads": 2, "load_bytes": 33, "largest_load_bytes": 17,
+               "failed_loads": 1, "rows": 2, "versions": 2, "labels": 2})
     );
 }
 

@@ -143,7 +143,8 @@ pub enum BackfillError {
 /// How a backfill runs, beside its keys.
 #[derive(Debug, Clone, Default)]
 pub struct BackfillOptions {
-    /// Keys per batch (loaded in Stream Loads of `batch.max_load_bytes`); at most `rate` when a rate is set, so a batch takes about a second.
+    /// Keys per batch (loaded in Stream Loads of `batch.max_load_bytes`); at most `rate` when a rate is set, so a
+    /// batch takes about a second.
     pub batch_keys: usize,
     /// With `--keys-query`: only keys ≥ this (as text, of `merge.key_type`).
     pub from: Option<String>,

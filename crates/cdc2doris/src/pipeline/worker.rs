@@ -41,7 +41,7 @@ pub struct WorkerContext<S> {
     pub chunk_size: usize,
     /// Merge queries run at once for one batch.
     pub parallel_chunks: usize,
-    /// A load ends at the first row that makes its body this long (`batch.max_load_bytes`).
+    /// A load's body ends with the merge chunk that makes it this long (`batch.max_load_bytes`).
     pub max_load_bytes: usize,
     /// Where rows go.
     pub sink: S,
@@ -754,7 +754,7 @@ fn load_part<'a, S: Sink + 'static>(
     body: Bytes,
 ) -> PartFuture<'a> {
     Box::pin(async move {
-        // Halves are slices of the batch's body: nothing is copied, however often Doris filters rows.
+        // Halves are slices of the load's body: nothing is copied, however often Doris filters rows.
         let rows = line_count(&body);
         let request = LoadRequest {
             label: ctx.labels.label(ranges, &body),
